@@ -1,0 +1,94 @@
+"""adapter_dsl: a validated configuration language for parameter-efficient fine-tuning.
+
+Config strings, dicts and JSON files compatible with AdapterHub ``adapters`` (1.3.0) become
+immutable, typed config objects; every invalid input raises one located :class:`ConfigError`.
+Importing this package loads neither torch nor transformers; ``adapter_dsl.backend`` does.
+
+>>> import adapter_dsl
+>>> cfg = adapter_dsl.parse("lora[r=16]|seq_bn")
+>>> adapter_dsl.dumps(cfg)
+'lora[r=16]|seq_bn'
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .canonical import dumps
+from .errors import ConfigError, ConfigWarning, Location, Problem
+from .loading import config_from_dict as from_dict
+from .loading import load, load_file, load_lenient, parse
+from .methods.base import AdapterConfig
+from .methods.bottleneck import (
+    AdapterPlusConfig,
+    BnConfig,
+    CompacterConfig,
+    CompacterPlusPlusConfig,
+    DoubleSeqBnConfig,
+    DoubleSeqBnInvConfig,
+    ParBnConfig,
+    SeqBnConfig,
+    SeqBnInvConfig,
+)
+from .methods.lora import (
+    DoRAConfig,
+    DvoRAConfig,
+    IA3Config,
+    LoRAConfig,
+    MTLLoRAConfig,
+    VeraConfig,
+)
+from .methods.prefix_tuning import PrefixTuningConfig
+from .methods.prompt_tuning import PromptTuningConfig
+from .methods.reft import DiReftConfig, LoReftConfig, NoReftConfig, ReftConfig
+from .methods.union import ConfigUnion, MAMConfig, UniPELTConfig
+from .registry import IDENTIFIERS
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "IDENTIFIERS",
+    "AdapterConfig",
+    "AdapterPlusConfig",
+    "BnConfig",
+    "CompacterConfig",
+    "CompacterPlusPlusConfig",
+    "ConfigError",
+    "ConfigUnion",
+    "ConfigWarning",
+    "DiReftConfig",
+    "DoRAConfig",
+    "DoubleSeqBnConfig",
+    "DoubleSeqBnInvConfig",
+    "DvoRAConfig",
+    "IA3Config",
+    "LoRAConfig",
+    "LoReftConfig",
+    "Location",
+    "MAMConfig",
+    "MTLLoRAConfig",
+    "NoReftConfig",
+    "ParBnConfig",
+    "PrefixTuningConfig",
+    "Problem",
+    "PromptTuningConfig",
+    "ReftConfig",
+    "SeqBnConfig",
+    "SeqBnInvConfig",
+    "UniPELTConfig",
+    "VeraConfig",
+    "dumps",
+    "from_dict",
+    "json_schema",
+    "load",
+    "load_file",
+    "load_lenient",
+    "parse",
+]
+
+
+def json_schema(kind: str = "config") -> dict[str, Any]:
+    """The JSON Schema of config dicts (``"config"``) or saved-adapter files (``"saved-adapter"``)."""
+    from .schema import build_schema
+
+    return build_schema(kind)

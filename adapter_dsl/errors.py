@@ -1,0 +1,217 @@
+"""The one error type of adapter_dsl, and the problems it carries.
+
+Every failure to read, validate or apply a config raises :class:`ConfigError` (a ``ValueError``)
+holding one or more :class:`Problem` objects. A problem says *where* (a character span in a config
+string, a JSON pointer in a dict, a line and column in a file), *what* was wrong, what was
+*expected*, what was *found*, and a *suggestion* where one exists.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+__all__ = [
+    "ConfigError",
+    "ConfigWarning",
+    "Location",
+    "Problem",
+    "did_you_mean",
+    "json_pointer",
+]
+
+Path = tuple[str | int, ...]
+
+
+def json_pointer(path: Path) -> str:
+    """RFC 6901 pointer for a path of keys and indices (``("configs", 0, "r")`` → ``/configs/0/r``)."""
+    if not path:
+        return ""
+    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in path)
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where a problem is: a span in a text, a path in a structure, a line and column in a file."""
+
+    path: Path = ()
+    span: tuple[int, int] | None = None  # [start, end) character offsets in ``source``
+    line: int | None = None  # 1-based, for files
+    column: int | None = None  # 1-based, for files
+    file: str | None = None
+
+    @property
+    def pointer(self) -> str:
+        return json_pointer(self.path)
+
+    def describe(self) -> str:
+        """A short human description: ``file.json:3:7 at /config/r`` or ``column 6``."""
+        parts: list[str] = []
+        if self.file is not None:
+            where = self.file
+            if self.line is not None:
+                where += f":{self.line}"
+                if self.column is not None:
+                    where += f":{self.column}"
+            parts.append(where)
+        elif self.span is not None:
+            parts.append(f"column {self.span[0] + 1}")
+        if self.path:
+            parts.append(f"at {self.pointer}")
+        return " ".join(parts)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a config, with enough context to fix it."""
+
+    message: str
+    location: Location = field(default_factory=Location)
+    expected: str | None = None
+    found: str | None = None
+    suggestion: str | None = None
+    code: str = "invalid"
+
+    def with_location(self, **changes: Any) -> Problem:
+        return replace(self, location=replace(self.location, **changes))
+
+    def prefixed(self, prefix: Path) -> Problem:
+        """The same problem, located one level deeper inside ``prefix``."""
+        return self.with_location(path=tuple(prefix) + self.location.path)
+
+    def to_dict(self) -> dict[str, Any]:
+        loc = self.location
+        return {
+            "code": self.code,
+            "message": self.message,
+            "pointer": loc.pointer,
+            "path": list(loc.path),
+            "span": list(loc.span) if loc.span is not None else None,
+            "line": loc.line,
+            "column": loc.column,
+            "file": loc.file,
+            "expected": self.expected,
+            "found": self.found,
+            "suggestion": self.suggestion,
+        }
+
+    def summary(self) -> str:
+        """One line: location, message, expected/found and suggestion."""
+        text = self.message
+        details = []
+        if self.expected is not None:
+            details.append(f"expected {self.expected}")
+        if self.found is not None:
+            details.append(f"found {self.found}")
+        if details:
+            text += f" ({', '.join(details)})"
+        if self.suggestion:
+            text += f"; {self.suggestion}"
+        where = self.location.describe()
+        return f"{where}: {text}" if where else text
+
+
+class ConfigError(ValueError):
+    """Raised for every invalid config; ``problems`` lists everything found, not only the first."""
+
+    def __init__(self, problems: Sequence[Problem], source: str | None = None) -> None:
+        if not problems:
+            raise ValueError("ConfigError needs at least one problem")
+        self.problems: tuple[Problem, ...] = tuple(problems)
+        self.source = source
+        super().__init__(self._render())
+
+    @classmethod
+    def single(
+        cls,
+        message: str,
+        *,
+        expected: str | None = None,
+        found: str | None = None,
+        suggestion: str | None = None,
+        code: str = "invalid",
+        path: Path = (),
+        span: tuple[int, int] | None = None,
+        source: str | None = None,
+    ) -> ConfigError:
+        """Build an error with one problem (a convenience for callers outside the config layer)."""
+        problem = Problem(
+            message,
+            Location(path=path, span=span),
+            expected=expected,
+            found=found,
+            suggestion=suggestion,
+            code=code,
+        )
+        return cls([problem], source=source)
+
+    def with_source(self, source: str | None) -> ConfigError:
+        return ConfigError(self.problems, source=source)
+
+    def located(self, **changes: Any) -> ConfigError:
+        """The same error with every problem's location updated (e.g. ``file=...``)."""
+        return ConfigError([p.with_location(**changes) for p in self.problems], source=self.source)
+
+    def to_list(self) -> list[dict[str, Any]]:
+        return [p.to_dict() for p in self.problems]
+
+    def _render(self) -> str:
+        n = len(self.problems)
+        head = "invalid adapter config" + (f" ({n} problems)" if n > 1 else "")
+        lines = [head]
+        for problem in self.problems:
+            lines.append("  - " + problem.summary())
+            lines.extend("    " + row for row in _caret_lines(self.source, problem.location))
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self._render()
+
+    def __reduce__(self) -> tuple[Any, ...]:  # picklable across processes (e.g. DDP, xdist)
+        return (ConfigError, (self.problems, self.source))
+
+
+class ConfigWarning(UserWarning):
+    """Issued in lenient mode for something that was dropped; ``problem`` says what and where."""
+
+    def __init__(self, problem: Problem) -> None:
+        self.problem = problem
+        super().__init__(problem.summary())
+
+
+def _caret_lines(source: str | None, location: Location) -> list[str]:
+    """The source line under a problem with a caret run beneath the offending span."""
+    if source is None or location.span is None:
+        return []
+    start, end = location.span
+    start = max(0, min(start, len(source)))
+    end = max(start + 1, min(end, len(source) + 1))
+    line_start = source.rfind("\n", 0, start) + 1
+    line_end = source.find("\n", start)
+    if line_end == -1:
+        line_end = len(source)
+    text = source[line_start:line_end]
+    # Long inputs: show a window around the span so the caret stays readable.
+    offset = start - line_start
+    width = min(end, line_end + 1) - start
+    if len(text) > 100:
+        lo = max(0, offset - 40)
+        hi = min(len(text), offset + max(width, 1) + 40)
+        text = ("…" if lo > 0 else "") + text[lo:hi] + ("…" if hi < len(text) else "")
+        offset = offset - lo + (1 if lo > 0 else 0)
+    return [text, " " * offset + "^" * max(1, width)]
+
+
+def did_you_mean(word: str, candidates: Iterable[str], *, n: int = 1) -> str | None:
+    """A "did you mean ...?" suggestion for a misspelt name, also for wrong case (``LoRA``)."""
+    choices = list(candidates)
+    by_lower = {c.lower(): c for c in choices}
+    if word.lower() in by_lower and by_lower[word.lower()] != word:
+        return f"did you mean '{by_lower[word.lower()]}'?"
+    close = difflib.get_close_matches(word.lower(), list(by_lower), n=n, cutoff=0.6)
+    if not close:
+        return None
+    names = " or ".join(f"'{by_lower[c]}'" for c in close)
+    return f"did you mean {names}?"

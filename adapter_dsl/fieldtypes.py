@@ -1,0 +1,236 @@
+"""Annotated field types: each carries its validation rule and a human "expected" text.
+
+The rules live here, next to the type a field declares, so that a config class reads as a table
+of fields. ``Expect`` metadata is what error messages print after "expected".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BeforeValidator, Field, StrictBool, StrictInt, StrictStr
+
+__all__ = [
+    "ACTIVATIONS",
+    "DTYPES",
+    "AttnMatrices",
+    "Bool",
+    "Dtype",
+    "Expect",
+    "LayerList",
+    "NonLinearity",
+    "NonNegInt",
+    "OptionalNonLinearity",
+    "OptionalNumber",
+    "OptionalSeed",
+    "PositiveInt",
+    "PositiveNumber",
+    "Probability",
+    "ReductionFactor",
+    "RuleViolation",
+    "Scaling",
+]
+
+
+@dataclass(frozen=True)
+class Expect:
+    """Annotation metadata: what a valid value looks like, in words."""
+
+    text: str
+
+
+class RuleViolation(ValueError):
+    """A broken rule on one field; ``field`` locates it, ``expected``/``suggestion`` explain it."""
+
+    def __init__(
+        self,
+        field: str | None,
+        message: str,
+        *,
+        expected: str | None = None,
+        suggestion: str | None = None,
+    ) -> None:
+        self.field = field
+        self.message = message
+        self.expected = expected
+        self.suggestion = suggestion
+        super().__init__(message)
+
+
+class RuleViolations(ValueError):
+    """Several cross-field rule violations found at once."""
+
+    def __init__(self, violations: list[RuleViolation]) -> None:
+        self.violations = violations
+        super().__init__("; ".join(v.message for v in violations))
+
+
+# Activation names the reference resolves: transformers' ACT2FN keys plus its own "leakyrelu".
+ACTIVATIONS: tuple[str, ...] = (
+    "gelu",
+    "gelu_10",
+    "gelu_accurate",
+    "gelu_fast",
+    "gelu_new",
+    "gelu_python",
+    "gelu_python_tanh",
+    "gelu_pytorch_tanh",
+    "laplace",
+    "leaky_relu",
+    "leakyrelu",
+    "linear",
+    "mish",
+    "prelu",
+    "quick_gelu",
+    "relu",
+    "relu2",
+    "relu6",
+    "sigmoid",
+    "silu",
+    "swish",
+    "tanh",
+    "xielu",
+)
+
+DTYPES: tuple[str, ...] = ("float32", "float16", "bfloat16", "float64", "float", "half", "double")
+
+
+def as_number(value: Any) -> Any:
+    # bool is an int subclass and strings would be coerced by lax parsing: both are type errors.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"expected a number, found {type(value).__name__} {value!r}")
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ValueError("expected a finite number")
+    return value
+
+
+def as_positive(value: int | float) -> int | float:
+    if value <= 0:
+        raise ValueError(f"must be greater than 0, found {value!r}")
+    return value
+
+
+def _probability(value: int | float) -> float:
+    if not 0 <= value < 1:
+        raise ValueError(f"must be in [0, 1), found {value!r}")
+    return float(value)
+
+
+def _activation(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"expected an activation name, found {type(value).__name__} {value!r}")
+    name = value.lower()  # the reference lower-cases too; we store the normalised name
+    if name not in ACTIVATIONS:
+        from .errors import did_you_mean
+
+        raise RuleViolation(
+            None,
+            f"unknown activation {value!r}",
+            expected="one of " + ", ".join(ACTIVATIONS),
+            suggestion=did_you_mean(value, ACTIVATIONS),
+        )
+    return name
+
+
+def _distinct(values: tuple[Any, ...]) -> tuple[Any, ...]:
+    seen: set[Any] = set()
+    for v in values:
+        if v in seen:
+            raise ValueError(f"{v!r} is listed twice")
+        seen.add(v)
+    return values
+
+
+def _not_str(value: Any) -> Any:
+    # A bare string would otherwise be read as a sequence of characters ("qkv").
+    if isinstance(value, str | bytes):
+        raise ValueError(f"expected a list, found the string {value!r}")
+    return value
+
+
+def _reduction_factor(value: Any) -> Any:
+    """A positive number, or a mapping of layer index → positive number with a 'default' key."""
+    if isinstance(value, Mapping):
+        out: dict[str, int | float] = {}
+        for key, factor in value.items():
+            # The reference only matches str(layer_idx) keys, so int keys would be silently
+            # ignored there; we accept them and store the key it documents (the string form).
+            if isinstance(key, bool) or not isinstance(key, int | str):
+                raise ValueError(f"mapping keys must be layer indices or 'default', found {key!r}")
+            skey = str(key)
+            if skey != "default" and not (skey.isdigit() and skey.isascii()):
+                raise ValueError(f"mapping keys must be layer indices or 'default', found {key!r}")
+            if skey in out:
+                raise ValueError(f"layer {skey} is given twice")
+            try:
+                out[skey] = as_positive(as_number(factor))
+            except ValueError as exc:
+                raise ValueError(f"reduction factor for {skey!r}: {exc}") from None
+        if "default" not in out:
+            raise RuleViolation(
+                None,
+                "the reduction factor mapping has no 'default' entry",
+                expected="a 'default' key for the layers not listed",
+                suggestion="add 'default': 16 (or another factor)",
+            )
+        return out
+    return as_positive(as_number(value))
+
+
+Bool = Annotated[StrictBool, Expect("true or false")]
+PositiveInt = Annotated[StrictInt, Field(ge=1), Expect("an integer ≥ 1")]
+NonNegInt = Annotated[StrictInt, Field(ge=0), Expect("an integer ≥ 0")]
+OptionalSeed = Annotated[StrictInt | None, Field(ge=0), Expect("an integer seed ≥ 0, or None")]
+PositiveNumber = Annotated[
+    int | float, BeforeValidator(as_positive), BeforeValidator(as_number), Expect("a number > 0")
+]
+OptionalNumber = Annotated[
+    int | float | None,
+    BeforeValidator(lambda v: v if v is None else as_number(v)),
+    Expect("a number, or None"),
+]
+Probability = Annotated[
+    float, BeforeValidator(_probability), BeforeValidator(as_number), Expect("a number in [0, 1)")
+]
+ReductionFactor = Annotated[
+    int | float | Mapping[str, int | float],
+    # Frozen configs hold a read-only view, so a preset's mapping cannot be changed in place.
+    AfterValidator(lambda v: MappingProxyType(dict(v)) if isinstance(v, Mapping) else v),
+    BeforeValidator(_reduction_factor),
+    Expect("a number > 0, or a mapping of layer indices to numbers with a 'default' key"),
+]
+NonLinearity = Annotated[
+    str, BeforeValidator(_activation), Expect("an activation name such as 'relu' or 'gelu'")
+]
+OptionalNonLinearity = Annotated[
+    str | None,
+    BeforeValidator(lambda v: v if v is None else _activation(v)),
+    Expect("an activation name such as 'relu', or None"),
+]
+LayerList = Annotated[
+    tuple[NonNegInt, ...],
+    BeforeValidator(_not_str),
+    AfterValidator(_distinct),
+    Expect("a list of distinct layer indices ≥ 0"),
+]
+AttnMatrices = Annotated[
+    tuple[Literal["q", "k", "v"], ...],
+    BeforeValidator(_not_str),
+    AfterValidator(_distinct),
+    Field(min_length=1),
+    Expect("a non-empty list of distinct matrices from 'q', 'k', 'v'"),
+]
+Scaling = Annotated[
+    float | Literal["learned", "channel"],
+    # An int is a number too: the reference's rejection of scaling=2 (but not 2.0) is a quirk.
+    BeforeValidator(lambda v: v if isinstance(v, str) else float(as_number(v))),
+    Expect("a number, 'learned' or 'channel'"),
+]
+Dtype = Annotated[
+    Literal["float32", "float16", "bfloat16", "float64", "float", "half", "double"] | None,
+    Expect("a torch dtype name such as 'float32' or 'bfloat16', or None"),
+]
+Text = Annotated[StrictStr, Expect("a string")]

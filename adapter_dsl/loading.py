@@ -1,0 +1,420 @@
+"""The surfaces that turn input into configs: strings, dicts, JSON files and saved adapters.
+
+``load`` accepts whatever ``add_adapter(config=...)`` accepts in the reference: an identifier, a
+config string, a config object, a dict (a config's ``to_dict()`` or a saved ``adapter_config.json``
+envelope) or a path to a JSON file. It never touches the network.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from collections.abc import Mapping
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError, ConfigWarning, Location, Problem, did_you_mean
+from .jsonpos import line_col, locate
+from .methods.base import AdapterConfig
+from .methods.bottleneck import AdapterPlusConfig, BnConfig
+from .methods.lora import LoRAConfig, MTLLoRAConfig
+from .methods.prefix_tuning import PrefixTuningConfig
+from .methods.prompt_tuning import PromptTuningConfig
+from .methods.reft import ReftConfig
+from .methods.union import ConfigUnion
+from .registry import IDENTIFIERS, preset_config
+
+__all__ = ["config_from_dict", "load", "load_file", "load_lenient", "parse"]
+
+# architecture value in a dict → the family's root class. Missing/None means bottleneck in the
+# reference; "bottleneck" is accepted too (the reference raises KeyError on it).
+FAMILIES: dict[str | None, type[AdapterConfig]] = {
+    None: BnConfig,
+    "bottleneck": BnConfig,
+    "prefix_tuning": PrefixTuningConfig,
+    "prompt_tuning": PromptTuningConfig,
+    "lora": LoRAConfig,
+    "mtl_lora": MTLLoRAConfig,
+    "reft": ReftConfig,
+    "union": ConfigUnion,
+}
+
+# Keys of a saved adapter's adapter_config.json around the config itself.
+ENVELOPE_KEYS = frozenset(
+    {"config", "hidden_size", "model_class", "model_name", "model_type", "name", "version", "type"}
+)
+MAX_FILE_BYTES = 1_000_000
+
+
+def parse(text: str) -> AdapterConfig:
+    """Parse and validate a config string (``"lora[r=16]|seq_bn"``)."""
+    if not isinstance(text, str):
+        raise ConfigError.single(
+            "parse() takes a config string", expected="str", found=type(text).__name__
+        )
+    return _parse_cached(text)
+
+
+@lru_cache(maxsize=4096)
+def _parse_cached(text: str) -> AdapterConfig:
+    # Configs are immutable, so a repeated string can share one object.
+    from .semantics import build
+    from .syntax.parser import parse_text
+
+    return build(parse_text(text))
+
+
+def load(spec: Any, /, *, strict: bool = True, **overrides: Any) -> AdapterConfig:
+    """Resolve ``spec`` to a validated config and apply ``overrides`` (validated too).
+
+    ``strict=False`` drops keys that this version does not know from dicts and files, issuing a
+    :class:`~adapter_dsl.errors.ConfigWarning` for each (see :func:`load_lenient`).
+    """
+    dropped: list[Problem] = []
+    config = _resolve(spec, strict=strict, dropped=dropped)
+    for problem in dropped:
+        warnings.warn(ConfigWarning(problem), stacklevel=2)
+    if overrides:
+        config = config.replace(**overrides)
+    return config
+
+
+def load_lenient(spec: Any, /, **overrides: Any) -> tuple[AdapterConfig, list[Problem]]:
+    """Like ``load(spec, strict=False)``, returning the dropped keys as problems, not warnings."""
+    dropped: list[Problem] = []
+    config = _resolve(spec, strict=False, dropped=dropped)
+    if overrides:
+        config = config.replace(**overrides)
+    return config, dropped
+
+
+def _resolve(spec: Any, *, strict: bool, dropped: list[Problem]) -> AdapterConfig:
+    if isinstance(spec, AdapterConfig):
+        return spec
+    if isinstance(spec, Mapping):
+        return config_from_dict(spec, strict=strict, dropped=dropped)
+    if isinstance(spec, os.PathLike):
+        return load_file(spec, strict=strict, dropped=dropped)
+    if isinstance(spec, str):
+        if spec in IDENTIFIERS:
+            return preset_config(spec)
+        if _looks_like_path(spec):
+            return load_file(spec, strict=strict, dropped=dropped)
+        return parse(spec)
+    raise ConfigError.single(
+        "cannot load a config from this value",
+        expected="an identifier, a config string, a dict, a path to a JSON file or a config object",
+        found=f"{type(spec).__name__} {spec!r}"[:80],
+    )
+
+
+def _looks_like_path(spec: str) -> bool:
+    if spec.endswith(".json") and "[" not in spec:
+        return True
+    return "[" not in spec and "|" not in spec and os.path.isfile(spec)
+
+
+# -- dicts -------------------------------------------------------------------------------------
+
+
+def config_from_dict(
+    data: Any,
+    cls: type[AdapterConfig] | None = None,
+    *,
+    strict: bool = True,
+    dropped: list[Problem] | None = None,
+) -> AdapterConfig:
+    """A config from its ``to_dict()`` form or a saved-adapter envelope; strict types, no coercion.
+
+    With ``cls`` the dict is validated against that class; otherwise the family is chosen by
+    ``architecture`` and the result is the preset class that fits the values best (so a reloaded
+    IA³ dict is an ``IA3Config``).
+    """
+    if not isinstance(data, Mapping):
+        raise ConfigError.single(
+            "a config must be a JSON object",
+            expected="an object such as {\"architecture\": \"lora\", \"r\": 8}",
+            found=type(data).__name__,
+        )
+    data, prefix = _unwrap(data)
+    architecture = data.get("architecture")
+    family = FAMILIES.get(architecture) if isinstance(architecture, str | None) else None
+    if family is None:
+        names = [k for k in FAMILIES if k is not None]
+        raise ConfigError(
+            [
+                Problem(
+                    f"unknown architecture {architecture!r}",
+                    Location(path=(*prefix, "architecture")),
+                    expected="one of " + ", ".join(repr(n) for n in names) + ", or no key (bottleneck)",
+                    found=repr(architecture),
+                    suggestion=did_you_mean(str(architecture), names),
+                    code="unknown_architecture",
+                )
+            ]
+        )
+    target = cls or family
+    if cls is not None and not issubclass(cls, family) and not issubclass(family, cls):
+        raise ConfigError(
+            [
+                Problem(
+                    f"a {architecture or 'bottleneck'} config cannot be read as {cls.__name__}",
+                    Location(path=(*prefix, "architecture")),
+                    expected=f"a dict of a {cls.__name__}",
+                    found=repr(architecture),
+                    code="wrong_class",
+                )
+            ]
+        )
+    fields = dict(data)
+    if family is BnConfig:
+        fields.pop("architecture", None)
+    if target is ConfigUnion or (cls is not None and issubclass(cls, ConfigUnion)):
+        return _union_from_dict(fields, target, prefix, strict=strict, dropped=dropped)
+    if not strict:
+        fields = _drop_unknown(fields, target, prefix, dropped)
+    try:
+        config = target(**fields)
+    except ConfigError as exc:
+        raise ConfigError([p.prefixed(prefix) for p in exc.problems]) from None
+    return config if cls is not None else _specialise(config)
+
+
+def _unwrap(data: Mapping[str, Any]) -> tuple[dict[str, Any], tuple[str | int, ...]]:
+    """Strip a ``$schema`` key and a saved adapter's envelope, applying its load-time fix-ups."""
+    data = {k: v for k, v in data.items() if k != "$schema"}
+    if isinstance(data.get("config"), Mapping) and set(data) <= ENVELOPE_KEYS:
+        inner = dict(data["config"])
+        version = data.get("version")
+        inner = _legacy_fixups(inner, version if isinstance(version, str) else None)
+        inner.pop("$schema", None)
+        return inner, ("config",)
+    if "peft_type" in data:
+        raise ConfigError(
+            [
+                Problem(
+                    "this is a PEFT config (it has 'peft_type')",
+                    Location(path=("peft_type",)),
+                    expected="an adapters-style config dict",
+                    found=repr(data["peft_type"]),
+                    suggestion="convert it with adapter_dsl.from_peft(...)",
+                    code="peft_config",
+                )
+            ]
+        )
+    return data, ()
+
+
+def _legacy_fixups(config: dict[str, Any], version: str | None) -> dict[str, Any]:
+    """The reference's fix-ups for files written by older versions (see its load_adapter)."""
+    if version is None and isinstance(config.get("non_linearity"), str):
+        # Files without a version predate the rename of gelu (to gelu_new) in transformers.
+        renames = {"gelu": "gelu_new", "gelu_orig": "gelu"}
+        config["non_linearity"] = renames.get(config["non_linearity"], config["non_linearity"])
+    if version is not None and version.startswith("adapters.") and _older(version, (1, 1, 0)):
+        # Before 1.1.0 LoRA scaled by alpha instead of alpha/r; alpha=r reproduces that.
+        if config.get("architecture") == "lora" and config.get("r") != config.get("alpha"):
+            config["alpha"] = config.get("r")
+    if isinstance(config.get("configs"), list):
+        config["configs"] = [
+            _legacy_fixups(dict(c), version) if isinstance(c, Mapping) else c
+            for c in config["configs"]
+        ]
+    return config
+
+
+def _older(version: str, than: tuple[int, ...]) -> bool:
+    try:
+        parts = tuple(int(p) for p in version.removeprefix("adapters.").split(".")[:3])
+    except ValueError:
+        return False
+    return parts < than
+
+
+def _drop_unknown(
+    fields: dict[str, Any],
+    cls: type[AdapterConfig],
+    prefix: tuple[str | int, ...],
+    dropped: list[Problem] | None,
+) -> dict[str, Any]:
+    known = set(cls.model_fields) | {"architecture"}
+    kept = {}
+    for key, value in fields.items():
+        if key in known:
+            kept[key] = value
+            continue
+        if dropped is not None:
+            dropped.append(
+                Problem(
+                    f"unknown key '{key}' was dropped",
+                    Location(path=(*prefix, key)),
+                    expected="a key of " + cls.__name__,
+                    found=repr(value),
+                    suggestion=did_you_mean(key, sorted(known)),
+                    code="dropped_key",
+                )
+            )
+    return kept
+
+
+def _union_from_dict(
+    fields: dict[str, Any],
+    cls: type[AdapterConfig],
+    prefix: tuple[str | int, ...],
+    *,
+    strict: bool,
+    dropped: list[Problem] | None,
+) -> AdapterConfig:
+    extra = sorted(set(fields) - {"architecture", "configs"})
+    problems = [
+        Problem(
+            f"unknown key '{k}' for a union",
+            Location(path=(*prefix, k)),
+            expected="'architecture' and 'configs'",
+            found=repr(k),
+            code="unknown_key",
+        )
+        for k in extra
+        if strict
+    ]
+    members = fields.get("configs")
+    if not isinstance(members, list | tuple):
+        problems.append(
+            Problem(
+                "a union needs a list of configs",
+                Location(path=(*prefix, "configs")),
+                expected="a list of config objects",
+                found=type(members).__name__ if members is not None else "nothing",
+                code="missing" if members is None else "type",
+            )
+        )
+        raise ConfigError(problems)
+    configs: list[AdapterConfig] = []
+    for i, member in enumerate(members):
+        try:
+            configs.append(
+                config_from_dict(member, strict=strict, dropped=dropped)
+                if not isinstance(member, AdapterConfig)
+                else member
+            )
+        except ConfigError as exc:
+            problems.extend(p.prefixed((*prefix, "configs", i)) for p in exc.problems)
+    if problems:
+        raise ConfigError(problems)
+    try:
+        return ConfigUnion(*configs)
+    except ConfigError as exc:
+        raise ConfigError([p.prefixed((*prefix, "configs")) for p in exc.problems]) from None
+
+
+def _specialise(config: AdapterConfig) -> AdapterConfig:
+    """The same values as the best-fitting preset class (fewest fields off its defaults)."""
+    from .canonical import diff
+
+    candidates: list[type[AdapterConfig]] = [type(config)]
+    for ident, preset in IDENTIFIERS.items():
+        if preset.cls not in candidates and issubclass(preset.cls, type(config)):
+            if preset_config(ident).architecture == config.architecture:
+                candidates.append(preset.cls)
+    if isinstance(config, BnConfig):
+        candidates.append(AdapterPlusConfig)
+    best = min(candidates, key=lambda c: len(diff(config, _class_default(c, config))))
+    if best is type(config):
+        return config
+    return best(**config.field_values())
+
+
+def _class_default(cls: type[AdapterConfig], like: AdapterConfig) -> AdapterConfig:
+    for ident, preset in IDENTIFIERS.items():
+        if preset.cls is cls and not preset.values:
+            return preset_config(ident)
+    if cls is AdapterPlusConfig:
+        return AdapterPlusConfig()
+    return like
+
+
+# -- files -------------------------------------------------------------------------------------
+
+
+def load_file(
+    path: str | os.PathLike[str],
+    *,
+    strict: bool = True,
+    dropped: list[Problem] | None = None,
+) -> AdapterConfig:
+    """A config from a JSON file; problems carry the file, line, column and JSON pointer."""
+    p = Path(path)
+    name = str(path)
+    try:
+        if p.stat().st_size > MAX_FILE_BYTES:
+            raise ConfigError.single(
+                f"{name} is too large to be a config file",
+                expected=f"at most {MAX_FILE_BYTES} bytes",
+                found=f"{p.stat().st_size} bytes",
+            )
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError.single(
+            f"no such config file: {name}", code="file_not_found"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError.single(f"cannot read {name}: {exc}", code="file_unreadable") from None
+    return load_json_text(text, file=name, strict=strict, dropped=dropped)
+
+
+def load_json_text(
+    text: str,
+    *,
+    file: str = "<json>",
+    strict: bool = True,
+    dropped: list[Problem] | None = None,
+) -> AdapterConfig:
+    """A config from JSON text, with problems located by line and column."""
+    try:
+        data = json.loads(text, object_pairs_hook=_no_duplicate_keys)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            [
+                Problem(
+                    f"invalid JSON: {exc.msg}",
+                    Location(span=(exc.pos, exc.pos + 1), line=exc.lineno, column=exc.colno, file=file),
+                    code="json_syntax",
+                )
+            ],
+            source=text,
+        ) from None
+    except _DuplicateJSONKey as exc:
+        raise ConfigError.single(
+            f"key {exc.key!r} appears twice in an object", code="duplicate_key"
+        ).located(file=file) from None
+    local: list[Problem] = []
+    try:
+        config = config_from_dict(data, strict=strict, dropped=local)
+    except ConfigError as exc:
+        raise ConfigError([_in_text(p, text, file) for p in exc.problems], source=text) from None
+    if dropped is not None:
+        dropped.extend(_in_text(p, text, file) for p in local)
+    return config
+
+
+def _in_text(problem: Problem, text: str, file: str) -> Problem:
+    start, end = locate(text, problem.location.path)
+    line, column = line_col(text, start)
+    return problem.with_location(span=(start, end), line=line, column=column, file=file)
+
+
+class _DuplicateJSONKey(ValueError):
+    def __init__(self, key: str) -> None:
+        self.key = key
+        super().__init__(key)
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateJSONKey(key)
+        out[key] = value
+    return out

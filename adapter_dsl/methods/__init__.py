@@ -1,0 +1,1 @@
+"""Config classes, one module per method family (bottleneck, LoRA, prefix, prompt, ReFT, unions)."""

@@ -1,0 +1,268 @@
+"""The base of every config class: frozen pydantic models with the reference's dict shape.
+
+Contract of every config object:
+- immutable and hashable; ``==`` compares values (``to_dict()``), not classes, like the reference;
+- ``to_dict()`` returns exactly the reference's ``to_dict()`` shape and values; fields the
+  reference lacks (listed in ``_extension_fields``) appear only when they differ from the
+  family default;
+- construction, ``from_dict`` and ``replace`` raise :class:`~adapter_dsl.errors.ConfigError`,
+  never pydantic's ``ValidationError`` or a ``TypeError``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Self
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from ..errors import ConfigError, Location, Problem, did_you_mean
+from ..fieldtypes import Expect, RuleViolation, RuleViolations
+
+if TYPE_CHECKING:
+    from .union import ConfigUnion
+
+__all__ = ["AdapterConfig", "check_rules", "plain"]
+
+
+def plain(value: Any) -> Any:
+    """JSON-shaped copy of a field value: tuples → lists, read-only mappings → dicts."""
+    if isinstance(value, tuple | list):
+        return [plain(v) for v in value]
+    if isinstance(value, Mapping):
+        return {k: plain(v) for k, v in value.items()}
+    return value
+
+
+def check_rules(violations: list[RuleViolation]) -> None:
+    """Raise all cross-field violations at once (pydantic turns this into one error entry)."""
+    if len(violations) == 1:
+        raise violations[0]
+    if violations:
+        raise RuleViolations(violations)
+
+
+class AdapterConfig(BaseModel):
+    """Abstract base of all adapter method configs (the reference's ``AdapterConfig``)."""
+
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        # Schemas are built on first use, which keeps `import adapter_dsl` cheap.
+        defer_build=True,
+        revalidate_instances="never",
+        validate_default=False,
+    )
+
+    if TYPE_CHECKING:
+        architecture: str
+
+    # Family root: the class that from_dict() validates a dict of this family against.
+    _family_root: ClassVar[type[AdapterConfig] | None] = None
+    # Fields the reference does not serialise; emitted by to_dict() only when non-default.
+    _extension_fields: ClassVar[frozenset[str]] = frozenset()
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        # Presets redeclare fields only to change defaults; keep the documentation of the
+        # field they override so schemas and `explain` stay complete.
+        super().__pydantic_init_subclass__(**kwargs)
+        for name, info in cls.model_fields.items():
+            if info.description is not None:
+                continue
+            for base in cls.__mro__[1:]:
+                parent = getattr(base, "model_fields", {}).get(name)
+                if parent is not None and parent.description is not None:
+                    info.description = parent.description
+                    info.examples = info.examples or parent.examples
+                    break
+
+    def __init__(self, **data: Any) -> None:
+        if type(self) is AdapterConfig:
+            raise ConfigError.single(
+                "AdapterConfig is abstract",
+                suggestion="use a concrete class such as LoRAConfig or load('lora')",
+            )
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise ConfigError(problems_from_validation(exc, type(self))) from None
+
+    # -- value semantics ---------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """The reference's ``to_dict()``: JSON-compatible, in field-declaration order."""
+        root = self._family_root or type(self)
+        out: dict[str, Any] = {}
+        for name, info in type(self).model_fields.items():
+            value = getattr(self, name)
+            if name in self._extension_fields and value == root.model_fields[name].default:
+                continue
+            del info
+            out[name] = plain(value)
+        return out
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, AdapterConfig):
+            return NotImplemented
+        return self.to_dict() == other.to_dict()
+
+    def __hash__(self) -> int:
+        return hash(json.dumps(self.to_dict(), sort_keys=True))
+
+    def __or__(self, other: AdapterConfig) -> ConfigUnion:
+        """``a | b`` builds a :class:`ConfigUnion`; unions are flattened (they cannot nest)."""
+        from .union import ConfigUnion
+
+        if not isinstance(other, AdapterConfig):
+            return NotImplemented
+        return ConfigUnion(*self.members(), *other.members())
+
+    def members(self) -> tuple[AdapterConfig, ...]:
+        """The single-method configs inside: ``(self,)`` here, the children for unions."""
+        return (self,)
+
+    def __str__(self) -> str:
+        from ..canonical import dumps
+
+        return dumps(self)
+
+    def __repr__(self) -> str:
+        from ..canonical import dumps
+
+        return f"{type(self).__name__}({dumps(self)!r})"
+
+    def __repr_args__(self) -> Any:  # used by pydantic's rich repr helpers
+        return list(self.to_dict().items())
+
+    # -- construction ------------------------------------------------------------------------
+
+    def field_values(self) -> dict[str, Any]:
+        """Every field's current value, by name (tuples and read-only mappings as stored)."""
+        return {name: getattr(self, name) for name in type(self).model_fields}
+
+    def replace(self, **changes: Any) -> Self:
+        """A validated copy with some fields changed; unknown keys are a ConfigError."""
+        return type(self)(**{**self.field_values(), **changes})
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> AdapterConfig:
+        """Rebuild a config from its ``to_dict()`` form (see :func:`adapter_dsl.from_dict`)."""
+        from ..loading import config_from_dict
+
+        if isinstance(data, AdapterConfig):
+            return data
+        return config_from_dict(data, cls=None if cls is AdapterConfig else cls)
+
+    @classmethod
+    def field_expectation(cls, name: str) -> str | None:
+        """The ``Expect`` text declared on a field's type, if any."""
+        info = cls.model_fields.get(name)
+        if info is None:
+            return None
+        for meta in info.metadata:
+            if isinstance(meta, Expect):
+                return meta.text
+        return None
+
+
+# -- pydantic errors → problems ----------------------------------------------------------------
+
+
+def _found(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def problems_from_validation(exc: ValidationError, cls: type[AdapterConfig]) -> list[Problem]:
+    """Turn pydantic's errors into located problems, one per field, with expectations."""
+    problems: list[Problem] = []
+    seen_fields: set[str] = set()
+    fields = list(cls.model_fields)
+    for err in exc.errors(include_url=False):
+        loc = tuple(err.get("loc", ()))
+        etype = err["type"]
+        original = (err.get("ctx") or {}).get("error")
+        nested = getattr(original, "nested_problems", None)
+        if nested:
+            problems.extend(nested)
+            continue
+        if isinstance(original, RuleViolations):
+            for v in original.violations:
+                problems.append(_rule_problem(v, loc))
+            continue
+        if isinstance(original, RuleViolation):
+            problems.append(_rule_problem(original, loc))
+            continue
+        field = str(loc[0]) if loc else None
+        if etype == "extra_forbidden" and field is not None:
+            problems.append(
+                Problem(
+                    f"unknown key '{field}' for {cls.__name__}",
+                    Location(path=(field,)),
+                    expected="one of " + ", ".join(fields),
+                    found=repr(field),
+                    suggestion=did_you_mean(field, fields),
+                    code="unknown_key",
+                )
+            )
+            continue
+        if field is not None and field in seen_fields:
+            continue  # one problem per field: union branches report the same input twice
+        if field is not None:
+            seen_fields.add(field)
+        expected = cls.field_expectation(field) if field else None
+        msg = str(err.get("msg", "invalid value"))
+        if msg.startswith("Value error, "):
+            msg = msg[len("Value error, ") :]
+        if etype == "missing":
+            problems.append(
+                Problem(
+                    f"missing required key '{field}' for {cls.__name__}",
+                    Location(path=(field,) if field else ()),
+                    expected=expected,
+                    code="missing",
+                )
+            )
+            continue
+        suggestion = None
+        if etype == "literal_error" and isinstance(err.get("input"), str):
+            options = _literal_options(err)
+            suggestion = did_you_mean(err["input"], options) if options else None
+        if etype == "frozen_instance":
+            msg = "config objects are immutable"
+            suggestion = "use cfg.replace(...) to get a changed copy"
+        path = tuple(loc[:1]) if field else ()
+        where = f"'{field}'" if field else cls.__name__
+        problems.append(
+            Problem(
+                f"invalid value for {where}: {_lower_first(msg)}",
+                Location(path=path),
+                expected=expected,
+                found=_found(err.get("input")),
+                suggestion=suggestion,
+                code=etype,
+            )
+        )
+    return problems or [Problem(f"invalid {cls.__name__}")]
+
+
+def _literal_options(err: Any) -> list[str]:
+    expected = str((err.get("ctx") or {}).get("expected", ""))
+    return [part.strip(" '") for part in expected.replace(" or ", ",").split(",") if part.strip()]
+
+
+def _lower_first(text: str) -> str:
+    return text[:1].lower() + text[1:] if text[:2] != text[:2].upper() else text
+
+
+def _rule_problem(v: RuleViolation, loc: tuple[Any, ...]) -> Problem:
+    path: tuple[str | int, ...] = (v.field,) if v.field else tuple(loc[:1])
+    return Problem(
+        v.message,
+        Location(path=path),
+        expected=v.expected,
+        suggestion=v.suggestion,
+        code="rule",
+    )

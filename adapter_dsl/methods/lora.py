@@ -1,0 +1,193 @@
+"""The LoRA family: LoRA, IA³ ("scale" composition), VeRA, DoRA, DVoRA and MTL-LoRA."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from ..fieldtypes import (
+    AttnMatrices,
+    Bool,
+    Dtype,
+    Expect,
+    LayerList,
+    OptionalNumber,
+    OptionalSeed,
+    PositiveInt,
+    PositiveNumber,
+    Probability,
+    RuleViolation,
+)
+from .base import AdapterConfig, check_rules
+
+__all__ = [
+    "DoRAConfig",
+    "DvoRAConfig",
+    "IA3Config",
+    "LoRAConfig",
+    "MTLLoRAConfig",
+    "VeraConfig",
+]
+
+CompositionMode = Annotated[Literal["add", "scale"], Expect("'add' or 'scale'")]
+LoRAInit = Annotated[
+    Literal["lora", "bert", "ia3", "vera"], Expect("one of 'lora', 'bert', 'ia3', 'vera'")
+]
+
+
+class LoRAConfig(AdapterConfig):
+    """Low-rank adaptation of linear layers (Hu et al., 2021): ``W + (alpha/r)·BA``."""
+
+    architecture: Literal["lora"] = "lora"
+    selfattn_lora: Bool = Field(True, description="Adapt the attention q/k/v matrices.")
+    intermediate_lora: Bool = Field(
+        False, description="Adapt the feed-forward up projection (intermediate layer)."
+    )
+    output_lora: Bool = Field(
+        False, description="Adapt the feed-forward down projection (output layer)."
+    )
+    leave_out: LayerList = Field((), description="Layer indices that get no LoRA modules.")
+    r: PositiveInt = Field(8, description="Rank of the update matrices.", examples=[8, 16])
+    alpha: PositiveNumber = Field(
+        8, description="Scaling numerator: the update is scaled by alpha/r (IA³: by alpha)."
+    )
+    dropout: Probability = Field(0.0, description="Dropout on the LoRA input.")
+    attn_matrices: AttnMatrices = Field(
+        ("q", "v"), description="Attention matrices to adapt: any of 'q', 'k', 'v'."
+    )
+    composition_mode: CompositionMode = Field(
+        "add", description="'add' a low-rank update (LoRA) or 'scale' the output (IA³)."
+    )
+    init_weights: LoRAInit = Field("lora", description="Initialisation of the new matrices.")
+    init_weights_seed: OptionalSeed = Field(
+        None, description="Seed for initialising every module identically."
+    )
+    use_gating: Bool = Field(
+        False, description="Learn a gate on the update (UniPELT); replaces the alpha scaling."
+    )
+    use_dora: Bool = Field(False, description="Weight-decomposed LoRA (DoRA).")
+    vera_d: OptionalNumber = Field(
+        None, description="VeRA: initial value of the scaling vector d (a number selects VeRA)."
+    )
+    vera_b: OptionalNumber = Field(
+        None, description="VeRA: initial value of the scaling vector b (a number selects VeRA)."
+    )
+    dtype: Dtype = Field(None, description="Torch dtype of the new parameters.")
+
+    @model_validator(mode="after")
+    def _cross_field_rules(self) -> LoRAConfig:
+        problems: list[RuleViolation] = []
+        scale = self.composition_mode == "scale"
+        if scale and self.r != 1:
+            problems.append(
+                RuleViolation(
+                    "r",
+                    f"composition_mode='scale' (IA³) learns one vector per module, so r must be 1, found {self.r}",
+                    expected="r=1 with composition_mode='scale'",
+                    suggestion="drop r, or use composition_mode='add'",
+                )
+            )
+        if scale and self.use_dora:
+            problems.append(
+                RuleViolation(
+                    "use_dora",
+                    "use_dora=True needs composition_mode='add'",
+                    expected="composition_mode='add' with use_dora=True",
+                )
+            )
+        if scale and self.init_weights == "vera":
+            problems.append(
+                RuleViolation(
+                    "init_weights",
+                    "init_weights='vera' cannot initialise an IA³ (composition_mode='scale') module",
+                    expected="'ia3', 'bert' or 'lora' with composition_mode='scale'",
+                )
+            )
+        if scale and self.dropout:
+            problems.append(
+                RuleViolation(
+                    "dropout",
+                    "IA³ (composition_mode='scale') does not support dropout",
+                    expected="dropout=0.0",
+                )
+            )
+        vera = self.vera_d is not None or self.vera_b is not None
+        if vera and (self.vera_d is None or self.vera_b is None):
+            missing = "vera_b" if self.vera_b is None else "vera_d"
+            problems.append(
+                RuleViolation(
+                    missing,
+                    "VeRA needs both vera_d and vera_b as numbers",
+                    expected="a number",
+                    suggestion=f"set {missing}={'0.0' if missing == 'vera_b' else '0.1'}",
+                )
+            )
+        if vera and scale:
+            problems.append(
+                RuleViolation(
+                    "composition_mode",
+                    "VeRA (vera_d/vera_b) needs composition_mode='add'",
+                    expected="'add'",
+                )
+            )
+        if not (self.selfattn_lora or self.intermediate_lora or self.output_lora):
+            problems.append(
+                RuleViolation(
+                    "selfattn_lora",
+                    "the adapter is placed nowhere: selfattn_lora, intermediate_lora and "
+                    "output_lora are all off",
+                    expected="at least one location",
+                    suggestion="set selfattn_lora=True",
+                )
+            )
+        check_rules(problems)
+        return self
+
+
+class IA3Config(LoRAConfig):
+    """IA³ (Liu et al., 2022): learned vectors that rescale keys, values and the FFN."""
+
+    intermediate_lora: Bool = True
+    r: PositiveInt = 1
+    alpha: PositiveNumber = 1
+    attn_matrices: AttnMatrices = ("k", "v")
+    composition_mode: CompositionMode = "scale"
+    init_weights: LoRAInit = "ia3"
+
+
+class VeraConfig(LoRAConfig):
+    """VeRA (Kopiczko et al., 2024): frozen shared random matrices with learned scalings."""
+
+    init_weights: LoRAInit = "vera"
+    vera_d: OptionalNumber = 0.1
+    vera_b: OptionalNumber = 0.0
+
+
+class DoRAConfig(LoRAConfig):
+    """DoRA (Liu et al., 2024): LoRA with a learned magnitude per output row."""
+
+    use_dora: Bool = True
+
+
+class DvoRAConfig(VeraConfig):
+    """DVoRA: VeRA with DoRA's magnitude decomposition."""
+
+    use_dora: Bool = True
+
+
+class MTLLoRAConfig(LoRAConfig):
+    """MTL-LoRA (Yang et al., 2024): task-specific transforms and several up projections."""
+
+    architecture: Literal["mtl_lora"] = "mtl_lora"  # type: ignore[assignment]
+    n_up_projection: PositiveInt = Field(1, description="Number of shared up projections.")
+    task_specific_matrix_type: Literal["singular_values", "linear"] = Field(
+        "singular_values", description="Form of the task-specific matrix."
+    )
+    weights_sharpness: PositiveNumber = Field(
+        0.05, description="Temperature of the softmax over up-projection weights."
+    )
+
+
+LoRAConfig._family_root = LoRAConfig
+MTLLoRAConfig._family_root = MTLLoRAConfig

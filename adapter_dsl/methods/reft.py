@@ -1,0 +1,99 @@
+"""Representation fine-tuning (Wu et al., 2024): LoReFT, NoReFT and DiReFT."""
+
+from __future__ import annotations
+
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import BeforeValidator, Field, model_validator
+
+from ..fieldtypes import (
+    Bool,
+    Dtype,
+    Expect,
+    LayerList,
+    NonNegInt,
+    OptionalNonLinearity,
+    OptionalSeed,
+    PositiveInt,
+    Probability,
+    RuleViolation,
+)
+from .base import AdapterConfig, check_rules
+
+__all__ = ["DiReftConfig", "LoReftConfig", "NoReftConfig", "ReftConfig"]
+
+ReftLayers = Annotated[
+    Literal["all"] | LayerList,
+    BeforeValidator(lambda v: v if not isinstance(v, str) or v == "all" else _bad_layers(v)),
+    Expect("'all' or a list of distinct layer indices ≥ 0"),
+]
+
+
+def _bad_layers(value: str) -> None:
+    raise ValueError(f"expected 'all' or a list of layer indices, found the string {value!r}")
+
+
+class ReftConfig(AdapterConfig):
+    """Low-rank interventions on hidden states at the first and last positions."""
+
+    # The reference keeps subtract_projection as an unannotated class attribute, so a saved
+    # DiReFT reloads as NoReFT; we make it a field, emitted by to_dict() only when False.
+    _extension_fields: ClassVar[frozenset[str]] = frozenset({"subtract_projection"})
+
+    layers: ReftLayers = Field(description="'all' or the layer indices to intervene on.")
+    prefix_positions: NonNegInt = Field(description="Number of leading positions intervened on.")
+    suffix_positions: NonNegInt = Field(description="Number of trailing positions intervened on.")
+    r: PositiveInt = Field(description="Rank of the intervention.")
+    orthogonality: Bool = Field(description="Keep the projection orthogonal (LoReFT).")
+    tied_weights: Bool = Field(False, description="Share one unit between prefix and suffix.")
+    dropout: Probability = Field(0.05, description="Dropout on the intervened states.")
+    non_linearity: OptionalNonLinearity = Field(
+        None, description="Activation of the learned source (None: identity)."
+    )
+    dtype: Dtype = Field(None, description="Torch dtype of the new parameters.")
+    architecture: Literal["reft"] = "reft"
+    output_reft: Bool = Field(True, description="Intervene on each layer's output.")
+    init_weights_seed: OptionalSeed = Field(None, description="Seed for the initialisation.")
+    subtract_projection: Bool = Field(
+        True, description="Subtract the projected input (False for DiReFT)."
+    )
+
+    @model_validator(mode="after")
+    def _cross_field_rules(self) -> ReftConfig:
+        problems: list[RuleViolation] = []
+        if self.prefix_positions == 0 and self.suffix_positions == 0:
+            problems.append(
+                RuleViolation(
+                    "prefix_positions",
+                    "the intervention touches no position: prefix_positions and "
+                    "suffix_positions are both 0",
+                    expected="prefix_positions ≥ 1 or suffix_positions ≥ 1",
+                )
+            )
+        check_rules(problems)
+        return self
+
+
+class LoReftConfig(ReftConfig):
+    """LoReFT: orthogonal low-rank interventions on the first 3 positions of every layer."""
+
+    layers: ReftLayers = "all"
+    prefix_positions: NonNegInt = 3
+    suffix_positions: NonNegInt = 0
+    r: PositiveInt = 1
+    orthogonality: Bool = True
+
+
+class NoReftConfig(LoReftConfig):
+    """NoReFT: LoReFT without the orthogonality constraint."""
+
+    orthogonality: Bool = False
+
+
+class DiReftConfig(NoReftConfig):
+    """DiReFT: NoReFT without subtracting the projected input."""
+
+    subtract_projection: Bool = False
+
+
+ReftConfig._family_root = ReftConfig

@@ -1,0 +1,272 @@
+"""Unions of methods (``a|b``) and the MAM and UniPELT presets, with the reference's rules."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Any, ClassVar, Literal, Self
+
+from pydantic import BeforeValidator, Field, model_validator
+
+from ..errors import ConfigError, Location, Problem, did_you_mean
+from ..fieldtypes import Expect, RuleViolation
+from .base import AdapterConfig, check_rules
+from .bottleneck import BnConfig, ParBnConfig, SeqBnConfig
+from .lora import LoRAConfig
+from .prefix_tuning import PrefixTuningConfig
+
+__all__ = ["ConfigUnion", "MAMConfig", "UniPELTConfig", "apply_changes"]
+
+
+def _members_from_input(value: Any) -> Any:
+    """Accept configs or their dicts; flatten nested unions (unions never nest)."""
+    if isinstance(value, Mapping) or isinstance(value, str | bytes):
+        raise ValueError("expected a list of configs")
+    out: list[AdapterConfig] = []
+    for i, item in enumerate(value):
+        if isinstance(item, Mapping):
+            from ..loading import config_from_dict
+
+            try:
+                item = config_from_dict(item)
+            except ConfigError as exc:
+                raise _NestedError(i, exc) from None
+        if not isinstance(item, AdapterConfig):
+            raise ValueError(f"member {i} is not an adapter config: {item!r}")
+        out.extend(item.members())
+    return tuple(out)
+
+
+class _NestedError(ValueError):
+    """A member dict failed; carries its problems, located under ``configs/<i>``."""
+
+    def __init__(self, index: int, error: ConfigError) -> None:
+        self.nested_problems = [p.prefixed(("configs", index)) for p in error.problems]
+        super().__init__(str(error))
+
+
+Members = Annotated[
+    tuple[AdapterConfig, ...],
+    BeforeValidator(_members_from_input),
+    Expect("a list of single-method configs"),
+]
+
+
+def _kind(cfg: AdapterConfig) -> str:
+    return cfg.architecture
+
+
+def _label(cfg: AdapterConfig) -> str:
+    from ..canonical import dumps
+
+    return dumps(cfg)
+
+
+def _combination_problem(a: AdapterConfig, b: AdapterConfig) -> RuleViolation | None:
+    """The reference's pairwise rule (ConfigUnion.validate), plus MTL-LoRA being a LoRA."""
+    kinds = {_kind(a), _kind(b)}
+    if kinds == {"lora", "mtl_lora"}:
+        # The reference accepts this pair, then fails when adding: MTL-LoRA is a LoRA and both
+        # would wrap the same modules.
+        return RuleViolation(
+            None,
+            "lora and mtl_lora both wrap the same linear layers and cannot be combined",
+            expected="at most one LoRA-family config",
+        )
+    if len(kinds) > 1:
+        return None
+    if getattr(a, "leave_out", ()) or getattr(b, "leave_out", ()):
+        return None  # decided per layer when the adapter is added, as in the reference
+    if isinstance(a, BnConfig) and isinstance(b, BnConfig):
+        if a.mh_adapter != b.mh_adapter and a.output_adapter != b.output_adapter:
+            return None
+        return RuleViolation(
+            None,
+            "two bottleneck adapters can only be combined when one sits after attention and "
+            "the other after the feed-forward block",
+            expected="mh_adapter and output_adapter both different between the two",
+            suggestion="set mh_adapter=True, output_adapter=False on one of them, or use leave_out",
+        )
+    return RuleViolation(
+        None,
+        f"two {_kind(a)} configs have the same adapter architecture and cannot be combined",
+        expected="at most one config per architecture (or disjoint leave_out)",
+    )
+
+
+class ConfigUnion(AdapterConfig):
+    """Several methods in one adapter, e.g. ``prefix_tuning|par_bn``."""
+
+    architecture: Literal["union"] = "union"
+    configs: Members = Field(description="The combined single-method configs.")
+
+    # Names by which keys address members in strings (``mam[adapter.reduction_factor=4]``).
+    member_names: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, *configs: AdapterConfig, **data: Any) -> None:
+        if configs:
+            if "configs" in data:
+                raise ConfigError.single("give the configs positionally or as configs=, not both")
+            data["configs"] = configs
+        super().__init__(**data)
+
+    def members(self) -> tuple[AdapterConfig, ...]:
+        return self.configs
+
+    @model_validator(mode="after")
+    def _combination_rules(self) -> Self:
+        problems: list[RuleViolation] = []
+        members = self.configs
+        for i, a in enumerate(members):
+            for j in range(i + 1, len(members)):
+                v = _combination_problem(a, members[j])
+                if v is not None:
+                    v.message = f"members {i} and {j} ({_label(a)}, {_label(members[j])}): {v.message}"
+                    problems.append(v)
+        check_rules(problems)
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"architecture": "union", "configs": [c.to_dict() for c in self.configs]}
+
+    def field_values(self) -> dict[str, Any]:
+        return {"configs": self.configs}
+
+    def replace(self, **changes: Any) -> Self:
+        """Change member fields: ``r=4`` sets every member that has ``r``; ``lora.r=4`` (or
+        ``2.r``) one member. A key no member has is a ConfigError."""
+        members = apply_changes(self.configs, self.member_names, changes)
+        return type(self)(configs=members)
+
+    def member_index(self, name: str) -> int | None:
+        if name.isdigit():
+            return int(name) if int(name) < len(self.configs) else None
+        if name in self.member_names:
+            return self.member_names.index(name)
+        return None
+
+
+def apply_changes(
+    members: Sequence[AdapterConfig],
+    member_names: Sequence[str],
+    changes: Mapping[str, Any],
+    *,
+    key_paths: Mapping[str, tuple[str | int, ...]] | None = None,
+) -> tuple[AdapterConfig, ...]:
+    """Apply (possibly qualified) key changes to union members; all problems at once.
+
+    ``key_paths`` maps a change key to the location reported for problems with it (defaults to
+    the key itself).
+    """
+    per_member: list[dict[str, Any]] = [{} for _ in members]
+    owners: list[list[str]] = [[] for _ in members]
+    problems: list[Problem] = []
+    names = list(member_names) or [str(i) for i in range(len(members))]
+    for key, value in changes.items():
+        path = (key_paths or {}).get(key, (key,))
+        if "." in key:
+            head, _, field = key.partition(".")
+            idx = (
+                names.index(head)
+                if head in names
+                else (int(head) if head.isdigit() and int(head) < len(members) else None)
+            )
+            if idx is None:
+                problems.append(
+                    Problem(
+                        f"no union member named '{head}'",
+                        Location(path=path),
+                        expected="one of " + ", ".join(repr(n) for n in names),
+                        found=repr(head),
+                        suggestion=did_you_mean(head, names),
+                        code="unknown_member",
+                    )
+                )
+                continue
+            per_member[idx][field] = value
+            owners[idx].append(key)
+            continue
+        targets = [i for i, m in enumerate(members) if key in type(m).model_fields]
+        if not targets:
+            fields = sorted({f for m in members for f in type(m).model_fields})
+            problems.append(
+                Problem(
+                    f"no member of the union has a key '{key}'",
+                    Location(path=path),
+                    expected="a key of one of the members: " + ", ".join(fields),
+                    found=repr(key),
+                    suggestion=did_you_mean(key, fields),
+                    code="unknown_key",
+                )
+            )
+            continue
+        for i in targets:
+            per_member[i][key] = value
+            owners[i].append(key)
+    new_members: list[AdapterConfig] = list(members)
+    for i, member in enumerate(members):
+        if not per_member[i]:
+            continue
+        try:
+            new_members[i] = member.replace(**per_member[i])
+        except ConfigError as exc:
+            for p in exc.problems:
+                field = str(p.location.path[0]) if p.location.path else None
+                key = next(
+                    (k for k in owners[i] if k == field or k.endswith("." + str(field))), None
+                )
+                where = (key_paths or {}).get(key, (key,)) if key else ()
+                problems.append(p.with_location(path=tuple(where)))
+    if problems:
+        raise ConfigError(problems)
+    return tuple(new_members)
+
+
+class MAMConfig(ConfigUnion):
+    """Mix-and-Match adapters (He et al., 2021): prefix tuning plus a parallel adapter."""
+
+    member_names: ClassVar[tuple[str, ...]] = ("prefix_tuning", "adapter")
+
+    def __init__(
+        self,
+        prefix_tuning: PrefixTuningConfig | None = None,
+        adapter: BnConfig | None = None,
+        **data: Any,
+    ) -> None:
+        if "configs" not in data:
+            prefix_tuning = prefix_tuning or PrefixTuningConfig(bottleneck_size=800)
+            adapter = adapter or ParBnConfig()
+            if not isinstance(prefix_tuning, PrefixTuningConfig) or not isinstance(
+                adapter, BnConfig
+            ):
+                raise ConfigError.single(
+                    "MAMConfig combines a prefix-tuning config and a bottleneck config",
+                    expected="MAMConfig(PrefixTuningConfig(...), ParBnConfig(...))",
+                    found=f"{type(prefix_tuning).__name__}, {type(adapter).__name__}",
+                )
+            data["configs"] = (prefix_tuning, adapter)
+        super().__init__(**data)
+
+
+class UniPELTConfig(ConfigUnion):
+    """UniPELT (Mao et al., 2022): gated prefix tuning, bottleneck adapter and LoRA."""
+
+    member_names: ClassVar[tuple[str, ...]] = ("prefix_tuning", "adapter", "lora")
+
+    def __init__(
+        self,
+        prefix_tuning: PrefixTuningConfig | None = None,
+        adapter: BnConfig | None = None,
+        lora: LoRAConfig | None = None,
+        **data: Any,
+    ) -> None:
+        if "configs" not in data:
+            members = [
+                prefix_tuning or PrefixTuningConfig(prefix_length=10),
+                adapter or SeqBnConfig(reduction_factor=16),
+                lora or LoRAConfig(r=8, alpha=2),
+            ]
+            data["configs"] = tuple(m.replace(use_gating=True) for m in members)
+        super().__init__(**data)
+
+
+ConfigUnion._family_root = ConfigUnion
