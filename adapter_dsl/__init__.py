@@ -12,37 +12,99 @@ Importing this package loads neither torch nor transformers; ``adapter_dsl.backe
 
 from __future__ import annotations
 
-from typing import Any
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
-from .canonical import dumps
-from .errors import ConfigError, ConfigWarning, Location, Problem
-from .loading import config_from_dict as from_dict
-from .loading import load, load_file, load_lenient, parse
-from .methods.base import AdapterConfig
-from .methods.bottleneck import (
-    AdapterPlusConfig,
-    BnConfig,
-    CompacterConfig,
-    CompacterPlusPlusConfig,
-    DoubleSeqBnConfig,
-    DoubleSeqBnInvConfig,
-    ParBnConfig,
-    SeqBnConfig,
-    SeqBnInvConfig,
-)
-from .methods.lora import (
-    DoRAConfig,
-    DvoRAConfig,
-    IA3Config,
-    LoRAConfig,
-    MTLLoRAConfig,
-    VeraConfig,
-)
-from .methods.prefix_tuning import PrefixTuningConfig
-from .methods.prompt_tuning import PromptTuningConfig
-from .methods.reft import DiReftConfig, LoReftConfig, NoReftConfig, ReftConfig
-from .methods.union import ConfigUnion, MAMConfig, UniPELTConfig
-from .registry import IDENTIFIERS
+if TYPE_CHECKING:
+    from .canonical import dumps
+    from .errors import ConfigError, ConfigWarning, Location, Problem
+    from .loading import config_from_dict as from_dict
+    from .loading import load, load_file, load_lenient, parse
+    from .methods.base import AdapterConfig
+    from .methods.bottleneck import (
+        AdapterPlusConfig,
+        BnConfig,
+        CompacterConfig,
+        CompacterPlusPlusConfig,
+        DoubleSeqBnConfig,
+        DoubleSeqBnInvConfig,
+        ParBnConfig,
+        SeqBnConfig,
+        SeqBnInvConfig,
+    )
+    from .methods.lora import (
+        DoRAConfig,
+        DvoRAConfig,
+        IA3Config,
+        LoRAConfig,
+        MTLLoRAConfig,
+        VeraConfig,
+    )
+    from .methods.prefix_tuning import PrefixTuningConfig
+    from .methods.prompt_tuning import PromptTuningConfig
+    from .methods.reft import DiReftConfig, LoReftConfig, NoReftConfig, ReftConfig
+    from .methods.union import ConfigUnion, MAMConfig, UniPELTConfig
+    from .registry import IDENTIFIERS
+
+# Public name → (module, attribute). Resolved on first access (PEP 562), so that
+# `import adapter_dsl` costs a few milliseconds and tools that only import it (to check a
+# version, register a plugin, ...) never pay for pydantic's import.
+_LAZY: dict[str, tuple[str, str]] = {
+    "dumps": (".canonical", "dumps"),
+    "ConfigError": (".errors", "ConfigError"),
+    "ConfigWarning": (".errors", "ConfigWarning"),
+    "Location": (".errors", "Location"),
+    "Problem": (".errors", "Problem"),
+    "from_dict": (".loading", "config_from_dict"),
+    "load": (".loading", "load"),
+    "load_file": (".loading", "load_file"),
+    "load_lenient": (".loading", "load_lenient"),
+    "parse": (".loading", "parse"),
+    "AdapterConfig": (".methods.base", "AdapterConfig"),
+    "IDENTIFIERS": (".registry", "IDENTIFIERS"),
+    "PrefixTuningConfig": (".methods.prefix_tuning", "PrefixTuningConfig"),
+    "PromptTuningConfig": (".methods.prompt_tuning", "PromptTuningConfig"),
+}
+for _name in [
+    "AdapterPlusConfig",
+    "BnConfig",
+    "CompacterConfig",
+    "CompacterPlusPlusConfig",
+    "DoubleSeqBnConfig",
+    "DoubleSeqBnInvConfig",
+    "ParBnConfig",
+    "SeqBnConfig",
+    "SeqBnInvConfig",
+]:
+    _LAZY[_name] = (".methods.bottleneck", _name)
+for _name in [
+    "DoRAConfig",
+    "DvoRAConfig",
+    "IA3Config",
+    "LoRAConfig",
+    "MTLLoRAConfig",
+    "VeraConfig",
+]:
+    _LAZY[_name] = (".methods.lora", _name)
+for _name in ["DiReftConfig", "LoReftConfig", "NoReftConfig", "ReftConfig"]:
+    _LAZY[_name] = (".methods.reft", _name)
+for _name in ["ConfigUnion", "MAMConfig", "UniPELTConfig"]:
+    _LAZY[_name] = (".methods.union", _name)
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module, attr = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module 'adapter_dsl' has no attribute {name!r}") from None
+    value = getattr(import_module(module, __name__), attr)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __version__ = "0.1.0"
 

@@ -28,7 +28,9 @@ def format_value(value: Any) -> str:
     if isinstance(value, str):
         return repr(value)
     if isinstance(value, Mapping):
-        return "{" + ", ".join(f"{format_value(k)}: {format_value(v)}" for k, v in value.items()) + "}"
+        return (
+            "{" + ", ".join(f"{format_value(k)}: {format_value(v)}" for k, v in value.items()) + "}"
+        )
     if isinstance(value, list | tuple):
         return "[" + ", ".join(format_value(v) for v in value) + "]"
     raise TypeError(f"cannot format {type(value).__name__}")  # pragma: no cover - validated input
@@ -36,7 +38,7 @@ def format_value(value: Any) -> str:
 
 def diff(config: AdapterConfig, base: AdapterConfig) -> dict[str, Any]:
     """The fields (in declaration order) whose values differ from ``base``."""
-    mine, theirs = config.to_dict(), base.to_dict()
+    mine, theirs = config.frozen_dict(), base.frozen_dict()
     out: dict[str, Any] = {}
     for key, value in mine.items():
         if key == "architecture":
@@ -56,7 +58,7 @@ def _single_candidates(config: AdapterConfig) -> list[tuple[str, dict[str, Any]]
         if base.architecture != config.architecture:
             continue
         # Keys the base class does not have cannot be written after its identifier.
-        if not set(config.to_dict()) <= set(type(base).model_fields) | {"architecture"}:
+        if not set(config.frozen_dict()) <= set(type(base).model_fields) | {"architecture"}:
             continue
         out.append((ident, diff(config, base)))
     return out
@@ -89,7 +91,7 @@ def _dump_union(config: ConfigUnion) -> str:
             continue
         changes: dict[str, Any] = {}
         for name, mine, theirs in zip(base.member_names, members, base.configs, strict=True):
-            if not set(mine.to_dict()) <= set(type(theirs).model_fields) | {"architecture"}:
+            if not set(mine.frozen_dict()) <= set(type(theirs).model_fields) | {"architecture"}:
                 break
             changes.update({f"{name}.{k}": v for k, v in diff(mine, theirs).items()})
         else:

@@ -32,7 +32,7 @@ def _value_end(text: str, pos: int) -> int:
     """The offset just after the JSON value that starts at ``pos``."""
     c = text[pos : pos + 1]
     if c == '"':
-        return json.decoder.scanstring(text, pos + 1)[1]  # type: ignore[attr-defined,no-any-return]
+        return json.decoder.scanstring(text, pos + 1)[1]  # type: ignore[attr-defined]
     if c in ("{", "["):
         depth = 0
         i = pos

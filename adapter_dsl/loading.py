@@ -135,7 +135,7 @@ def config_from_dict(
     if not isinstance(data, Mapping):
         raise ConfigError.single(
             "a config must be a JSON object",
-            expected="an object such as {\"architecture\": \"lora\", \"r\": 8}",
+            expected='an object such as {"architecture": "lora", "r": 8}',
             found=type(data).__name__,
         )
     data, prefix = _unwrap(data)
@@ -148,7 +148,9 @@ def config_from_dict(
                 Problem(
                     f"unknown architecture {architecture!r}",
                     Location(path=(*prefix, "architecture")),
-                    expected="one of " + ", ".join(repr(n) for n in names) + ", or no key (bottleneck)",
+                    expected="one of "
+                    + ", ".join(repr(n) for n in names)
+                    + ", or no key (bottleneck)",
                     found=repr(architecture),
                     suggestion=did_you_mean(str(architecture), names),
                     code="unknown_architecture",
@@ -213,10 +215,10 @@ def _legacy_fixups(config: dict[str, Any], version: str | None) -> dict[str, Any
         # Files without a version predate the rename of gelu (to gelu_new) in transformers.
         renames = {"gelu": "gelu_new", "gelu_orig": "gelu"}
         config["non_linearity"] = renames.get(config["non_linearity"], config["non_linearity"])
-    if version is not None and version.startswith("adapters.") and _older(version, (1, 1, 0)):
+    old = version is not None and version.startswith("adapters.") and _older(version, (1, 1, 0))
+    if old and config.get("architecture") == "lora" and config.get("r") != config.get("alpha"):
         # Before 1.1.0 LoRA scaled by alpha instead of alpha/r; alpha=r reproduces that.
-        if config.get("architecture") == "lora" and config.get("r") != config.get("alpha"):
-            config["alpha"] = config.get("r")
+        config["alpha"] = config.get("r")
     if isinstance(config.get("configs"), list):
         config["configs"] = [
             _legacy_fixups(dict(c), version) if isinstance(c, Mapping) else c
@@ -291,6 +293,16 @@ def _union_from_dict(
             )
         )
         raise ConfigError(problems)
+    if not members:
+        problems.append(
+            Problem(
+                "a union needs at least one config",
+                Location(path=(*prefix, "configs")),
+                expected="a non-empty list of configs",
+                found="[]",
+                code="empty_union",
+            )
+        )
     configs: list[AdapterConfig] = []
     for i, member in enumerate(members):
         try:
@@ -310,29 +322,26 @@ def _union_from_dict(
 
 
 def _specialise(config: AdapterConfig) -> AdapterConfig:
-    """The same values as the best-fitting preset class (fewest fields off its defaults)."""
+    """The same values, as the preset class whose defaults they are closest to.
+
+    Values never change; only the class does, so that a reloaded IA³ dict is an ``IA3Config``
+    (the reference returns its family's base class).
+    """
     from .canonical import diff
 
-    candidates: list[type[AdapterConfig]] = [type(config)]
+    family = type(config)
+    candidates: dict[type[AdapterConfig], AdapterConfig] = {}
     for ident, preset in IDENTIFIERS.items():
-        if preset.cls not in candidates and issubclass(preset.cls, type(config)):
-            if preset_config(ident).architecture == config.architecture:
-                candidates.append(preset.cls)
-    if isinstance(config, BnConfig):
-        candidates.append(AdapterPlusConfig)
-    best = min(candidates, key=lambda c: len(diff(config, _class_default(c, config))))
-    if best is type(config):
+        if issubclass(preset.cls, family) and preset.cls not in candidates and not preset.values:
+            base = preset_config(ident)
+            if base.architecture == config.architecture:
+                candidates[preset.cls] = base
+    if family is BnConfig:
+        candidates[AdapterPlusConfig] = AdapterPlusConfig()
+    if not candidates:
         return config
-    return best(**config.field_values())
-
-
-def _class_default(cls: type[AdapterConfig], like: AdapterConfig) -> AdapterConfig:
-    for ident, preset in IDENTIFIERS.items():
-        if preset.cls is cls and not preset.values:
-            return preset_config(ident)
-    if cls is AdapterPlusConfig:
-        return AdapterPlusConfig()
-    return like
+    best = min(candidates, key=lambda c: len(diff(config, candidates[c])))  # ties: table order
+    return config if best is family else best(**config.field_values())
 
 
 # -- files -------------------------------------------------------------------------------------
@@ -356,9 +365,7 @@ def load_file(
             )
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError.single(
-            f"no such config file: {name}", code="file_not_found"
-        ) from None
+        raise ConfigError.single(f"no such config file: {name}", code="file_not_found") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError.single(f"cannot read {name}: {exc}", code="file_unreadable") from None
     return load_json_text(text, file=name, strict=strict, dropped=dropped)
@@ -379,7 +386,9 @@ def load_json_text(
             [
                 Problem(
                     f"invalid JSON: {exc.msg}",
-                    Location(span=(exc.pos, exc.pos + 1), line=exc.lineno, column=exc.colno, file=file),
+                    Location(
+                        span=(exc.pos, exc.pos + 1), line=exc.lineno, column=exc.colno, file=file
+                    ),
                     code="json_syntax",
                 )
             ],

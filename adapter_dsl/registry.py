@@ -67,7 +67,12 @@ _TABLE: tuple[Preset, ...] = (
     _p("compacter", CompacterConfig, "Compacter: double adapters of PHM layers"),
     _p("compacter++", CompacterPlusPlusConfig, "Compacter++: sequential adapter of PHM layers"),
     _p("prefix_tuning", PrefixTuningConfig, "Prefix tuning with an MLP reparametrisation"),
-    _p("prefix_tuning_flat", PrefixTuningConfig, "Prefix tuning, prefixes trained directly", flat=True),
+    _p(
+        "prefix_tuning_flat",
+        PrefixTuningConfig,
+        "Prefix tuning, prefixes trained directly",
+        flat=True,
+    ),
     _p("lora", LoRAConfig, "Low-rank adaptation of q and v"),
     _p("ia3", IA3Config, "IA³: learned rescaling of k, v and the FFN"),
     _p("mam", MAMConfig, "Mix-and-Match: prefix tuning (bottleneck 800) + parallel adapter"),
@@ -83,9 +88,20 @@ _TABLE: tuple[Preset, ...] = (
     _p("pfeiffer", SeqBnConfig, "Deprecated alias of seq_bn", "seq_bn"),
     _p("houlsby", DoubleSeqBnConfig, "Deprecated alias of double_seq_bn", "double_seq_bn"),
     _p("parallel", ParBnConfig, "Deprecated alias of par_bn", "par_bn"),
-    _p("scaled_parallel", ParBnConfig, "Deprecated alias of scaled_par_bn", "scaled_par_bn", scaling="learned"),
+    _p(
+        "scaled_parallel",
+        ParBnConfig,
+        "Deprecated alias of scaled_par_bn",
+        "scaled_par_bn",
+        scaling="learned",
+    ),
     _p("pfeiffer+inv", SeqBnInvConfig, "Deprecated alias of seq_bn_inv", "seq_bn_inv"),
-    _p("houlsby+inv", DoubleSeqBnInvConfig, "Deprecated alias of double_seq_bn_inv", "double_seq_bn_inv"),
+    _p(
+        "houlsby+inv",
+        DoubleSeqBnInvConfig,
+        "Deprecated alias of double_seq_bn_inv",
+        "double_seq_bn_inv",
+    ),
 )
 
 IDENTIFIERS: MappingProxyType[str, Preset] = MappingProxyType({p.identifier: p for p in _TABLE})

@@ -56,7 +56,11 @@ class AdapterConfig(BaseModel):
     )
 
     if TYPE_CHECKING:
-        architecture: str
+        # Every config class has one: a field in most families, a class constant in BnConfig.
+        @property
+        def architecture(self) -> str: ...
+
+        _dict_cache: dict[str, Any]
 
     # Family root: the class that from_dict() validates a dict of this family against.
     _family_root: ClassVar[type[AdapterConfig] | None] = None
@@ -89,27 +93,54 @@ class AdapterConfig(BaseModel):
         except ValidationError as exc:
             raise ConfigError(problems_from_validation(exc, type(self))) from None
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise ConfigError.single(
+            f"config objects are immutable: cannot set '{name}'",
+            suggestion=f"use cfg.replace({name}=...) to get a changed copy",
+            code="frozen",
+        )
+
+    def __delattr__(self, name: str) -> None:
+        raise ConfigError.single(
+            f"config objects are immutable: cannot delete '{name}'", code="frozen"
+        )
+
     # -- value semantics ---------------------------------------------------------------------
 
+    # to_dict() of an immutable object never changes: computed once, shared by ==, hash and
+    # dumps. A slot rather than a pydantic private attribute, which costs on every construction.
+    __slots__ = ("_dict_cache",)
+
     def to_dict(self) -> dict[str, Any]:
-        """The reference's ``to_dict()``: JSON-compatible, in field-declaration order."""
+        """The reference's ``to_dict()``: JSON-compatible, in field-declaration order (a copy)."""
+        return plain(self.frozen_dict())
+
+    def frozen_dict(self) -> dict[str, Any]:
+        """``to_dict()`` without the copy: shared and cached, so callers must not mutate it."""
+        try:
+            return self._dict_cache
+        except AttributeError:
+            cached = self._compute_dict()
+            object.__setattr__(self, "_dict_cache", cached)
+            return cached
+
+    def _compute_dict(self) -> dict[str, Any]:
         root = self._family_root or type(self)
         out: dict[str, Any] = {}
-        for name, info in type(self).model_fields.items():
+        for name in type(self).model_fields:
             value = getattr(self, name)
             if name in self._extension_fields and value == root.model_fields[name].default:
                 continue
-            del info
             out[name] = plain(value)
         return out
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, AdapterConfig):
             return NotImplemented
-        return self.to_dict() == other.to_dict()
+        return self.frozen_dict() == other.frozen_dict()
 
     def __hash__(self) -> int:
-        return hash(json.dumps(self.to_dict(), sort_keys=True))
+        return hash(json.dumps(self.frozen_dict(), sort_keys=True))
 
     def __or__(self, other: AdapterConfig) -> ConfigUnion:
         """``a | b`` builds a :class:`ConfigUnion`; unions are flattened (they cannot nest)."""

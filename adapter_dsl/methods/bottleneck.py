@@ -71,14 +71,16 @@ class BnConfig(AdapterConfig):
     ln_before: Bool = Field(False, description="Add a new layer norm before the adapter.")
     ln_after: Bool = Field(False, description="Add a new layer norm after the adapter.")
     init_weights: InitWeights = Field(
-        "bert", description="Initialisation: 'bert' (normal 0.02), 'mam_adapter' (zero up-projection) or 'houlsby'."
+        "bert",
+        description="Initialisation: 'bert' (normal 0.02), 'mam_adapter' (zero up-projection) or 'houlsby'.",
     )
     init_weights_seed: OptionalSeed = Field(
         None, description="Seed for initialising every adapter module identically."
     )
     is_parallel: Bool = Field(False, description="Parallel adapter: input is the sublayer input.")
     scaling: Scaling = Field(
-        1.0, description="Output scaling: a number, 'learned' (one scalar) or 'channel' (per channel)."
+        1.0,
+        description="Output scaling: a number, 'learned' (one scalar) or 'channel' (per channel).",
     )
     use_gating: Bool = Field(False, description="Learn a gate on the adapter output (UniPELT).")
     residual_before_ln: ResidualBeforeLn = Field(
@@ -162,14 +164,6 @@ class BnConfig(AdapterConfig):
                     "init_weights",
                     f"init_weights={self.init_weights!r} cannot initialise PHM layers",
                     expected="init_weights='bert' when phm_layer=True",
-                )
-            )
-        if self.phm_layer and self.shared_W_phm and not self.factorized_phm_W:
-            problems.append(
-                RuleViolation(
-                    "shared_W_phm",
-                    "shared_W_phm=True needs factorized_phm_W=True",
-                    expected="factorized_phm_W=True, or shared_W_phm=False",
                 )
             )
         if not (self.mh_adapter or self.output_adapter or self.cross_adapter or self.inv_adapter):

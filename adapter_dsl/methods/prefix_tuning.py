@@ -19,9 +19,7 @@ class PrefixTuningConfig(AdapterConfig):
     encoder_prefix: Bool = Field(True, description="Add prefixes to encoder self-attention.")
     cross_prefix: Bool = Field(True, description="Add prefixes to decoder cross-attention.")
     leave_out: LayerList = Field((), description="Layer indices that get no prefix.")
-    flat: Bool = Field(
-        False, description="Train the prefixes directly instead of through an MLP."
-    )
+    flat: Bool = Field(False, description="Train the prefixes directly instead of through an MLP.")
     prefix_length: PositiveInt = Field(30, description="Number of prefix positions.", examples=[30])
     bottleneck_size: PositiveInt = Field(
         512, description="Hidden width of the reparametrising MLP.", examples=[512, 800]
@@ -29,9 +27,7 @@ class PrefixTuningConfig(AdapterConfig):
     non_linearity: NonLinearity = Field("tanh", description="Activation of the MLP.")
     dropout: Probability = Field(0.0, description="Dropout on the generated prefixes.")
     use_gating: Bool = Field(False, description="Learn a gate on the prefixes (UniPELT).")
-    shared_gating: Bool = Field(
-        True, description="One gate for keys and values (False: one each)."
-    )
+    shared_gating: Bool = Field(True, description="One gate for keys and values (False: one each).")
     init_weights_seed: OptionalSeed = Field(
         None, description="Seed for initialising the prefix modules."
     )

@@ -19,7 +19,7 @@ __all__ = ["ConfigUnion", "MAMConfig", "UniPELTConfig", "apply_changes"]
 
 def _members_from_input(value: Any) -> Any:
     """Accept configs or their dicts; flatten nested unions (unions never nest)."""
-    if isinstance(value, Mapping) or isinstance(value, str | bytes):
+    if isinstance(value, Mapping | str | bytes):
         raise ValueError("expected a list of configs")
     out: list[AdapterConfig] = []
     for i, item in enumerate(value):
@@ -47,7 +47,8 @@ class _NestedError(ValueError):
 Members = Annotated[
     tuple[AdapterConfig, ...],
     BeforeValidator(_members_from_input),
-    Expect("a list of single-method configs"),
+    Field(min_length=1),
+    Expect("a non-empty list of single-method configs"),
 ]
 
 
@@ -120,13 +121,15 @@ class ConfigUnion(AdapterConfig):
             for j in range(i + 1, len(members)):
                 v = _combination_problem(a, members[j])
                 if v is not None:
-                    v.message = f"members {i} and {j} ({_label(a)}, {_label(members[j])}): {v.message}"
+                    v.message = (
+                        f"members {i} and {j} ({_label(a)}, {_label(members[j])}): {v.message}"
+                    )
                     problems.append(v)
         check_rules(problems)
         return self
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"architecture": "union", "configs": [c.to_dict() for c in self.configs]}
+    def _compute_dict(self) -> dict[str, Any]:
+        return {"architecture": "union", "configs": [c.frozen_dict() for c in self.configs]}
 
     def field_values(self) -> dict[str, Any]:
         return {"configs": self.configs}
@@ -160,7 +163,7 @@ def apply_changes(
     per_member: list[dict[str, Any]] = [{} for _ in members]
     owners: list[list[str]] = [[] for _ in members]
     problems: list[Problem] = []
-    names = list(member_names) or [str(i) for i in range(len(members))]
+    names: list[str] = list(member_names) or [str(i) for i in range(len(members))]
     for key, value in changes.items():
         path = (key_paths or {}).get(key, (key,))
         if "." in key:
@@ -210,11 +213,11 @@ def apply_changes(
             new_members[i] = member.replace(**per_member[i])
         except ConfigError as exc:
             for p in exc.problems:
-                field = str(p.location.path[0]) if p.location.path else None
-                key = next(
-                    (k for k in owners[i] if k == field or k.endswith("." + str(field))), None
+                bad = str(p.location.path[0]) if p.location.path else None
+                owner = next(
+                    (k for k in owners[i] if k == bad or k.endswith("." + str(bad))), None
                 )
-                where = (key_paths or {}).get(key, (key,)) if key else ()
+                where = (key_paths or {}).get(owner, (owner,)) if owner else ()
                 problems.append(p.with_location(path=tuple(where)))
     if problems:
         raise ConfigError(problems)

@@ -6,7 +6,7 @@ a test) is compiled once, lazily, on the first parse: ``import adapter_dsl`` sta
 
 from __future__ import annotations
 
-import ast as pyast
+import re
 from functools import cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any
@@ -16,6 +16,8 @@ from .ast import Arg, ConfigText, Method, Span
 
 if TYPE_CHECKING:
     from lark import Lark
+
+    from .lalr import TableParser
 
 __all__ = ["MAX_DEPTH", "MAX_LENGTH", "grammar_text", "parse_text"]
 
@@ -66,18 +68,44 @@ def grammar_text() -> str:
     return resources.files(__package__).joinpath("adapter_config.lark").read_text("utf-8")
 
 
-@cache
-def _parser() -> Lark:
+def lark_parser() -> Lark:
+    """lark's LALR compilation of the grammar (tables and terminal patterns)."""
     from lark import Lark
 
     return Lark(
         grammar_text(),
         parser="lalr",
         lexer="contextual",
-        transformer=_ToAst(),
         keep_all_tokens=True,
         maybe_placeholders=False,
+        # Reuse the compiled tables across processes (keyed by grammar and lark version).
+        cache=True,
     )
+
+
+@cache
+def _parser() -> TableParser:
+    from .lalr import TableParser
+
+    return TableParser(lark_parser(), callbacks())
+
+
+def callbacks() -> dict[str, Any]:
+    """Rule (or alias) name → function building the syntax tree from the rule's children."""
+    h = _ToAst()
+    return {
+        "string": h.string,
+        "number": h.number,
+        "word": h.word,
+        "list": h.list_value,
+        "dict": h.dict_value,
+        "pair": h.pair,
+        "key": h.key,
+        "arg": h.arg,
+        "args": h.args,
+        "method": h.method,
+        "start": h.start,
+    }
 
 
 class _Value:
@@ -89,6 +117,31 @@ class _Value:
         self.value = value
         self.start = start
         self.end = end
+
+
+_ESCAPE = re.compile(r"\\(U[0-9a-fA-F]{8}|u[0-9a-fA-F]{4}|x[0-9a-fA-F]{2}|.)", re.DOTALL)
+_SIMPLE_ESCAPES = {"\\": "\\", "'": "'", '"': '"', "n": "\n", "t": "\t", "r": "\r", "0": "\0"}
+
+
+class _BadEscape(Exception):
+    def __init__(self, text: str, span: Span) -> None:
+        self.text = text
+        self.span = span
+
+
+def _unescape(literal: str, offset: int) -> str:
+    r"""The value of a quoted string token; escapes: \\ \' \" \n \t \r \0 \xHH \uHHHH \UHHHHHHHH."""
+
+    def replace(m: re.Match[str]) -> str:
+        code = m.group(1)
+        if code in _SIMPLE_ESCAPES:
+            return _SIMPLE_ESCAPES[code]
+        if len(code) > 1 and int(code[1:], 16) <= 0x10FFFF:
+            return chr(int(code[1:], 16))
+        start = offset + 1 + m.start()
+        raise _BadEscape(m.group(0), (start, start + len(m.group(0))))
+
+    return _ESCAPE.sub(replace, literal[1:-1])
 
 
 class _DuplicateKey(Exception):
@@ -111,8 +164,7 @@ class _ToAst:
 
     def string(self, children: list[Any]) -> _Value:
         (tok,) = children
-        # The token matched the STRING pattern, so literal_eval only ever sees one string literal.
-        return _Value(pyast.literal_eval(str(tok)), tok.start_pos, tok.end_pos)
+        return _Value(_unescape(str(tok), tok.start_pos), tok.start_pos, tok.end_pos)
 
     def number(self, children: list[Any]) -> _Value:
         (tok,) = children
@@ -125,11 +177,11 @@ class _ToAst:
         text = str(tok)
         return _Value(_CONSTANTS.get(text, text), tok.start_pos, tok.end_pos)
 
-    def list(self, children: list[Any]) -> _Value:
+    def list_value(self, children: list[Any]) -> _Value:
         start, end = _punct(children)
         return _Value([c.value for c in children if isinstance(c, _Value)], start, end)
 
-    def dict(self, children: list[Any]) -> _Value:
+    def dict_value(self, children: list[Any]) -> _Value:
         out: dict[Any, Any] = {}
         for key, value in (c for c in children if isinstance(c, tuple)):
             if isinstance(key.value, list | dict) or key.value in out:
@@ -166,39 +218,52 @@ class _ToAst:
 def parse_text(text: str) -> ConfigText:
     """Parse a config string; raise ConfigError with the offending span on bad syntax."""
     _check_limits(text)
-    from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, VisitError
+    from .lalr import ParseFailure
 
     try:
         methods = _parser().parse(text)
-    except (VisitError, _DuplicateKey) as exc:
-        original = exc.orig_exc if isinstance(exc, VisitError) else exc
-        if isinstance(original, _DuplicateKey):
-            raise ConfigError(
-                [
-                    Problem(
-                        f"key {original.key!r} appears twice in a dict",
-                        Location(span=original.span),
-                        code="duplicate_key",
-                    )
-                ],
-                source=text,
-            ) from None
-        raise _syntax_error(text, len(text), "invalid value", None) from None
-    except UnexpectedCharacters as exc:
-        raise _unexpected_character(text, exc.pos_in_stream, exc.allowed) from None
-    except UnexpectedEOF as exc:
-        raise _unexpected_end(text, set(exc.expected)) from None
-    except UnexpectedInput as exc:  # UnexpectedToken
-        token = getattr(exc, "token", None)
-        expected = set(getattr(exc, "expected", ()) or ())
-        if token is not None and token.type == "$END":
-            raise _unexpected_end(text, expected) from None
-        pos = token.start_pos if token is not None else len(text)
-        end = token.end_pos if token is not None and token.end_pos else pos + 1
-        raise _syntax_error(
-            text, pos, f"unexpected {_describe_token(token)}", expected, end=end
-        ) from None
+    except ParseFailure as exc:
+        raise _parse_failure(text, exc) from None
+    except (_DuplicateKey, _BadEscape) as exc:
+        raise _value_error(text, exc) from None
     return ConfigText(methods, text)
+
+
+def _parse_failure(text: str, failure: Any) -> ConfigError:
+    expected = set(failure.expected)
+    token = failure.token
+    if token is None and failure.pos >= len(text):
+        return _unexpected_end(text, expected)
+    if token is None:
+        return _unexpected_character(text, failure.pos, expected)
+    return _syntax_error(
+        text,
+        failure.pos,
+        f"unexpected {_describe_token(token)}",
+        expected,
+        end=failure.end,
+        suggestion=_HINTS.get(str(token)),
+    )
+
+
+def _value_error(text: str, error: Exception) -> ConfigError:
+    if isinstance(error, _BadEscape):
+        problem = Problem(
+            f"invalid escape sequence {error.text!r} in a string",
+            Location(span=error.span),
+            expected=r"one of \\ \' \" \n \t \r \0 \xHH \uHHHH \UHHHHHHHH",
+            found=repr(error.text),
+            suggestion="write a backslash as \\\\",
+            code="syntax",
+        )
+    else:
+        assert isinstance(error, _DuplicateKey)
+        problem = Problem(
+            f"key {error.key!r} appears twice in a dict",
+            Location(span=error.span),
+            code="duplicate_key",
+        )
+    return ConfigError([problem], source=text)
 
 
 def _check_limits(text: str) -> None:
@@ -225,6 +290,8 @@ def _check_limits(text: str) -> None:
                 )
             ],
         )
+    if text.count("[") + text.count("{") <= MAX_DEPTH:
+        return  # cannot be nested too deep: skip the scan
     depth = 0
     quote: str | None = None
     escaped = False
@@ -263,7 +330,7 @@ def _describe_token(token: Any) -> str:
     if token.type in ("IDENT", "KEYPART", "WORD"):
         return f"word {str(token)!r}"
     if token.type in ("NUMBER", "STRING"):
-        return f"{token.type.lower()} {str(token)}"
+        return f"{token.type.lower()} {token!s}"
     return repr(str(token))
 
 
@@ -305,7 +372,8 @@ def _filter_closers(text: str, pos: int, expected: set[str] | None) -> set[str] 
 def _expected_words(expected: set[str] | None) -> str | None:
     if not expected:
         return None
-    names = sorted({_TERMINALS.get(t, t) for t in expected if not t.startswith("__")})
+    # Parse tables list nonterminals (lower case) next to terminals: only terminals are input.
+    names = sorted({_TERMINALS.get(t, t) for t in expected if t.isupper() or t == "$END"})
     if not names:
         return None
     return names[0] if len(names) == 1 else "one of " + ", ".join(names)
@@ -342,7 +410,9 @@ def _unexpected_character(text: str, pos: int, allowed: set[str] | None) -> Conf
     suggestion = _HINTS.get(char)
     if char in "'\"":
         suggestion = "close the string with a matching quote"
-        return _syntax_error(text, pos, "unterminated string", None, end=len(text), suggestion=suggestion)
+        return _syntax_error(
+            text, pos, "unterminated string", None, end=len(text), suggestion=suggestion
+        )
     return _syntax_error(
         text, pos, f"unexpected character {char!r}", allowed, suggestion=suggestion
     )

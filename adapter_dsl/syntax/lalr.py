@@ -1,0 +1,191 @@
+"""A small, fast driver for the LALR(1) tables that lark compiles from the grammar.
+
+lark turns ``adapter_config.lark`` into terminal patterns and a parse table; this module runs
+them. Config strings are short and parsed often, and lark's general-purpose lexer and parser
+spend most of their time on bookkeeping this language does not need (line counters, token
+objects with a dozen fields, interactive state). The driver keeps the grammar the single source
+of truth and applies lark's own tree-shaping rules: ``_``-prefixed helper rules are spliced into
+their parent, ``?rule`` passes a single child through, and an ``-> alias`` names the callback.
+A test checks that it builds exactly what lark itself builds.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+__all__ = ["ParseFailure", "TableParser", "Tok"]
+
+
+class Tok:
+    """A token: terminal name, text and [start, end) offsets (the attributes lark's Token has)."""
+
+    __slots__ = ("end_pos", "start_pos", "type", "value")
+
+    def __init__(self, type_: str, value: str, start: int, end: int) -> None:
+        self.type = type_
+        self.value = value
+        self.start_pos = start
+        self.end_pos = end
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __repr__(self) -> str:
+        return f"Tok({self.type}, {self.value!r}, {self.start_pos})"
+
+
+class ParseFailure(Exception):
+    """Where parsing stopped: offsets, the token found (None for a bad character or the end),
+    and the terminal names the grammar allowed there."""
+
+    def __init__(self, pos: int, end: int, token: Tok | None, expected: frozenset[str]) -> None:
+        self.pos = pos
+        self.end = end
+        self.token = token
+        self.expected = expected
+        super().__init__(f"unexpected input at {pos}")
+
+
+class _Splice:
+    """The children of a ``_``-prefixed helper rule, to be spliced into the parent's."""
+
+    __slots__ = ("items",)
+
+    def __init__(self, items: list[Any]) -> None:
+        self.items = items
+
+
+_Reduction = tuple[int, str, "Callable[[list[Any]], Any] | None", bool, bool]
+
+
+class TableParser:
+    """Parse text with the LALR tables of a lark instance and call ``callbacks[rule](children)``."""
+
+    def __init__(self, lark: Any, callbacks: Mapping[str, Callable[[list[Any]], Any]]) -> None:
+        table = lark.parser.parser._parse_table
+        self._states: dict[int, dict[str, tuple[Any, Any]]] = table.states
+        self._start: int = table.start_states["start"]
+        self._end: int = table.end_states["start"]
+        self._callbacks = dict(callbacks)
+        ignore = set(lark.lexer_conf.ignore)
+        # The order lark's own lexer tries terminals in (matters only where patterns overlap).
+        terminals = sorted(
+            lark.terminals,
+            key=lambda t: (-t.priority, -t.pattern.max_width, -len(t.pattern.value), t.name),
+        )
+        self._patterns = [(t.name, t.pattern.to_regexp()) for t in terminals]
+        self._ignore = frozenset(ignore)
+        self._lexers: dict[int, re.Pattern[str]] = {}
+        self._any = self._compile(name for name, _ in self._patterns)
+        # Compact tables: a shift is the next state (an int); a reduction is a tuple
+        # (size, origin, callback, passthrough, splices); gotos map a nonterminal to a state.
+        reductions: dict[int, _Reduction] = {}
+        self._actions: dict[int, dict[str, int | _Reduction]] = {}
+        self._gotos: dict[int, dict[str, int]] = {}
+        for state, actions in self._states.items():
+            compact: dict[str, int | _Reduction] = {}
+            gotos: dict[str, int] = {}
+            for symbol, (action, arg) in actions.items():
+                if action.name == "Reduce":
+                    if id(arg) not in reductions:
+                        reductions[id(arg)] = self._reduction(arg)
+                    compact[symbol] = reductions[id(arg)]
+                elif symbol.isupper() or symbol == "$END":
+                    compact[symbol] = arg
+                else:
+                    gotos[symbol] = arg
+            self._actions[state] = compact
+            self._gotos[state] = gotos
+
+    def _compile(self, names: Any) -> re.Pattern[str]:
+        wanted = set(names) | self._ignore
+        return re.compile(
+            "|".join(f"(?P<{name}>{regex})" for name, regex in self._patterns if name in wanted)
+        )
+
+    def _lexer(self, state: int) -> re.Pattern[str]:
+        lexer = self._lexers.get(state)
+        if lexer is None:
+            lexer = self._lexers[state] = self._compile(self._states[state])
+        return lexer
+
+    def _reduction(self, rule: Any) -> _Reduction:
+        origin = rule.origin.name
+        name = rule.alias or origin
+        callback = None if origin.startswith("_") else self._callbacks.get(name)
+        if callback is None and not origin.startswith("_") and not rule.options.expand1:
+            raise KeyError(f"no callback for grammar rule {name!r}")
+        passthrough = bool(rule.options.expand1) and not rule.alias
+        splices = any(sym.name.startswith("_") for sym in rule.expansion)
+        return (len(rule.expansion), origin, callback, passthrough, splices)
+
+    def parse(self, text: str) -> Any:
+        tables = self._actions
+        gotos = self._gotos
+        lexers = self._lexers
+        ignore = self._ignore
+        end_state = self._end
+        state_stack = [self._start]
+        values: list[Any] = []
+        pos = 0
+        length = len(text)
+        while True:
+            state = state_stack[-1]
+            if pos < length:
+                lexer = lexers.get(state) or self._lexer(state)
+                m = lexer.match(text, pos)
+                if m is None:
+                    raise self._failure(text, pos, state)
+                kind = m.lastgroup
+                end = m.end()
+                if kind in ignore:
+                    pos = end
+                    continue
+                token: Tok | None = Tok(kind, m.group(), pos, end)  # type: ignore[arg-type]
+            else:
+                kind, token, end = "$END", None, pos
+            while True:
+                step = tables[state_stack[-1]].get(kind)  # type: ignore[arg-type]
+                if step is None:
+                    raise ParseFailure(pos, end, token, frozenset(self._states[state_stack[-1]]))
+                if type(step) is int:
+                    state_stack.append(step)
+                    values.append(token)
+                    break
+                size, origin, callback, passthrough, splices = step  # type: ignore[misc]
+                if size:
+                    children = values[-size:]
+                    del values[-size:]
+                    del state_stack[-size:]
+                    if splices:
+                        flat: list[Any] = []
+                        for child in children:
+                            if type(child) is _Splice:
+                                flat.extend(child.items)
+                            else:
+                                flat.append(child)
+                        children = flat
+                else:
+                    children = []
+                if passthrough and len(children) == 1:
+                    value: Any = children[0]
+                elif callback is not None:
+                    value = callback(children)
+                else:
+                    value = _Splice(children)
+                values.append(value)
+                state_stack.append(gotos[state_stack[-1]][origin])
+                if token is None and state_stack[-1] == end_state:
+                    return values[-1]
+            pos = end
+
+    def _failure(self, text: str, pos: int, state: int) -> ParseFailure:
+        expected = frozenset(self._states[state])
+        m = self._any.match(text, pos)
+        if m is None or m.lastgroup in self._ignore:
+            return ParseFailure(pos, pos + 1, None, expected)
+        kind = m.lastgroup
+        assert kind is not None
+        return ParseFailure(pos, m.end(), Tok(kind, m.group(), pos, m.end()), expected)
