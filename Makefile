@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck venv clean
+.PHONY: demo test lint typecheck venv clean node-deps schemas readme
 
 venv: $(STAMP)
 
@@ -19,8 +19,33 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/python -m adapter_dsl.demo
 
-test: $(STAMP)
+test: $(STAMP) node-deps
 	$(BIN)/python -m pytest -n 2 -q
+
+# Node packages of the editor-engine test (VS Code's JSON language service), from the
+# committed package-lock.json. Without npm the test is skipped, so this only prints a note.
+EDITOR_DIR := tests/editor
+EDITOR_STAMP := $(EDITOR_DIR)/node_modules/.installed
+
+node-deps:
+	@if command -v npm >/dev/null 2>&1; then \
+		$(MAKE) --no-print-directory $(EDITOR_STAMP); \
+	else \
+		echo "note: npm not found; the editor-engine test (tests/editor) will be skipped"; \
+	fi
+
+$(EDITOR_STAMP): $(EDITOR_DIR)/package.json $(EDITOR_DIR)/package-lock.json
+	@cd $(EDITOR_DIR) && npm ci --no-audit --no-fund --loglevel=error \
+		&& touch node_modules/.installed \
+		|| echo "note: npm ci failed; the editor-engine test will be skipped"
+
+# Regenerate the committed JSON Schema files (a test checks they are current).
+schemas: $(STAMP)
+	$(BIN)/adapter-dsl schema --output schemas
+
+# Regenerate the identifier table in README.md (a test checks it is current).
+readme: $(STAMP)
+	$(BIN)/python scripts/gen_readme_tables.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check adapter_dsl tests scripts

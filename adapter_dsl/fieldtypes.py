@@ -101,7 +101,7 @@ DTYPES: tuple[str, ...] = ("float32", "float16", "bfloat16", "float64", "float",
 def as_number(value: Any) -> Any:
     # bool is an int subclass and strings would be coerced by lax parsing: both are type errors.
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"expected a number, found {type(value).__name__} {value!r}")
+        raise ValueError(f"{type(value).__name__} is not a number")
     if value != value or value in (float("inf"), float("-inf")):
         raise ValueError("expected a finite number")
     return value
@@ -109,19 +109,19 @@ def as_number(value: Any) -> Any:
 
 def as_positive(value: int | float) -> int | float:
     if value <= 0:
-        raise ValueError(f"must be greater than 0, found {value!r}")
+        raise ValueError("must be greater than 0")
     return value
 
 
 def _probability(value: int | float) -> float:
     if not 0 <= value < 1:
-        raise ValueError(f"must be in [0, 1), found {value!r}")
+        raise ValueError("must be in [0, 1)")
     return float(value)
 
 
 def _activation(value: Any) -> str:
     if not isinstance(value, str):
-        raise ValueError(f"expected an activation name, found {type(value).__name__} {value!r}")
+        raise ValueError(f"{type(value).__name__} is not an activation name")
     name = value.lower()  # the reference lower-cases too; we store the normalised name
     if name not in ACTIVATIONS:
         from .errors import did_you_mean
@@ -147,7 +147,7 @@ def _distinct(values: tuple[Any, ...]) -> tuple[Any, ...]:
 def _not_str(value: Any) -> Any:
     # A bare string would otherwise be read as a sequence of characters ("qkv").
     if isinstance(value, str | bytes):
-        raise ValueError(f"expected a list, found the string {value!r}")
+        raise ValueError("a string is not a list")
     return value
 
 

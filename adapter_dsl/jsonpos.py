@@ -53,25 +53,28 @@ def _value_end(text: str, pos: int) -> int:
     return m.end() if m else pos + 1
 
 
-def locate(text: str, path: Sequence[str | int]) -> tuple[int, int]:
-    """Span of the value at ``path``; for a missing key, the span of the deepest object found.
+def locate(text: str, path: Sequence[str | int], *, key: bool = False) -> tuple[int, int]:
+    """Span of the value at ``path`` (of its key, with ``key=True``); for a missing key, the
+    span of the deepest object found.
 
     Assumes ``text`` is valid JSON (it has been parsed already).
     """
     pos = _skip_ws(text, 0)
-    for part in path:
+    for depth, part in enumerate(path):
         c = text[pos : pos + 1]
         found = None
         if c == "{":
             i = _skip_ws(text, pos + 1)
             while i < len(text) and text[i] == '"':
-                key, i = json.decoder.scanstring(text, i + 1)  # type: ignore[attr-defined]
                 key_start = i
+                name, i = json.decoder.scanstring(text, i + 1)  # type: ignore[attr-defined]
+                key_end = i
                 i = _skip_ws(text, i)
                 i = _skip_ws(text, i + 1)  # past ':'
-                if key == str(part):
+                if name == str(part):
+                    if key and depth == len(path) - 1:
+                        return key_start, key_end
                     found = i
-                    del key_start
                     break
                 i = _skip_ws(text, _value_end(text, i))
                 if text[i : i + 1] == ",":

@@ -409,7 +409,9 @@ def load_json_text(
 
 
 def _in_text(problem: Problem, text: str, file: str) -> Problem:
-    start, end = locate(text, problem.location.path)
+    # A key that should not be there is shown at the key; other problems at the value.
+    on_key = problem.code in ("unknown_key", "dropped_key")
+    start, end = locate(text, problem.location.path, key=on_key)
     line, column = line_col(text, start)
     return problem.with_location(span=(start, end), line=line, column=column, file=file)
 

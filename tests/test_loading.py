@@ -146,6 +146,7 @@ def test_file_problems_carry_line_column_and_caret(tmp_path: Path) -> None:
     assert by_pointer["/r"].location.column == 8
     assert by_pointer["/alpah"].suggestion == "did you mean 'alpha'?"
     assert by_pointer["/alpah"].location.line == 4
+    assert by_pointer["/alpah"].location.column == 3  # the key itself, not its value
     rendered = str(error)
     assert f"{path}:3:8 at /r" in rendered
     assert '  "r": -3,' in rendered

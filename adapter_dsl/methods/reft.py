@@ -30,7 +30,7 @@ ReftLayers = Annotated[
 
 
 def _bad_layers(value: str) -> None:
-    raise ValueError(f"expected 'all' or a list of layer indices, found the string {value!r}")
+    raise ValueError(f"the string {value!r} is neither 'all' nor a list of layers")
 
 
 class ReftConfig(AdapterConfig):
