@@ -1,0 +1,276 @@
+"""Adding, activating, training, merging and deleting adapters (the model-level operations).
+
+Every operation validates first and changes the model only when validation passed:
+``add_adapter`` resolves the config, looks up the architecture row and runs every member's
+``check`` (and ``check_members``) before the first ``add``; if an ``add`` still fails, everything
+already built is undone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from os import PathLike
+from typing import Any
+
+from torch import nn
+
+from adapter_dsl.backend.architectures import ArchitectureSpec, get_architecture
+from adapter_dsl.backend.methods.base import family_of, get_handler, members_of
+from adapter_dsl.backend.state import (
+    AdapterEntry,
+    AdapterState,
+    Ledger,
+    drop_state_if_empty,
+    get_state,
+    peek_state,
+)
+from adapter_dsl.errors import ConfigError, did_you_mean
+
+__all__ = [
+    "adapter_summary",
+    "add_adapter",
+    "delete_adapter",
+    "merge_adapter",
+    "resolve_config",
+    "set_active",
+    "train_adapter",
+    "unmerge_adapter",
+]
+
+ConfigLike = str | Mapping[str, Any] | PathLike[str] | Any
+
+
+def resolve_config(config: ConfigLike) -> Any:
+    """A validated config object from a config string, identifier, dict, JSON path or object.
+
+    Everything goes through :func:`adapter_dsl.load`, so a dict or JSON file may also be a saved
+    adapter's envelope (the config under ``"config"``, with the reference's version-based
+    fix-ups applied). Objects that are not config objects of this package are rejected.
+    """
+    from adapter_dsl import load  # imported lazily: the config layer is independent of torch
+
+    return load(config)
+
+
+def _check_name(name: Any) -> str:
+    if not isinstance(name, str) or not name or "." in name or name != name.strip():
+        raise ConfigError.single(
+            "an adapter name must be a non-empty string without dots or surrounding spaces",
+            expected="a name such as 'task_a'",
+            found=repr(name),
+            code="invalid_name",
+        )
+    return name
+
+
+def _entry(model: nn.Module, name: str) -> tuple[AdapterState, AdapterEntry]:
+    state = peek_state(model)
+    known = list(state.adapters) if state is not None else []
+    if state is None or name not in state.adapters:
+        raise ConfigError.single(
+            f"the model has no adapter named '{name}'",
+            expected="one of " + ", ".join(repr(k) for k in known) if known else "an added adapter",
+            found=repr(name),
+            suggestion=did_you_mean(name, known),
+            code="unknown_adapter",
+        )
+    return state, state.adapters[name]
+
+
+def check_supported(model: nn.Module, arch: ArchitectureSpec, config: Any) -> None:
+    """Raise ``ConfigError`` unless every member can be built; does not modify the model."""
+    members = members_of(config)
+    by_family: dict[str, list[Any]] = {}
+    for member in members:
+        family = family_of(member)
+        if not arch.supports(family):
+            raise ConfigError.single(
+                f"'{family}' adapters are not supported on '{arch.model_type}' models",
+                expected=f"a method supported by '{arch.model_type}': "
+                + ", ".join(arch.supported_families),
+                found=f"{family} on {arch.model_type}",
+                code="unsupported_method",
+            )
+        by_family.setdefault(family, []).append(member)
+    for family, configs in by_family.items():
+        handler = get_handler(family)
+        for member in configs:
+            handler.check(model, arch, member)
+        handler.check_members(model, arch, configs)
+
+
+def add_adapter(
+    model: nn.Module, name: str, config: ConfigLike, *, set_active: bool = False
+) -> Any:
+    """Add adapter ``name`` built from ``config``; returns the validated config object.
+
+    Nothing on the model changes unless the whole config can be built. ``set_active=True`` also
+    makes it the only active adapter (the reference's default is inactive, as here).
+    """
+    _check_name(name)
+    cfg = resolve_config(config)
+    arch = get_architecture(model)
+    existing = peek_state(model)
+    if existing is not None and name in existing.adapters:
+        raise ConfigError.single(
+            f"the model already has an adapter named '{name}'",
+            expected="a new name",
+            found=repr(name),
+            suggestion="delete_adapter() it first or choose another name",
+            code="duplicate_adapter",
+        )
+    check_supported(model, arch, cfg)
+
+    state = get_state(model, arch)
+    entry = AdapterEntry(name=name, config=cfg)
+    try:
+        for member in members_of(cfg):
+            family = family_of(member)
+            ledger = Ledger()
+            # Recorded before add() so that a failing add() is undone together with the rest.
+            entry.members.append((family, member, ledger))
+            get_handler(family).add(model, arch, name, member, ledger)
+    except BaseException:
+        for family, member, ledger in reversed(entry.members):
+            get_handler(family).remove(model, arch, name, member, ledger)
+        drop_state_if_empty(model)
+        raise
+    state.adapters[name] = entry
+    if set_active:
+        state.active = (name,)
+    return cfg
+
+
+def _names(names: str | Iterable[str] | None) -> tuple[str, ...]:
+    if names is None:
+        return ()
+    if isinstance(names, str):
+        return (names,)
+    return tuple(names)
+
+
+def set_active(model: nn.Module, names: str | Iterable[str] | None) -> None:
+    """Activate the given adapters (in order; several compose as a stack) or none (``None``).
+
+    Merged adapters are un-merged first, like the reference's ``set_active_adapters``.
+    """
+    wanted = _names(names)
+    for n in wanted:
+        _entry(model, n)
+    if len(set(wanted)) != len(wanted):
+        raise ConfigError.single("an adapter is listed twice", found=repr(list(wanted)))
+    state = peek_state(model)
+    if state is None:  # only reachable with names=None on a model without adapters
+        return
+    for n, entry in state.adapters.items():
+        if entry.merged:
+            unmerge_adapter(model, n)
+    state.active = wanted
+
+
+def train_adapter(model: nn.Module, names: str | Iterable[str]) -> None:
+    """Freeze the whole model except the given adapters' own parameters; activate them.
+
+    The model is put into training mode.
+    """
+    wanted = _names(names)
+    set_active(model, wanted)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for n in wanted:
+        for p in _entry(model, n)[1].trainable_parameters():
+            p.requires_grad_(True)
+    model.train()
+
+
+def delete_adapter(model: nn.Module, name: str) -> None:
+    """Remove adapter ``name``: hooks, modules and wrappers go, the model is as before."""
+    state, entry = _entry(model, name)
+    if entry.merged:
+        unmerge_adapter(model, name)
+    for family, member, ledger in reversed(entry.members):
+        get_handler(family).remove(model, state.arch, name, member, ledger)
+    del state.adapters[name]
+    state.active = tuple(n for n in state.active if n != name)
+    drop_state_if_empty(model)
+
+
+def merge_adapter(model: nn.Module, name: str) -> None:
+    """Fold adapter ``name`` into the base weights (families that support it: the LoRA family).
+
+    The adapter is then removed from the active setup (its effect lives in the weights).
+    """
+    state, entry = _entry(model, name)
+    if entry.merged:
+        raise ConfigError.single(f"adapter '{name}' is already merged", code="already_merged")
+    done: list[tuple[str, Any]] = []
+    try:
+        for family, member, _ in entry.members:
+            get_handler(family).merge(model, state.arch, name, member)
+            done.append((family, member))
+    except BaseException:
+        for family, member in reversed(done):
+            get_handler(family).unmerge(model, state.arch, name, member)
+        raise
+    entry.merged = True
+    state.active = tuple(n for n in state.active if n != name)
+
+
+def unmerge_adapter(model: nn.Module, name: str) -> None:
+    """Undo :func:`merge_adapter`: restore the base weights."""
+    state, entry = _entry(model, name)
+    if not entry.merged:
+        raise ConfigError.single(f"adapter '{name}' is not merged", code="not_merged")
+    for family, member, _ in reversed(entry.members):
+        get_handler(family).unmerge(model, state.arch, name, member)
+    entry.merged = False
+
+
+def adapter_summary(model: nn.Module) -> list[dict[str, Any]]:
+    """One row per adapter, in insertion order.
+
+    Keys: ``name``; ``method`` (the config class, e.g. ``"SeqBnConfig"``); ``config`` (its
+    canonical config string, e.g. ``"seq_bn[reduction_factor=8]"``); ``families`` (the backend
+    families of its members); ``parameters`` (trainable parameters, i.e. those
+    :func:`train_adapter` unfreezes); ``share_percent`` (100 × parameters / base-model
+    parameters, where the base model excludes every adapter's own parameters); ``active`` and
+    ``merged``.
+    """
+    from adapter_dsl import dumps
+
+    state = peek_state(model)
+    if state is None:
+        return []
+    owned: set[int] = set()
+    for entry in state.adapters.values():
+        owned.update(id(p) for p in entry.parameters())
+    base = sum(p.numel() for p in model.parameters() if id(p) not in owned)
+    rows = []
+    for name, entry in state.adapters.items():
+        trainable = sum(p.numel() for p in entry.trainable_parameters())
+        rows.append(
+            {
+                "name": name,
+                "method": type(entry.config).__name__,
+                "config": dumps(entry.config),
+                "families": list(entry.families),
+                "parameters": trainable,
+                "share_percent": 100.0 * trainable / base if base else 0.0,
+                "active": name in state.active,
+                "merged": entry.merged,
+            }
+        )
+    return rows
+
+
+def format_summary(model: nn.Module) -> str:
+    """:func:`adapter_summary` as a small text table."""
+    rows = adapter_summary(model)
+    lines = [f"{'name':<16}{'method':<26}{'params':>10}{'% of model':>12}  active"]
+    for r in rows:
+        lines.append(
+            f"{r['name']:<16}{r['method']:<26}{r['parameters']:>10}"
+            f"{r['share_percent']:>11.4f}%  {'yes' if r['active'] else 'no'}"
+            f"{' (merged)' if r['merged'] else ''}"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,627 @@
+"""Bottleneck adapters: sequential (Pfeiffer/Houlsby), parallel (He et al.), Compacter, MAD-X.
+
+One :class:`BottleneckAdapter` per (layer, location), stored in an ``adapters`` ModuleDict at the
+location's ``adapters_at`` path from the architecture table, so state-dict keys match the
+reference (BERT ``encoder.layer.{i}.output.adapters.<name>.adapter_down.0.weight``, GPT-2
+``h.{i}.output_adapters.adapters.<name>.…``).
+
+Math (reference §3.1, reproduced term by term). ``H`` is the sublayer output after its dropout,
+``X`` its residual input, ``LN`` the model's post-sublayer norm (``None`` for pre-LN models)::
+
+    pre (sequential):  R = H                      if residual_before_ln is True
+                       S = H + X; R = S           if original_ln_before (R only for "post_add")
+                       A = LN(S) or S             if original_ln_before, else A = H
+                       R = A                      if residual_before_ln is False
+    pre (parallel):    A = X, R = X
+    core (per active adapter, chained as the reference's Stack: each gets the previous output):
+                       U = scaling · up(act(down(ln_before?(A))))   (DropPath first if set)
+                       O = dropout(U) [· mean_t σ(gate(A))]
+                       sequential: O = O + R before or after ln_after (adapter_residual_before_ln)
+                       parallel:   O = ln_after?(O), no residual
+    post (last adapter's config):
+                       T = O (sequential) or O + H (parallel)
+                       Y = LN(T + X) or T + X     if original_ln_after, else Y = T
+
+How this is put into an unmodified HF model (no forward code is copied): a pre-hook captures
+``X``; then either the sublayer-output module's forward hook replaces ``H`` by ``T`` (the model's
+own ``LN(T + X)`` / ``T + X`` then yields ``Y`` exactly), or, where the dropout is functional
+(BART), a pre-hook on the post-sublayer norm recovers ``H = S - X`` from its input ``S`` and
+replaces the input by ``T + X``. For ``original_ln_after=False`` a forward hook on the norm
+returns ``T`` (post-LN), or the sublayer output becomes ``T - X`` (pre-LN); both paths cost one
+rounding step compared with the reference's direct computation.
+
+Deliberate differences from the reference (all concern inputs that crash there):
+``residual_before_ln="post_add"`` without an original LN, ``mam_adapter``/``houlsby`` init with
+PHM layers, ``shared_W_phm`` with ``factorized_phm_W=False`` (supported here), GLOW invertible
+adapters (rejected, see ``invertible.py``) and ``ln_before`` with ``mam_adapter`` (the Linear is
+initialised, not the LayerNorm) are handled explicitly. ``init_weights_seed=0`` seeds with 0
+(the reference ignores 0). ``learn_phm=False`` stays frozen under ``train_adapter``.
+``stochastic_depth`` uses a built-in row-wise DropPath (no torchvision needed).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from adapter_dsl.backend.architectures import (
+    ArchitectureSpec,
+    LayerGroup,
+    ResidualSite,
+    base_model_of,
+    iter_layers,
+    resolve,
+)
+from adapter_dsl.backend.methods.base import MethodHandler
+from adapter_dsl.backend.methods.common import (
+    activation,
+    add_shared,
+    init_seed,
+    layer_value,
+    match_device_dtype,
+    shared_parameters,
+)
+from adapter_dsl.backend.methods.invertible import SUPPORTED_INVERTIBLE, NICECouplingBlock
+from adapter_dsl.backend.methods.phm import PHMLayer, make_shared_phm_parameters
+from adapter_dsl.backend.state import AdapterState, Ledger, get_state
+from adapter_dsl.errors import ConfigError
+
+__all__ = ["BottleneckAdapter", "BottleneckHandler", "bottleneck_size"]
+
+#: location key → LayerGroup attribute naming its ResidualSite.
+LOCATIONS: dict[str, str] = {
+    "mh_adapter": "mh_site",
+    "output_adapter": "output_site",
+    "cross_adapter": "cross_site",
+}
+INIT_SCHEMES = ("bert", "mam_adapter", "houlsby")
+
+
+def bottleneck_size(hidden: int, reduction_factor: Any, layer: int) -> int:
+    """``d = max(1, int(h // rf))`` for the layer's reduction factor (reference rule)."""
+    rf = layer_value(reduction_factor, layer, "reduction_factor")
+    if isinstance(rf, bool) or not isinstance(rf, int | float) or rf == 0:
+        raise ConfigError.single(
+            f"reduction_factor for layer {layer} must be a non-zero number",
+            expected="a non-zero number",
+            found=repr(rf),
+            code="invalid_reduction_factor",
+        )
+    return max(1, int(hidden // rf))
+
+
+class DropPath(nn.Module):
+    """Row-wise stochastic depth: drop whole samples with probability ``p`` while training."""
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = float(p)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        survival = 1.0 - self.p
+        noise = torch.empty((x.shape[0],) + (1,) * (x.dim() - 1), dtype=x.dtype, device=x.device)
+        noise.bernoulli_(survival)
+        if survival > 0.0:
+            noise.div_(survival)
+        return x * noise
+
+
+def _init_bert(module: nn.Module) -> None:
+    # The reference's init_bert_weights, applied module by module.
+    if isinstance(module, nn.Linear | nn.Embedding):
+        nn.init.normal_(module.weight, mean=0.0, std=0.02)
+    elif isinstance(module, nn.LayerNorm):
+        nn.init.ones_(module.weight)
+        nn.init.zeros_(module.bias)
+    if isinstance(module, nn.Linear) and module.bias is not None:
+        nn.init.zeros_(module.bias)
+
+
+class BottleneckAdapter(nn.Module):
+    """One bottleneck module; ``forward(A, R)`` is the core step of the module docstring."""
+
+    scaling: Tensor | float
+
+    def __init__(
+        self, cfg: Any, hidden: int, bottleneck: int, shared: nn.ParameterDict | None
+    ) -> None:
+        super().__init__()
+        self.is_parallel = bool(cfg.is_parallel)
+        self.original_ln_before = bool(cfg.original_ln_before)
+        self.original_ln_after = bool(cfg.original_ln_after)
+        self.residual_before_ln: bool | str = cfg.residual_before_ln
+        self.adapter_residual_before_ln = bool(cfg.adapter_residual_before_ln)
+
+        down: list[nn.Module] = []
+        if cfg.ln_before:
+            down.append(nn.LayerNorm(hidden))
+        if cfg.phm_layer:
+            down.append(PHMLayer(hidden, bottleneck, cfg, "down", shared))
+        else:
+            down.append(nn.Linear(hidden, bottleneck))
+        down.append(activation(cfg.non_linearity))
+        self.adapter_down = nn.Sequential(*down)
+        self.adapter_up: nn.Module = (
+            PHMLayer(bottleneck, hidden, cfg, "up", shared)
+            if cfg.phm_layer
+            else nn.Linear(bottleneck, hidden)
+        )
+        if isinstance(cfg.scaling, str):
+            size = 1 if cfg.scaling == "learned" else hidden
+            self.scaling = nn.Parameter(torch.ones(size))
+        else:
+            self.scaling = float(cfg.scaling)
+        self.adapter_norm_after = nn.LayerNorm(hidden) if cfg.ln_after else None
+        self.gate = nn.Linear(hidden, 1) if cfg.use_gating else None
+        self.dropout = nn.Dropout(p=float(cfg.dropout))
+        stochastic = float(cfg.stochastic_depth or 0.0)
+        # The reference applies stochastic depth in sequential adapters only.
+        self.drop_path = DropPath(stochastic) if stochastic > 0 and not self.is_parallel else None
+        self._initialise(str(cfg.init_weights))
+
+    def _initialise(self, scheme: str) -> None:
+        linears = [m for m in self.adapter_down if isinstance(m, nn.Linear)]
+        with torch.no_grad():
+            if scheme == "bert":
+                self.adapter_down.apply(_init_bert)
+                self.adapter_up.apply(_init_bert)
+                if self.gate is not None:
+                    self.gate.apply(_init_bert)
+            elif scheme == "mam_adapter":
+                for lin in linears:
+                    nn.init.kaiming_uniform_(lin.weight, a=math.sqrt(5))
+                    nn.init.zeros_(lin.bias)
+                assert isinstance(self.adapter_up, nn.Linear)
+                # Zero up-projection: the adapter starts as the identity.
+                nn.init.zeros_(self.adapter_up.weight)
+                nn.init.zeros_(self.adapter_up.bias)
+                if self.gate is not None:
+                    self.gate.apply(_init_bert)
+            else:  # houlsby
+                assert isinstance(self.adapter_up, nn.Linear)
+                for lin in [*linears, self.adapter_up]:
+                    nn.init.trunc_normal_(lin.weight, mean=0.0, std=1e-2, a=-2e-2, b=2e-2)
+                    nn.init.zeros_(lin.bias)
+
+    def forward(self, a: Tensor, residual: Tensor) -> Tensor:
+        up = self.adapter_up(self.adapter_down(a))
+        if self.drop_path is not None:
+            up = self.drop_path(up)
+        out = self.dropout(up * self.scaling)
+        if self.gate is not None:
+            # (B, T, 1) → mean over tokens → (B, 1, 1)
+            out = out * torch.mean(torch.sigmoid(self.gate(a)), dim=1).unsqueeze(-1)
+        if self.is_parallel:
+            return self.adapter_norm_after(out) if self.adapter_norm_after is not None else out
+        if self.adapter_residual_before_ln:
+            out = out + residual
+        if self.adapter_norm_after is not None:
+            out = self.adapter_norm_after(out)
+        if not self.adapter_residual_before_ln:
+            out = out + residual
+        return out
+
+
+class _Holder(nn.Module):
+    """An empty container that only exists to give the ``adapters`` dict its reference path."""
+
+
+def _split_path(path: str) -> tuple[str, str]:
+    parent, _, attr = path.rpartition(".")
+    return parent, attr
+
+
+def _x_from(args: tuple[Any, ...], kwargs: dict[str, Any], index: int, name: str | None) -> Any:
+    if name is not None and name in kwargs:
+        return kwargs[name]
+    return args[index] if len(args) > index else None
+
+
+class BottleneckSite:
+    """The hooks of one (layer, location); applies whichever of its adapters are active.
+
+    Created when the first adapter arrives at the location, released (hooks removed, the
+    ``adapters`` dict and any created holder detached) when the last one leaves.
+    """
+
+    def __init__(self, state: AdapterState, layer: nn.Module, spec: ResidualSite) -> None:
+        self.state = state
+        self.spec = spec
+        residual_module = resolve(layer, spec.residual_module)
+        output_module = resolve(layer, spec.output_module)
+        if residual_module is None or output_module is None:
+            raise ConfigError.single(
+                "the model does not have the modules this adapter location needs",
+                expected=f"modules '{spec.residual_module}' and '{spec.output_module}'",
+                found=type(layer).__name__,
+                code="missing_module",
+            )
+        self.layer_norm = resolve(layer, spec.layer_norm)
+        self._x: Tensor | None = None
+        self._bypass: Tensor | None = None
+        self._busy = False
+
+        holder = resolve(layer, spec.adapters_at)
+        self._created_holder: tuple[nn.Module, str] | None = None
+        if holder is None:
+            parent_path, attr = _split_path(spec.adapters_at)
+            parent = resolve(layer, parent_path)
+            assert parent is not None
+            holder = _Holder()
+            setattr(parent, attr, holder)
+            self._created_holder = (parent, attr)
+        self.holder = holder
+        self.adapters = nn.ModuleDict()
+        holder.adapters = self.adapters
+
+        self._handles = [
+            residual_module.register_forward_pre_hook(self._capture_residual, with_kwargs=True)
+        ]
+        if spec.output_kind == "output":
+            self._handles.append(output_module.register_forward_hook(self._on_output))
+        else:
+            self._handles.append(
+                output_module.register_forward_pre_hook(self._on_sum, with_kwargs=True)
+            )
+        if self.layer_norm is not None:
+            self._handles.append(self.layer_norm.register_forward_hook(self._on_norm_output))
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def release(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+        del self.holder.adapters
+        if self._created_holder is not None:
+            parent, attr = self._created_holder
+            delattr(parent, attr)
+
+    # -- runtime -----------------------------------------------------------------------------
+    def _active(self) -> list[BottleneckAdapter]:
+        out = []
+        for name in self.state.active:
+            module = self.adapters._modules.get(name)
+            if module is not None:
+                assert isinstance(module, BottleneckAdapter)
+                out.append(module)
+        return out
+
+    def _capture_residual(self, module: nn.Module, args: Any, kwargs: Any) -> None:
+        if self._busy:
+            return
+        x = _x_from(args, kwargs, self.spec.residual_arg, self.spec.residual_kwarg)
+        self._x = x if isinstance(x, Tensor) and self._active() else None
+
+    def _transform(self, h: Tensor, x: Tensor, chain: Sequence[BottleneckAdapter]) -> Tensor:
+        """``T`` of the module docstring; also stores the bypass value when needed."""
+        first, last = chain[0], chain[-1]
+        ln = self.layer_norm
+        self._busy = True  # our own LN call must not trigger our hooks
+        try:
+            if first.is_parallel:
+                a, residual = x, x
+            else:
+                residual_before = first.residual_before_ln
+                r: Tensor | None = h if residual_before is True else None
+                if first.original_ln_before:
+                    s = h + x
+                    if residual_before == "post_add":
+                        r = s
+                    a = ln(s) if ln is not None else s
+                else:
+                    a = h
+                if not residual_before:
+                    r = a
+                assert r is not None  # "post_add" without an original LN is rejected at add
+                residual = r
+            out = a
+            for adapter in chain:
+                out = adapter(out, residual)
+        finally:
+            self._busy = False
+        t = out + h if last.is_parallel else out
+        if last.original_ln_after:
+            return t
+        if ln is not None:
+            self._bypass = t
+            return t
+        # Pre-LN model without the final residual: the block will add X back.
+        return t - x
+
+    def _on_output(self, module: nn.Module, args: Any, output: Any) -> Any:
+        if self._busy or self._x is None:
+            return None
+        chain = self._active()
+        x, self._x = self._x, None
+        if not chain:
+            return None
+        if isinstance(output, tuple):
+            return (self._transform(output[0], x, chain), *output[1:])
+        return self._transform(output, x, chain)
+
+    def _on_sum(self, module: nn.Module, args: Any, kwargs: Any) -> Any:
+        if self._busy or self._x is None or not args:
+            return None
+        chain = self._active()
+        x, self._x = self._x, None
+        if not chain:
+            return None
+        s = args[0]
+        # The model added dropout(H) + X itself; recovering H costs one rounding of |X|.
+        t = self._transform(s - x, x, chain)
+        return (t + x, *args[1:]), kwargs
+
+    def _on_norm_output(self, module: nn.Module, args: Any, output: Any) -> Any:
+        if self._busy or self._bypass is None:
+            return None
+        out, self._bypass = self._bypass, None
+        return out
+
+
+class InvertibleSite:
+    """Applies the first active adapter's invertible block after the embedding output."""
+
+    def __init__(self, state: AdapterState, model: nn.Module, arch: ArchitectureSpec) -> None:
+        base = base_model_of(model)
+        target = resolve(base, arch.invertible_after)
+        holder = resolve(base, arch.invertible_container)
+        assert target is not None and holder is not None
+        base = holder
+        self.state = state
+        created = "invertible_adapters" not in base._modules
+        if created:
+            base.invertible_adapters = nn.ModuleDict()
+        self.base, self.created = base, created
+        container = base._modules["invertible_adapters"]
+        assert isinstance(container, nn.ModuleDict)
+        self.adapters = container
+        self.handle = target.register_forward_hook(self._apply)
+
+    def _apply(self, module: nn.Module, args: Any, output: Any) -> Any:
+        for name in self.state.active:
+            block = self.adapters._modules.get(name)
+            if block is not None:
+                if isinstance(output, tuple):
+                    return (block(output[0]), *output[1:])
+                return block(output)
+        return None
+
+    def release(self) -> None:
+        self.handle.remove()
+        if self.created:
+            del self.base.invertible_adapters
+
+
+@dataclass
+class _Shared:
+    sites: dict[tuple[int, str], BottleneckSite]
+    invertible: InvertibleSite | None = None
+
+
+def _locations(cfg: Any, group: LayerGroup) -> list[tuple[str, ResidualSite]]:
+    out = []
+    for flag, attr in LOCATIONS.items():
+        site = getattr(group, attr)
+        if getattr(cfg, flag, False) and site is not None:
+            out.append((flag, site))
+    return out
+
+
+def _fail(message: str, **kw: Any) -> ConfigError:
+    return ConfigError.single(message, code=kw.pop("code", "unsupported_setting"), **kw)
+
+
+class BottleneckHandler(MethodHandler):
+    """Handler for bottleneck configs (``architecture`` ``None``/``"bottleneck"``)."""
+
+    family = "bottleneck"
+
+    # -- validation (never touches the model) -----------------------------------------------
+    def check(self, model: nn.Module, arch: ArchitectureSpec, config: Any) -> None:
+        hidden = arch.hidden_size(model.config)
+        activation(config.non_linearity)  # raises ConfigError for unknown names
+        if config.init_weights not in INIT_SCHEMES:
+            raise _fail(
+                f"unknown init_weights '{config.init_weights}'",
+                expected=" or ".join(INIT_SCHEMES),
+                found=repr(config.init_weights),
+            )
+        if config.phm_layer and config.init_weights != "bert":
+            raise _fail(
+                f"init_weights='{config.init_weights}' cannot initialise PHM (Compacter) layers",
+                expected="init_weights='bert' with phm_layer=True",
+                found=repr(config.init_weights),
+            )
+        scaling = config.scaling
+        if isinstance(scaling, str) and scaling not in ("learned", "channel"):
+            raise _fail(
+                f"unknown scaling '{scaling}'",
+                expected="a number, 'learned' or 'channel'",
+                found=repr(scaling),
+            )
+        residual = config.residual_before_ln
+        if residual not in (True, False, "post_add"):
+            raise _fail(
+                "residual_before_ln must be True, False or 'post_add'", found=repr(residual)
+            )
+        if not config.is_parallel and residual == "post_add" and not config.original_ln_before:
+            raise _fail(
+                "residual_before_ln='post_add' needs original_ln_before=True",
+                found="original_ln_before=False",
+            )
+        if (
+            not config.is_parallel
+            and residual == "post_add"
+            and arch.pre_ln
+            and (config.mh_adapter or config.output_adapter)
+        ):
+            raise _fail(
+                f"residual_before_ln='post_add' needs a post-sublayer LayerNorm, which "
+                f"'{arch.model_type}' (a pre-LN model) does not have",
+                expected="residual_before_ln True or False",
+                found="'post_add'",
+            )
+        if config.inv_adapter is not None:
+            if config.inv_adapter not in SUPPORTED_INVERTIBLE:
+                raise _fail(
+                    f"invertible adapter type '{config.inv_adapter}' is not supported",
+                    expected="'nice'",
+                    found=repr(config.inv_adapter),
+                    suggestion=(
+                        "the reference's GLOW block fails for every input; use 'nice'"
+                        if config.inv_adapter == "glow"
+                        else None
+                    ),
+                )
+            inv_rf = config.inv_adapter_reduction_factor
+            if isinstance(inv_rf, bool) or not isinstance(inv_rf, int | float) or inv_rf <= 0:
+                raise _fail(
+                    "inv_adapter_reduction_factor must be a positive number when inv_adapter is set",
+                    found=repr(inv_rf),
+                )
+        n = int(config.phm_dim)
+        shared_d = None
+        for ref in iter_layers(model, arch):
+            if ref.index in set(config.leave_out) or not _locations(config, ref.group):
+                continue
+            d = bottleneck_size(hidden, config.reduction_factor, ref.index)
+            if config.phm_layer:
+                if hidden % n or d % n:
+                    raise _fail(
+                        f"phm_dim={n} must divide the hidden size ({hidden}) and the bottleneck "
+                        f"size ({d}) of layer {ref.index}",
+                        expected=f"sizes divisible by {n}",
+                        found=f"hidden {hidden}, bottleneck {d}",
+                        suggestion="lower reduction_factor or phm_dim",
+                    )
+                if config.shared_W_phm:
+                    if shared_d is not None and d != shared_d:
+                        raise _fail(
+                            "shared_W_phm needs the same bottleneck size in every layer",
+                            found=f"{shared_d} and {d}",
+                        )
+                    shared_d = d
+
+    def check_members(
+        self, model: nn.Module, arch: ArchitectureSpec, configs: Sequence[Any]
+    ) -> None:
+        """Several bottleneck members of one union must not share a (layer, location)."""
+        if len(configs) < 2:
+            return
+        seen: dict[tuple[int, str], int] = {}
+        inv = [c for c in configs if c.inv_adapter is not None]
+        if len(inv) > 1:
+            raise _fail(
+                "only one member of a union may define an invertible adapter",
+                found=f"{len(inv)} members with inv_adapter",
+                code="conflict",
+            )
+        for i, cfg in enumerate(configs):
+            for ref in iter_layers(model, arch):
+                if ref.index in set(cfg.leave_out):
+                    continue
+                for flag, _ in _locations(cfg, ref.group):
+                    key = (ref.index, flag)
+                    if key in seen:
+                        raise _fail(
+                            f"union members {seen[key]} and {i} both put a bottleneck adapter at "
+                            f"{flag} of layer {ref.index}",
+                            expected="one adaptation block per location and layer",
+                            suggestion="use leave_out to separate them",
+                            code="conflict",
+                        )
+                    seen[key] = i
+
+    # -- building ---------------------------------------------------------------------------
+    def add(
+        self, model: nn.Module, arch: ArchitectureSpec, name: str, config: Any, ledger: Ledger
+    ) -> None:
+        state = get_state(model, arch)
+        shared_state: _Shared = state.shared.setdefault("bottleneck", _Shared(sites={}))
+        # Registered first so that it runs last on undo, after the sites were released.
+        ledger.on_undo(lambda: self._drop_shared_if_empty(state))
+        hidden = arch.hidden_size(model.config)
+        base = base_model_of(model)
+        seed = config.init_weights_seed
+        leave_out = set(config.leave_out)
+
+        refs = [
+            ref
+            for ref in iter_layers(model, arch)
+            if ref.index not in leave_out and _locations(config, ref.group)
+        ]
+        shared_pd: nn.ParameterDict | None = None
+        if config.phm_layer and (config.shared_phm_rule or config.shared_W_phm):
+            shared_pd = shared_parameters(model, name, ledger)
+            d0 = bottleneck_size(hidden, config.reduction_factor, refs[0].index) if refs else 1
+            with init_seed(seed):
+                params = make_shared_phm_parameters(config, hidden, d0)
+            for key, param in params.items():
+                add_shared(shared_pd, key, param, ledger)
+                if not param.requires_grad:
+                    ledger.keep_frozen(param)
+            match_device_dtype(shared_pd, base)
+
+        for ref in refs:
+            d = bottleneck_size(hidden, config.reduction_factor, ref.index)
+            for flag, spec in _locations(config, ref.group):
+                site_key = (ref.index, flag)
+                site = shared_state.sites.get(site_key)
+                if site is None:
+                    site = BottleneckSite(state, ref.module, spec)
+                    shared_state.sites[site_key] = site
+                with init_seed(seed):
+                    module = BottleneckAdapter(config, hidden, d, shared_pd)
+                match_device_dtype(module, ref.module)
+                module.train(ref.module.training)
+                for p in module.parameters():
+                    if not p.requires_grad:
+                        ledger.keep_frozen(p)
+                ledger.on_undo(self._releaser(shared_state, site_key))
+                ledger.add_entry(site.adapters, name, module)
+
+        if config.inv_adapter is not None:
+            if shared_state.invertible is None:
+                shared_state.invertible = InvertibleSite(state, model, arch)
+            inv_site = shared_state.invertible
+            with init_seed(seed):
+                block = NICECouplingBlock(
+                    hidden, config.non_linearity, float(config.inv_adapter_reduction_factor)
+                )
+            match_device_dtype(block, base)
+            block.train(base.training)
+            ledger.on_undo(self._invertible_releaser(shared_state))
+            ledger.add_entry(inv_site.adapters, name, block)
+
+    @staticmethod
+    def _releaser(shared_state: _Shared, key: tuple[int, str]) -> Callable[[], None]:
+        def release() -> None:
+            site = shared_state.sites.get(key)
+            if site is not None and len(site.adapters) == 0:
+                site.release()
+                del shared_state.sites[key]
+
+        return release
+
+    @staticmethod
+    def _invertible_releaser(shared_state: _Shared) -> Callable[[], None]:
+        def release() -> None:
+            site = shared_state.invertible
+            if site is not None and len(site.adapters) == 0:
+                site.release()
+                shared_state.invertible = None
+
+        return release
+
+    @staticmethod
+    def _drop_shared_if_empty(state: AdapterState) -> None:
+        shared = state.shared.get("bottleneck")
+        if isinstance(shared, _Shared) and not shared.sites and shared.invertible is None:
+            del state.shared["bottleneck"]

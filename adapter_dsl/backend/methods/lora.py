@@ -1,0 +1,353 @@
+"""LoRA family handler: LoRA, IA3 (``composition_mode="scale"``), DoRA (``use_dora``), Vera
+(float ``vera_d``/``vera_b``) and gated LoRA (UniPELT), built on the architecture table.
+
+Which projections are wrapped (reference §3.2/§4): with ``selfattn_lora`` the q/k/v listed in
+``attn_matrices`` of *every* attention module of a layer (cross-attention included; other letters
+such as ``"o"`` are ignored), with ``intermediate_lora``/``output_lora`` the table's FFN
+``intermediate``/``output`` projections; layers in ``leave_out`` are skipped. A fused q/k/v
+projection (GPT-2 ``c_attn``) gets one :class:`LoRAFusedQKV` in the reference's merged layout.
+
+A projection is wrapped once and shared by every LoRA-family adapter that targets it; the wrapper
+is removed (and the original module put back, with the same weight and bias objects) when its last
+adapter is deleted. Vera's frozen random matrices live in the base model's ``shared_parameters``
+``ModuleDict`` (key ``shared_parameters.<name>.lora_A``).
+
+Refused with ``ConfigError`` (the reference crashes or silently does nothing): a config that
+wraps no projection at all, Vera or DoRA on a fused q/k/v projection, Vera over projections of
+different shapes, and ``mtl_lora`` configs (no multi-task routing in this backend).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, cast
+
+from torch import Tensor, nn
+
+from adapter_dsl.backend.architectures import (
+    ArchitectureSpec,
+    AttentionSpec,
+    base_model_of,
+    iter_layers,
+    resolve,
+)
+from adapter_dsl.backend.methods.base import MethodHandler
+from adapter_dsl.backend.methods.lora_layers import (
+    LoRAFusedQKV,
+    LoRALinear,
+    LoRAWrapper,
+    VeraShared,
+    fan_in_fan_out,
+    is_vera,
+    is_wrappable,
+    torch_dtype,
+)
+from adapter_dsl.backend.state import Ledger, get_state
+from adapter_dsl.errors import ConfigError
+
+__all__ = ["LoRAHandler", "MTLLoRAHandler", "lora_targets", "lora_wrappers"]
+
+SHARED_ATTR = "shared_parameters"
+
+
+@dataclass(frozen=True)
+class Target:
+    """One projection to wrap: ``parent.<attr>``; ``fused`` for a q/k/v-fused projection."""
+
+    path: str
+    parent: nn.Module
+    attr: str
+    attn_key: str | None
+    fused: AttentionSpec | None
+
+    @property
+    def module(self) -> nn.Module:
+        return self.parent._modules[self.attr]  # type: ignore[return-value]
+
+
+def _split(path: str) -> tuple[str, str]:
+    parent, _, attr = path.rpartition(".")
+    return parent, attr
+
+
+def _target(
+    layer: nn.Module, prefix: str, path: str, attn_key: str | None, fused: AttentionSpec | None
+) -> Target | None:
+    if resolve(layer, path) is None:
+        return None
+    parent_path, attr = _split(path)
+    parent = resolve(layer, parent_path)
+    assert parent is not None
+    return Target(f"{prefix}.{path}", parent, attr, attn_key, fused)
+
+
+def lora_targets(model: nn.Module, arch: ArchitectureSpec, config: Any) -> list[Target]:
+    """Every projection ``config`` adapts on ``model``, in layer order."""
+    leave_out = set(config.leave_out or ())
+    matrices = set(config.attn_matrices or ())
+    targets: list[Target] = []
+    for ref in iter_layers(model, arch):
+        if ref.index in leave_out:
+            continue
+        layer = ref.module
+        prefix = f"{ref.group.layers}.{ref.local_index}"
+        found: list[Target | None] = []
+        if config.selfattn_lora:
+            for spec in (ref.group.self_attention, ref.group.cross_attention):
+                if spec is None or resolve(layer, spec.module) is None:
+                    continue
+                if spec.is_fused:
+                    assert spec.qkv is not None
+                    if matrices & set(spec.qkv_order):
+                        found.append(_target(layer, prefix, spec.qkv, None, spec))
+                    continue
+                for key, path in (("q", spec.q), ("k", spec.k), ("v", spec.v)):
+                    if key in matrices and path is not None:
+                        found.append(_target(layer, prefix, path, key, None))
+        if config.intermediate_lora:
+            found.append(_target(layer, prefix, ref.group.intermediate, None, None))
+        if config.output_lora:
+            found.append(_target(layer, prefix, ref.group.output, None, None))
+        targets.extend(t for t in found if t is not None)
+    return targets
+
+
+def lora_wrappers(model: nn.Module) -> Iterator[LoRAWrapper]:
+    """Every LoRA wrapper currently in ``model``."""
+    for module in model.modules():
+        if isinstance(module, LoRAWrapper):
+            yield module
+
+
+def _error(message: str, **kw: Any) -> ConfigError:
+    return ConfigError.single(message, code=kw.pop("code", "unsupported_config"), **kw)
+
+
+class LoRAHandler(MethodHandler):
+    """Builds LoRA/IA3/DoRA/Vera units into wrapped projections; merges them exactly."""
+
+    family = "lora"
+
+    # -- check -------------------------------------------------------------------------------
+    def check(self, model: nn.Module, arch: ArchitectureSpec, config: Any) -> None:
+        if not arch.supports("lora"):
+            raise _error(
+                f"LoRA adapters are not supported on '{arch.model_type}' models",
+                expected="one of " + ", ".join(arch.supported_families),
+                found="lora",
+            )
+        if config.r < 1:
+            raise _error("LoRA rank r must be at least 1", expected="r >= 1", found=str(config.r))
+        if config.composition_mode == "scale":
+            if config.r != 1:
+                raise _error(
+                    "composition_mode='scale' (IA3) needs r == 1",
+                    expected="r=1",
+                    found=f"r={config.r}",
+                )
+            if config.dropout > 0:
+                raise _error(
+                    "IA3 does not support dropout",
+                    expected="dropout=0.0",
+                    found=str(config.dropout),
+                )
+            if config.use_dora:
+                raise _error("IA3 (composition_mode='scale') cannot be combined with use_dora")
+        elif config.composition_mode != "add":
+            raise _error(
+                "unknown composition_mode",
+                expected="'add' or 'scale'",
+                found=repr(config.composition_mode),
+            )
+        try:
+            torch_dtype(config.dtype)
+        except ValueError:
+            raise _error(
+                "unknown dtype",
+                expected="a torch dtype name such as 'float32'",
+                found=repr(config.dtype),
+            ) from None
+        targets = lora_targets(model, arch, config)
+        if not targets:
+            raise _error(
+                "this LoRA config adapts no projection of the model",
+                expected="selfattn_lora with 'q', 'k' or 'v' in attn_matrices, intermediate_lora or output_lora",
+                found=f"attn_matrices={list(config.attn_matrices)}, leave_out={list(config.leave_out)}",
+            )
+        vera = is_vera(config)
+        shapes = set()
+        for t in targets:
+            module = t.module
+            base = module.original if isinstance(module, LoRAWrapper) else module
+            if not is_wrappable(base):
+                raise _error(
+                    f"cannot add LoRA to {t.path}: it is a {type(base).__name__}",
+                    expected="nn.Linear or Conv1D",
+                )
+            if t.fused is not None and (vera or config.use_dora):
+                raise _error(
+                    f"{'Vera' if vera else 'DoRA'} is not supported on the fused q/k/v projection {t.path}",
+                    expected="plain LoRA or IA3 on this model",
+                    found="vera_d/vera_b floats" if vera else "use_dora=True",
+                )
+            shapes.add(tuple(_weight_oi(base).shape))
+        if vera and len(shapes) > 1:
+            raise _error(
+                "Vera shares one pair of random matrices, so every adapted projection must have the same shape",
+                expected="projections of one shape (e.g. only attention q/v)",
+                found="shapes " + ", ".join(str(s) for s in sorted(shapes)),
+            )
+
+    def check_members(self, model: nn.Module, arch: ArchitectureSpec, configs: Any) -> None:
+        """Two LoRA-family members of one union must not adapt the same projection."""
+        seen: set[str] = set()
+        for config in configs:
+            paths = {t.path for t in lora_targets(model, arch, config)}
+            overlap = seen & paths
+            if overlap:
+                raise _error(
+                    "two LoRA-family configs of one union adapt the same projection",
+                    expected="disjoint locations or leave_out",
+                    found=sorted(overlap)[0],
+                )
+            seen |= paths
+
+    # -- add / remove ------------------------------------------------------------------------
+    def add(
+        self, model: nn.Module, arch: ArchitectureSpec, name: str, config: Any, ledger: Ledger
+    ) -> None:
+        state = get_state(model, arch)
+        targets = lora_targets(model, arch, config)
+        shared: VeraShared | None = None
+        if is_vera(config):
+            first = targets[0].module
+            weight = _weight_oi(first.original if isinstance(first, LoRAWrapper) else first)
+            out_f, in_f = weight.shape
+            shared = VeraShared((config.r, in_f), (out_f, config.r), config)
+            # Like the units: the model's dtype unless the config names one.
+            shared.to(device=weight.device, dtype=weight.dtype if config.dtype is None else None)
+            ledger.add_entry(_shared_parameters(model, ledger), name, shared)
+        for t in targets:
+            wrapper = self._wrapper(t, ledger)
+            wrapper.bind(state)
+            if isinstance(wrapper, LoRAFusedQKV):
+                unit = wrapper.add_unit(name, config, config.attn_matrices)
+                ledger.on_undo(partial(_forget, wrapper, name))
+            else:
+                assert isinstance(wrapper, LoRALinear)
+                unit = wrapper.add_unit(name, config, shared)
+            unit.train(wrapper.training)
+            ledger.add_entry(wrapper.loras, name, unit)
+            # Runs before the entry is removed (LIFO): never leave this adapter merged.
+            ledger.on_undo(partial(_unmerge_if, wrapper, name))
+
+    @staticmethod
+    def _wrapper(t: Target, ledger: Ledger) -> LoRAWrapper:
+        """The target's wrapper, created (and scheduled for removal when empty) if needed."""
+        current = t.module
+        if isinstance(current, LoRAWrapper):
+            wrapper = current
+        elif t.fused is not None:
+            wrapper = LoRAFusedQKV(
+                current, fan_in_fan_out=fan_in_fan_out(current), order=t.fused.qkv_order
+            )
+            wrapper.train(current.training)
+            t.parent._modules[t.attr] = wrapper
+        else:
+            wrapper = LoRALinear(
+                current, fan_in_fan_out=fan_in_fan_out(current), attn_key=t.attn_key
+            )
+            wrapper.train(current.training)
+            t.parent._modules[t.attr] = wrapper
+        parent, attr = t.parent, t.attr
+
+        def unwrap_if_unused() -> None:
+            if len(wrapper.loras) == 0 and parent._modules.get(attr) is wrapper:
+                parent._modules[attr] = wrapper.restore_original()
+
+        # Registered before the unit entry, so it runs after the entry's removal.
+        ledger.on_undo(unwrap_if_unused)
+        return wrapper
+
+    # -- merge -------------------------------------------------------------------------------
+    def merge(self, model: nn.Module, arch: ArchitectureSpec, name: str, config: Any) -> None:
+        """Fold ``name`` into the wrapped weights (exactly reproducing its forward pass)."""
+        wrappers = [w for w in lora_wrappers(model) if name in w.loras]
+        if config.use_gating:
+            raise _error(
+                f"adapter '{name}' cannot be merged: gated LoRA depends on the input",
+                expected="use_gating=False",
+                found="use_gating=True",
+                code="not_mergeable",
+            )
+        busy = [w for w in wrappers if w.merged not in (None, name)]
+        if busy:
+            raise _error(
+                f"cannot merge '{name}': '{busy[0].merged}' is already merged into the same layers",
+                suggestion=f"unmerge '{busy[0].merged}' first",
+                code="not_mergeable",
+            )
+        for w in wrappers:
+            w.merge(name)
+
+    def unmerge(self, model: nn.Module, arch: ArchitectureSpec, name: str, config: Any) -> None:
+        """Restore the exact weights saved at merge time."""
+        for w in lora_wrappers(model):
+            if w.merged == name:
+                w.unmerge()
+
+
+def _weight_oi(module: nn.Module) -> Tensor:
+    """A Linear's or Conv1D's weight in (out, in) orientation."""
+    weight = cast(Tensor, module.weight)
+    return weight.t() if fan_in_fan_out(module) else weight
+
+
+def _forget(wrapper: LoRAFusedQKV, name: str) -> None:
+    wrapper.enabled.pop(name, None)
+
+
+def _unmerge_if(wrapper: LoRAWrapper, name: str) -> None:
+    if wrapper.merged == name:
+        wrapper.unmerge()
+
+
+def _shared_parameters(model: nn.Module, ledger: Ledger) -> nn.ModuleDict:
+    """The base model's ``shared_parameters`` ModuleDict, created on first use.
+
+    Other families (Compacter) use the same dict, so it is removed only once it is empty; every
+    user registers that clean-up, and whichever is removed last finds it empty.
+    """
+    base = base_model_of(model)
+    holder = base._modules.get(SHARED_ATTR)
+    if not isinstance(holder, nn.ModuleDict):
+        holder = nn.ModuleDict()
+        base.add_module(SHARED_ATTR, holder)
+
+    def drop_if_empty() -> None:
+        if len(holder) == 0 and base._modules.get(SHARED_ATTR) is holder:
+            del base._modules[SHARED_ATTR]
+
+    ledger.on_undo(drop_if_empty)
+    return holder
+
+
+class MTLLoRAHandler(MethodHandler):
+    """MTL-LoRA needs per-example task routing (``task_ids``), which this backend does not have."""
+
+    family = "mtl_lora"
+
+    def check(self, model: nn.Module, arch: ArchitectureSpec, config: Any) -> None:
+        raise ConfigError.single(
+            "mtl_lora adapters are not supported by this backend (they need multi-task routing)",
+            expected="lora, ia3, vera or dora",
+            found="mtl_lora",
+            code="unsupported_method",
+        )
+
+    def add(
+        self, model: nn.Module, arch: ArchitectureSpec, name: str, config: Any, ledger: Ledger
+    ) -> None:
+        self.check(model, arch, config)

@@ -1,0 +1,357 @@
+"""Prefix tuning (reference §3.3): learned key/value prefixes prepended in every attention module.
+
+Modules and state-dict keys (reference layout):
+
+* ``prefix_tuning.prefix_tunings.<name>.<location>`` on the base model: one generator per adapter
+  and location key (``self_prefix``, ``encoder_prefix``, ``cross_prefix``), producing all of that
+  location's layers at once. Reparametrised: ``wte = Embedding(L, h)`` →
+  ``control_trans = Sequential(Linear(h, B), act, Linear(B, N))``; flat: ``control_trans`` is a
+  Parameter of ``L·N`` values. ``N = n_layers·2·H_kv·d_head`` (GQA-aware: ``H_kv`` key/value heads).
+  The reference saves n_layers+1 copies of these tensors; the model holds them once.
+* ``<attention module>.prefix_tuning.prefix_gates.<name>``: the optional gate ``Linear(h, 1 or 2)``
+  on the attention *input*; its token-averaged sigmoid scales the prefix keys (column 0) and
+  values (last column).
+
+A layer's prefix id is its ordinal among the non-left-out layers of the same location. BERT-family
+and decoder self-attention always get a prefix (``self_prefix``; ``encoder_prefix=False`` only
+affects encoder-decoder encoders), cross-attention follows ``cross_prefix``.
+
+Runtime: see :mod:`attention_hook`. The generator output is computed once per model forward
+(cached between a pre- and a post-hook on the base model), expanded to the batch, passed through
+dropout and permuted to per-layer (key, value) pairs of shape (batch, H_kv, L, d_head). Several
+active prefix adapters stack: each prepends its prefix in active order. With an all-ones
+attention mask the output equals the output without a mask.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any, cast
+
+import torch
+from torch import Tensor, nn
+
+from adapter_dsl.backend import architectures as archs
+from adapter_dsl.backend.architectures import ArchitectureSpec, base_model_of, iter_layers, resolve
+from adapter_dsl.backend.methods import attention_hook
+from adapter_dsl.backend.methods.base import MethodHandler
+from adapter_dsl.backend.methods.common import activation, init_seed
+from adapter_dsl.backend.state import Ledger, get_state
+from adapter_dsl.errors import ConfigError
+
+__all__ = [
+    "FlatPrefixTuning",
+    "PrefixGenerator",
+    "PrefixTuning",
+    "PrefixTuningHandler",
+    "PrefixTuningLayer",
+    "PrefixTuningPool",
+    "prefix_sites",
+]
+
+POOL_ATTR = "prefix_tuning"
+LAYER_ATTR = "prefix_tuning"
+
+
+class PrefixGenerator(nn.Module):
+    """Produces the prefixes of ``n_layers`` layers of one location (see :meth:`forward`)."""
+
+    def __init__(self, n_layers: int, n_heads: int, head_dim: int, config: Any) -> None:
+        super().__init__()
+        self.n_layers, self.n_heads, self.head_dim = n_layers, n_heads, head_dim
+        self.prefix_length = int(config.prefix_length)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def raw(self) -> Tensor:
+        """The unbatched generator output, (L, N)."""
+        raise NotImplementedError
+
+    def forward(self, batch_size: int) -> Tensor:
+        """(2·n_layers, batch, H_kv, L, d_head): key of layer i at 2i, value at 2i+1."""
+        states = self.raw().unsqueeze(0).expand(batch_size, -1, -1)
+        states = states.reshape(
+            batch_size, self.prefix_length, self.n_layers * 2, self.n_heads, self.head_dim
+        )
+        return self.dropout(states).permute(2, 0, 3, 1, 4)
+
+
+class PrefixTuning(PrefixGenerator):
+    """MLP-reparametrised prefixes: ``control_trans(wte)``."""
+
+    def __init__(
+        self, n_layers: int, n_heads: int, head_dim: int, input_size: int, config: Any
+    ) -> None:
+        super().__init__(n_layers, n_heads, head_dim, config)
+        self.wte = nn.Embedding(config.prefix_length, input_size)
+        self.control_trans = nn.Sequential(
+            nn.Linear(input_size, config.bottleneck_size),
+            activation(config.non_linearity),
+            nn.Linear(config.bottleneck_size, n_layers * 2 * n_heads * head_dim),
+        )
+
+    def raw(self) -> Tensor:
+        out: Tensor = self.control_trans(self.wte.weight)
+        return out
+
+
+class FlatPrefixTuning(PrefixGenerator):
+    """Prefixes trained directly: ``control_trans`` is a Parameter of ``L·N`` values (std 1)."""
+
+    def __init__(
+        self, n_layers: int, n_heads: int, head_dim: int, input_size: int, config: Any
+    ) -> None:
+        super().__init__(n_layers, n_heads, head_dim, config)
+        self.control_trans = nn.Parameter(
+            torch.randn(config.prefix_length * n_layers * 2 * n_heads * head_dim)
+        )
+
+    def raw(self) -> Tensor:
+        return self.control_trans.view(self.prefix_length, -1)
+
+
+class PrefixTuningPool(nn.Module):
+    """Holds every adapter's generators (``prefix_tunings.<name>.<location>``) on the base model.
+
+    ``cache`` is a dict only during a model forward (set by the base model's pre-hook, cleared by
+    its post-hook), so each generator runs once per forward; outside a forward nothing is cached.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.prefix_tunings = nn.ModuleDict()
+        self.cache: dict[tuple[str, str, int], Tensor] | None = None
+        self.handles: list[Any] = []  # the cache hooks on the base model
+
+    def states(self, name: str, location: str, batch_size: int) -> Tensor:
+        group = cast(nn.ModuleDict, self.prefix_tunings[name])
+        generator = cast(PrefixGenerator, group[location])
+        if self.cache is None:
+            return generator(batch_size)
+        key = (name, location, batch_size)
+        if key not in self.cache:
+            self.cache[key] = generator(batch_size)
+        return self.cache[key]
+
+
+class PrefixTuningLayer(nn.Module):
+    """Per attention module: which prefix (location, id) each adapter uses, plus the gates."""
+
+    def __init__(self, location: str, pool: PrefixTuningPool, state: Any) -> None:
+        super().__init__()
+        self.location = location
+        self.prefix_gates = nn.ModuleDict()
+        self.prefixes: dict[str, int] = {}
+        self._refs = (pool, state)  # not registered: the pool lives on the base model
+        self.residual: Tensor | None = None
+        self.handles: list[Any] = []  # input-capture hooks on the attention module
+        self.undo_route: Any = None  # restores the attention module's config
+
+    def prefix_states(self, key: Tensor) -> list[tuple[Tensor, Tensor]]:
+        pool, state = self._refs
+        pairs: list[tuple[Tensor, Tensor]] = []
+        for name, _ in state.active_members("prefix_tuning"):
+            prefix_id = self.prefixes.get(name)
+            if prefix_id is None:
+                continue
+            states = pool.states(name, self.location, key.shape[0])
+            k, v = states[2 * prefix_id], states[2 * prefix_id + 1]
+            if name in self.prefix_gates:
+                if self.residual is None:
+                    raise RuntimeError(
+                        "prefix gate needs the attention input, which was not captured"
+                    )
+                gate = torch.sigmoid(self.prefix_gates[name](self.residual)).mean(dim=1)
+                k = k * gate[:, 0].view(-1, 1, 1, 1)
+                v = v * gate[:, -1].view(-1, 1, 1, 1)
+            pairs.append((k, v))
+        return pairs
+
+
+def _capture_input(layer: PrefixTuningLayer) -> Any:
+    def pre_hook(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        layer.residual = kwargs.get("hidden_states", args[0] if args else None)
+
+    return pre_hook
+
+
+def _release_input(layer: PrefixTuningLayer) -> Any:
+    def hook(module: nn.Module, args: Any, kwargs: Any, output: Any) -> None:
+        layer.residual = None  # do not keep activations alive between forwards
+
+    return hook
+
+
+def prefix_sites(
+    model: nn.Module, arch: ArchitectureSpec, config: Any
+) -> list[tuple[nn.Module, str, int]]:
+    """(attention module, location key, prefix id) for every attention that gets a prefix."""
+    leave_out = set(config.leave_out or ())
+    enabled = {
+        "self_prefix": True,
+        "encoder_prefix": bool(config.encoder_prefix),
+        "cross_prefix": bool(config.cross_prefix),
+    }
+    counts: dict[str, int] = {}
+    sites: list[tuple[nn.Module, str, int]] = []
+    for ref in iter_layers(model, arch):
+        for spec in (ref.group.self_attention, ref.group.cross_attention):
+            if spec is None:
+                continue
+            module = resolve(ref.module, spec.module)
+            location = spec.prefix_location
+            if module is None or not enabled.get(location, False) or ref.index in leave_out:
+                continue
+            sites.append((module, location, counts.get(location, 0)))
+            counts[location] = counts.get(location, 0) + 1
+    return sites
+
+
+def _error(message: str, **kw: Any) -> ConfigError:
+    return ConfigError.single(message, code=kw.pop("code", "unsupported_config"), **kw)
+
+
+class PrefixTuningHandler(MethodHandler):
+    """Builds prefix generators and routes attention through :mod:`attention_hook`."""
+
+    family = "prefix_tuning"
+
+    def check(self, model: nn.Module, arch: ArchitectureSpec, config: Any) -> None:
+        if not arch.supports("prefix_tuning"):
+            raise _error(
+                f"prefix tuning is not supported on '{arch.model_type}' models",
+                expected="one of " + ", ".join(arch.supported_families),
+                found="prefix_tuning",
+            )
+        activation(config.non_linearity)  # raises ConfigError for unknown names
+        if config.prefix_length < 0 or config.bottleneck_size < 1:
+            raise _error(
+                "prefix_length must be >= 0 and bottleneck_size >= 1",
+                found=f"prefix_length={config.prefix_length}, bottleneck_size={config.bottleneck_size}",
+            )
+        sites = prefix_sites(model, arch, config)
+        if not sites:
+            raise _error(
+                "this prefix-tuning config adds a prefix to no attention module",
+                found=f"leave_out={list(config.leave_out)}",
+            )
+        implementation = attention_hook.real_implementation(sites[0][0])
+        if implementation not in attention_hook.SUPPORTED_IMPLEMENTATIONS:
+            raise _error(
+                f"prefix tuning cannot run with the '{implementation}' attention implementation",
+                expected=" or ".join(attention_hook.SUPPORTED_IMPLEMENTATIONS),
+                found=implementation,
+                suggestion="call model.set_attn_implementation('sdpa') first",
+            )
+
+    def check_members(self, model: nn.Module, arch: ArchitectureSpec, configs: Any) -> None:
+        if len(configs) > 1:
+            raise _error(
+                "a union can hold at most one prefix-tuning config", found=f"{len(configs)}"
+            )
+
+    def add(
+        self, model: nn.Module, arch: ArchitectureSpec, name: str, config: Any, ledger: Ledger
+    ) -> None:
+        state = get_state(model, arch)
+        base = base_model_of(model)
+        hf_config = base.config
+        pool = _pool(base, ledger)
+        sites = prefix_sites(model, arch, config)
+        counts: dict[str, int] = {}
+        for _, location, _ in sites:
+            counts[location] = counts.get(location, 0) + 1
+        group = nn.ModuleDict()
+        kind = FlatPrefixTuning if config.flat else PrefixTuning
+        hidden = archs.ArchitectureSpec.hidden_size(hf_config)
+        with init_seed(config.init_weights_seed):
+            for location, n_layers in counts.items():
+                group[location] = kind(
+                    n_layers, arch.num_kv_heads(hf_config), arch.head_dim(hf_config), hidden, config
+                )
+        _to_model(group, base)
+        group.train(pool.training)
+        ledger.add_entry(pool.prefix_tunings, name, group)
+        for module, location, prefix_id in sites:
+            layer = _layer(module, location, pool, state, ledger)
+            layer.prefixes[name] = prefix_id
+            ledger.on_undo(partial(_forget, layer, name))
+            if config.use_gating:
+                with init_seed(config.init_weights_seed):
+                    gate = nn.Linear(hidden, 1 if config.shared_gating else 2)
+                    nn.init.normal_(gate.weight, std=0.02)
+                _to_model(gate, base)
+                ledger.add_entry(layer.prefix_gates, name, gate)
+
+
+def _forget(layer: PrefixTuningLayer, name: str) -> None:
+    layer.prefixes.pop(name, None)
+
+
+def _to_model(module: nn.Module, like: nn.Module) -> None:
+    ref = next(iter(like.parameters()), None)
+    if ref is not None:
+        module.to(device=ref.device, dtype=ref.dtype if ref.is_floating_point() else None)
+
+
+def _pool(base: nn.Module, ledger: Ledger) -> PrefixTuningPool:
+    """The base model's pool with its cache hooks, created on first use, removed when empty."""
+    existing = base._modules.get(POOL_ATTR)
+    if isinstance(existing, PrefixTuningPool):
+        pool = existing
+    else:
+        pool = PrefixTuningPool()
+        pool.train(base.training)
+        base.add_module(POOL_ATTR, pool)
+
+        def start(module: nn.Module, args: Any) -> None:
+            pool.cache = {}
+
+        def stop(module: nn.Module, args: Any, output: Any) -> None:
+            pool.cache = None
+
+        pool.handles = [
+            base.register_forward_pre_hook(start),
+            base.register_forward_hook(stop, always_call=True),
+        ]
+
+    # Registered by every adapter; whichever is removed last finds the pool empty.
+    def drop_if_empty() -> None:
+        if len(pool.prefix_tunings) == 0 and base._modules.get(POOL_ATTR) is pool:
+            for handle in pool.handles:
+                handle.remove()
+            del base._modules[POOL_ATTR]
+
+    ledger.on_undo(drop_if_empty)
+    return pool
+
+
+def _layer(
+    module: nn.Module, location: str, pool: PrefixTuningPool, state: Any, ledger: Ledger
+) -> PrefixTuningLayer:
+    """The attention module's prefix layer (and attention routing), created on first use."""
+    existing = module._modules.get(LAYER_ATTR)
+    if isinstance(existing, PrefixTuningLayer):
+        layer = existing
+    else:
+        layer = PrefixTuningLayer(location, pool, state)
+        module.add_module(LAYER_ATTR, layer)
+        # Read by attention_hook. Put into __dict__ directly: nn.Module.__setattr__ would register
+        # the layer a second time as a child and duplicate its keys in the state dict.
+        module.__dict__["prefix_source"] = layer
+        layer.undo_route = attention_hook.install(module)
+        layer.handles = [
+            module.register_forward_pre_hook(_capture_input(layer), with_kwargs=True),
+            module.register_forward_hook(_release_input(layer), with_kwargs=True, always_call=True),
+        ]
+
+    def drop_if_unused() -> None:
+        if layer.prefixes or module._modules.get(LAYER_ATTR) is not layer:
+            return
+        for handle in layer.handles:
+            handle.remove()
+        layer.undo_route()
+        del module._modules[LAYER_ATTR]
+        module.__dict__.pop("prefix_source", None)
+
+    ledger.on_undo(drop_if_unused)
+    return layer

@@ -1,0 +1,251 @@
+"""Prompt tuning (reference §3.4): learned soft-prompt embeddings inserted after the embeddings.
+
+``prompt_tuning.prompt_tunings.<name>.prompt_embedding`` (``Embedding(L, embedding_size)``) lives
+on the base model. A forward hook on the table's embedding module combines the prompt with the
+embedded input: ``combine="prefix"`` gives ``[P; E]``, ``"prefix_after_bos"`` gives
+``[E₀; P; E₁:]``. On BERT-style models the embedding module's output already includes position
+embeddings, so prompts get none (as in the reference). The output sequence grows by ``L``.
+
+A pre-hook on the base model prepends ``L`` ones to a given 2-D ``attention_mask`` (also for
+``prefix_after_bos``, as in the reference); without a mask nothing changes. Only the first active
+prompt-tuning adapter is applied. Supported where the table's row says ``prompt_tuning=True``
+(BERT, RoBERTa), as in the reference.
+
+Initialisation: ``random_uniform`` draws from ``U(-s, s)`` with ``s = random_uniform_scale``
+(0.5 by default; a config field here). ``from_string`` embeds the tokenised ``prompt_init_text``
+with the model's input embeddings (repeated or truncated to ``L``, cast to float32). The tokenizer
+is taken from :func:`set_prompt_tokenizer` (any callable returning ``{"input_ids": [...]}`` or a
+list of ids, e.g. a Hugging Face tokenizer) or, like the reference, loaded with ``AutoTokenizer``
+from ``model.config.tokenizer_name_or_path``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any, cast
+
+import torch
+from torch import Tensor, nn
+
+from adapter_dsl.backend.architectures import ArchitectureSpec, base_model_of, resolve
+from adapter_dsl.backend.methods.base import MethodHandler
+from adapter_dsl.backend.methods.common import init_seed
+from adapter_dsl.backend.state import Ledger, get_state
+from adapter_dsl.errors import ConfigError
+
+__all__ = ["PromptTuning", "PromptTuningHandler", "PromptTuningLayer", "set_prompt_tokenizer"]
+
+POOL_ATTR = "prompt_tuning"
+TOKENIZER_ATTR = "_adapter_dsl_prompt_tokenizer"
+DEFAULT_SCALE = 0.5
+
+
+def set_prompt_tokenizer(model: nn.Module, tokenizer: Any) -> None:
+    """Give ``model`` the tokenizer used by ``prompt_init="from_string"``.
+
+    Stored as a plain attribute (not a module), so it is neither saved nor moved by ``.to()``.
+    """
+    model.__dict__[TOKENIZER_ATTR] = tokenizer
+
+
+def _tokenizer(model: nn.Module) -> Any:
+    for owner in (model, base_model_of(model)):
+        tokenizer = owner.__dict__.get(TOKENIZER_ATTR)
+        if tokenizer is not None:
+            return tokenizer
+    path = getattr(base_model_of(model).config, "tokenizer_name_or_path", None)
+    if path:
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(path)
+    return None
+
+
+def _token_ids(tokenizer: Any, text: str) -> list[int]:
+    result = tokenizer(text)
+    ids = result["input_ids"] if isinstance(result, Mapping) or hasattr(result, "keys") else result
+    return [int(i) for i in ids]
+
+
+class PromptTuning(nn.Module):
+    """One adapter's prompt: ``prompt_embedding`` and the combination with the embedded input."""
+
+    def __init__(self, length: int, embedding_size: int, combine: str) -> None:
+        super().__init__()
+        if combine not in ("prefix", "prefix_after_bos"):
+            raise ValueError(f"unknown combine '{combine}'")
+        self.combine = combine
+        self.prompt_embedding = nn.Embedding(length, embedding_size)
+
+    @property
+    def length(self) -> int:
+        return self.prompt_embedding.num_embeddings
+
+    def forward(self, embedded: Tensor) -> Tensor:
+        prompt = self.prompt_embedding.weight.to(embedded.dtype)
+        prompt = prompt.unsqueeze(0).expand(embedded.shape[0], -1, -1)
+        if self.combine == "prefix":
+            return torch.cat([prompt, embedded], dim=1)
+        return torch.cat([embedded[:, :1], prompt, embedded[:, 1:]], dim=1)
+
+
+class PromptTuningLayer(nn.Module):
+    """``prompt_tuning`` on the base model: every adapter's prompt plus the active-prompt lookup."""
+
+    def __init__(self, state: Any) -> None:
+        super().__init__()
+        self.prompt_tunings = nn.ModuleDict()
+        self._state = (state,)  # not registered
+        self.handles: list[Any] = []
+
+    def current(self) -> PromptTuning | None:
+        """The first active prompt-tuning adapter, if any."""
+        for name, _ in self._state[0].active_members("prompt_tuning"):
+            if name in self.prompt_tunings:
+                return self.prompt_tunings[name]  # type: ignore[return-value]
+        return None
+
+
+def _error(message: str, **kw: Any) -> ConfigError:
+    return ConfigError.single(message, code=kw.pop("code", "unsupported_config"), **kw)
+
+
+class PromptTuningHandler(MethodHandler):
+    """Adds prompt embeddings after the embedding module and extends the attention mask."""
+
+    family = "prompt_tuning"
+
+    def check(self, model: nn.Module, arch: ArchitectureSpec, config: Any) -> None:
+        if not arch.supports("prompt_tuning"):
+            raise _error(
+                f"prompt tuning is not supported on '{arch.model_type}' models",
+                expected="a model type with prompt tuning (bert, roberta)",
+                found=arch.model_type,
+                code="unsupported_method",
+            )
+        if config.prompt_length < 0:
+            raise _error("prompt_length must be >= 0", found=str(config.prompt_length))
+        if config.combine not in ("prefix", "prefix_after_bos"):
+            raise _error(
+                "unknown combine",
+                expected="'prefix' or 'prefix_after_bos'",
+                found=repr(config.combine),
+            )
+        if config.prompt_init == "from_string":
+            if not config.prompt_init_text:
+                raise _error(
+                    "prompt_init='from_string' needs prompt_init_text",
+                    expected="a non-empty prompt_init_text",
+                    found=repr(config.prompt_init_text),
+                )
+            has_tokenizer = any(
+                o.__dict__.get(TOKENIZER_ATTR) is not None for o in (model, base_model_of(model))
+            ) or getattr(base_model_of(model).config, "tokenizer_name_or_path", None)
+            if not has_tokenizer:
+                raise _error(
+                    "prompt_init='from_string' needs a tokenizer",
+                    expected="a tokenizer",
+                    found="none",
+                    suggestion="call adapter_dsl.backend.methods.prompt_tuning.set_prompt_tokenizer(model, tokenizer) "
+                    "or set model.config.tokenizer_name_or_path",
+                )
+        elif config.prompt_init != "random_uniform":
+            raise _error(
+                "unknown prompt_init",
+                expected="'random_uniform' or 'from_string'",
+                found=repr(config.prompt_init),
+            )
+        if resolve(base_model_of(model), arch.embeddings) is None:
+            raise _error(f"the model has no embedding module at '{arch.embeddings}'")
+
+    def check_members(self, model: nn.Module, arch: ArchitectureSpec, configs: Any) -> None:
+        if len(configs) > 1:
+            raise _error(
+                "a union can hold at most one prompt-tuning config", found=f"{len(configs)}"
+            )
+
+    def add(
+        self, model: nn.Module, arch: ArchitectureSpec, name: str, config: Any, ledger: Ledger
+    ) -> None:
+        base = base_model_of(model)
+        layer = _layer(base, arch, get_state(model, arch), ledger)
+        word_embeddings = cast(nn.Embedding, cast(Any, base).get_input_embeddings())
+        hf_config: Any = base.config
+        size = int(getattr(hf_config, "embedding_size", None) or hf_config.hidden_size)
+        prompt = PromptTuning(config.prompt_length, size, config.combine)
+        with init_seed(config.init_weights_seed), torch.no_grad():
+            if config.prompt_init == "random_uniform":
+                scale = float(getattr(config, "random_uniform_scale", DEFAULT_SCALE))
+                nn.init.uniform_(prompt.prompt_embedding.weight, -scale, scale)
+            else:
+                prompt.prompt_embedding.weight.copy_(
+                    _text_embedding(
+                        _tokenizer(model),
+                        config.prompt_init_text,
+                        config.prompt_length,
+                        word_embeddings,
+                    )
+                )
+        prompt.to(device=word_embeddings.weight.device, dtype=word_embeddings.weight.dtype)
+        prompt.train(layer.training)
+        ledger.add_entry(layer.prompt_tunings, name, prompt)
+
+
+def _text_embedding(tokenizer: Any, text: str, length: int, embeddings: nn.Embedding) -> Tensor:
+    """Embeddings of ``text``'s tokens, repeated or truncated to ``length`` rows (float32)."""
+    ids = _token_ids(tokenizer, text)
+    if not ids:
+        raise _error("prompt_init_text produced no tokens", found=repr(text))
+    ids = (ids * math.ceil(length / len(ids)))[:length]
+    weight = embeddings.weight
+    return embeddings(torch.tensor(ids, device=weight.device)).detach().to(torch.float32)
+
+
+def _layer(
+    base: nn.Module, arch: ArchitectureSpec, state: Any, ledger: Ledger
+) -> PromptTuningLayer:
+    """The base model's ``prompt_tuning`` and its hooks, created on first use, removed when empty."""
+    existing = base._modules.get(POOL_ATTR)
+    if isinstance(existing, PromptTuningLayer):
+        layer = existing
+    else:
+        layer = PromptTuningLayer(state)
+        layer.train(base.training)
+        base.add_module(POOL_ATTR, layer)
+        embeddings = resolve(base, arch.embeddings)
+        assert embeddings is not None
+
+        def add_prompt(module: nn.Module, args: Any, output: Tensor) -> Tensor:
+            prompt = layer.current()
+            return output if prompt is None else prompt(output)
+
+        def extend_mask(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+            prompt = layer.current()
+            if prompt is None:
+                return None
+            if "attention_mask" in kwargs:
+                kwargs["attention_mask"] = _prepend_ones(kwargs["attention_mask"], prompt.length)
+            elif len(args) > 1:
+                args = (args[0], _prepend_ones(args[1], prompt.length), *args[2:])
+            return args, kwargs
+
+        layer.handles = [
+            embeddings.register_forward_hook(add_prompt),
+            base.register_forward_pre_hook(extend_mask, with_kwargs=True),
+        ]
+
+    def drop_if_empty() -> None:
+        if len(layer.prompt_tunings) == 0 and base._modules.get(POOL_ATTR) is layer:
+            for handle in layer.handles:
+                handle.remove()
+            del base._modules[POOL_ATTR]
+
+    ledger.on_undo(drop_if_empty)
+    return layer
+
+
+def _prepend_ones(mask: Any, length: int) -> Any:
+    if not isinstance(mask, Tensor) or mask.dim() != 2:
+        return mask
+    return torch.cat([mask.new_ones(mask.shape[0], length), mask], dim=1)

@@ -1,0 +1,326 @@
+"""ReFT (reference §3.5): LoReft, NoReft and DiReft interventions on layer outputs.
+
+Each selected layer gets ``reft_layer.refts.<name>`` (a :class:`ReftModule`) and a forward hook
+that rewrites the layer's output hidden states at the first ``prefix_positions`` and the last
+``suffix_positions`` non-padding positions. A unit computes
+
+    x' = dropout(x + (act(W_s x + b) − [R x if subtract_projection]) · R)
+
+with ``learned_source = Linear(h, r)`` and ``projection = R = Linear(h, r, bias=False)``, kept
+orthogonal through ``torch.nn.utils.parametrizations.orthogonal`` when ``orthogonality`` is set
+(which adds the reference's ``projection.parametrizations.weight.0.base`` buffer). Unit 0 serves
+the prefix positions and unit 1 the suffix positions; with ``tied_weights`` one unit serves both.
+Two units are built even when ``suffix_positions`` is 0 (as in the reference, so parameter counts
+and keys match). Dropout hits the whole intervened state, as in the reference.
+
+Positions come from the attention mask passed to the base model (first "1" = offset, number of
+ones = length); without a mask (or for a stack whose length differs, e.g. a decoder) the whole
+sequence counts as non-padding. ``subtract_projection`` is a config field here (False for DiReft),
+so it survives saving and loading.
+
+Only the first *active ReFT* adapter acts (the reference takes the first adapter of the active
+setup, which silently disables ReFT when that adapter is of another family).
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+import torch
+from torch import Tensor, nn
+
+from adapter_dsl.backend.architectures import ArchitectureSpec, base_model_of, iter_layers
+from adapter_dsl.backend.methods.base import MethodHandler
+from adapter_dsl.backend.methods.common import activation, init_seed
+from adapter_dsl.backend.methods.lora_layers import torch_dtype
+from adapter_dsl.backend.state import Ledger, get_state
+from adapter_dsl.errors import ConfigError
+
+__all__ = ["ReftHandler", "ReftLayer", "ReftModule", "ReftUnit", "reft_layer_indices"]
+
+LAYER_ATTR = "reft_layer"
+SHARED_KEY = "reft"
+MASK_KWARGS = ("attention_mask", "decoder_attention_mask")
+
+
+class ReftUnit(nn.Module):
+    """One intervention: ``x + (act(W_s x + b) − R x) Rᵀ``-style edit of the selected states."""
+
+    def __init__(
+        self,
+        hidden: int,
+        r: int,
+        *,
+        orthogonal: bool,
+        subtract_projection: bool,
+        non_linearity: str | None,
+        dropout: float,
+        dtype: torch.dtype | None,
+    ) -> None:
+        super().__init__()
+        self.learned_source = nn.Linear(hidden, r, bias=True, dtype=dtype)
+        projection: nn.Module = nn.Linear(hidden, r, bias=False, dtype=dtype)
+        if orthogonal:
+            if dtype in (torch.float16, torch.bfloat16):
+                # The orthogonal parametrisation has no half-precision kernels.
+                projection = projection.float()
+            projection = nn.utils.parametrizations.orthogonal(projection)
+        self.projection = projection
+        self.orthogonal = orthogonal
+        self.subtract_projection = subtract_projection
+        self.non_linearity = activation(non_linearity)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor) -> Tensor:
+        # The projection may be float32 while the rest is half precision (see __init__).
+        h = x.to(self.learned_source.weight.dtype)
+        source = self.non_linearity(self.learned_source(h))
+        weight = cast(Tensor, self.projection.weight)
+        if self.subtract_projection:
+            source = source - (h.to(weight.dtype) @ weight.t()).to(source.dtype)
+        return self.dropout(x + (source.to(weight.dtype) @ weight).to(x.dtype))
+
+
+class ReftModule(nn.Module):
+    """The units of one adapter in one layer and the prefix/suffix gather/scatter."""
+
+    def __init__(self, hidden: int, config: Any, dtype: torch.dtype | None = None) -> None:
+        """``dtype``: used when ``config.dtype`` is None (the host model's dtype)."""
+        super().__init__()
+        self.prefix_positions = int(config.prefix_positions)
+        self.suffix_positions = int(config.suffix_positions)
+        self.tied_weights = bool(config.tied_weights)
+        dtype = torch_dtype(config.dtype) or dtype
+        units = []
+        for _ in range(1 if self.tied_weights else 2):
+            # Reseeded per unit like the reference, so a seed gives identical units.
+            with init_seed(config.init_weights_seed):
+                units.append(
+                    ReftUnit(
+                        hidden,
+                        config.r,
+                        orthogonal=bool(config.orthogonality),
+                        subtract_projection=bool(getattr(config, "subtract_projection", True)),
+                        non_linearity=config.non_linearity,
+                        dropout=config.dropout,
+                        dtype=dtype,
+                    )
+                )
+        self.units = nn.ModuleList(units)
+
+    def forward(self, hidden: Tensor, first: Tensor, last: Tensor) -> Tensor:
+        """``hidden`` (B, T, h); ``first``/``last`` (B,): non-padding span ``[first, last)``."""
+        batch, length, dim = hidden.shape
+        spans: list[Tensor] = []
+        pref_idx = suff_idx = None
+        if self.prefix_positions > 0:
+            n = min(self.prefix_positions, length)
+            pref_idx = (first.view(-1, 1) + torch.arange(n, device=hidden.device)).clamp(
+                0, length - 1
+            )
+            spans.append(hidden.gather(1, pref_idx.unsqueeze(-1).expand(batch, n, dim)))
+        else:
+            spans.append(hidden.new_zeros(batch, 0, dim))
+        if self.suffix_positions > 0:
+            n = min(self.suffix_positions, length)
+            suff_idx = (last.view(-1, 1) + torch.arange(-n, 0, device=hidden.device)).clamp(
+                0, length - 1
+            )
+            spans.append(hidden.gather(1, suff_idx.unsqueeze(-1).expand(batch, n, dim)))
+        else:
+            spans.append(hidden.new_zeros(batch, 0, dim))
+        if self.tied_weights:
+            adapted = [self.units[0](torch.cat(spans, dim=1))]
+        else:
+            adapted = [unit(span) for unit, span in zip(self.units, spans, strict=True)]
+        merged = torch.cat(adapted, dim=1).to(hidden.dtype)
+        if pref_idx is not None:
+            n = pref_idx.shape[1]
+            hidden = hidden.scatter(1, pref_idx.unsqueeze(-1).expand(batch, n, dim), merged[:, :n])
+        if suff_idx is not None:
+            n = suff_idx.shape[1]
+            hidden = hidden.scatter(1, suff_idx.unsqueeze(-1).expand(batch, n, dim), merged[:, -n:])
+        return hidden
+
+
+class ReftLayer(nn.Module):
+    """``reft_layer`` of one transformer layer: the ``refts`` of every adapter placed there."""
+
+    def __init__(self, context: ReftContext, state: Any) -> None:
+        super().__init__()
+        self.refts = nn.ModuleDict()
+        self._refs = (context, state)  # not registered
+        self.handle: Any = None  # the output hook on the host layer
+
+    def forward(self, hidden: Tensor) -> Tensor:
+        context, state = self._refs
+        for name, _ in state.active_members("reft"):
+            if name in self.refts:
+                first, last = context.span(hidden)
+                module = cast(ReftModule, self.refts[name])
+                return module(hidden, first, last)
+            return hidden  # the first active ReFT adapter is not placed in this layer
+        return hidden
+
+
+class ReftContext:
+    """Attention masks of the current base-model forward (set and cleared by hooks)."""
+
+    def __init__(self) -> None:
+        self.masks: list[Tensor] = []
+        self.handles: list[Any] = []
+        self.users = 0
+
+    def span(self, hidden: Tensor) -> tuple[Tensor, Tensor]:
+        """(first, last) non-padding positions for states ``hidden`` (B, T, h)."""
+        batch, length = hidden.shape[:2]
+        for mask in self.masks:
+            if mask.dim() == 2 and mask.shape == (batch, length):
+                first = mask.argmax(dim=1)
+                return first, first + (mask == 1).sum(dim=1)
+        zeros = torch.zeros(batch, dtype=torch.long, device=hidden.device)
+        return zeros, zeros + length
+
+
+def _output_hook(layer: ReftLayer) -> Any:
+    def hook(module: nn.Module, args: Any, output: Any) -> Any:
+        if isinstance(output, Tensor):
+            return layer(output)
+        if isinstance(output, tuple) and output and isinstance(output[0], Tensor):
+            return (layer(output[0]), *output[1:])
+        return output
+
+    return hook
+
+
+def reft_layer_indices(model: nn.Module, arch: ArchitectureSpec, config: Any) -> list[int]:
+    """Global indices of the layers ``config`` intervenes on."""
+    if not getattr(config, "output_reft", True):
+        return []
+    indices = [ref.index for ref in iter_layers(model, arch)]
+    if config.layers == "all":
+        return indices
+    wanted = set(config.layers)
+    return [i for i in indices if i in wanted]
+
+
+def _error(message: str, **kw: Any) -> ConfigError:
+    return ConfigError.single(message, code=kw.pop("code", "unsupported_config"), **kw)
+
+
+class ReftHandler(MethodHandler):
+    """Adds ``reft_layer`` modules and output hooks; reads positions from the attention mask."""
+
+    family = "reft"
+
+    def check(self, model: nn.Module, arch: ArchitectureSpec, config: Any) -> None:
+        if not arch.supports("reft"):
+            raise _error(
+                f"ReFT is not supported on '{arch.model_type}' models",
+                expected="one of " + ", ".join(arch.supported_families),
+                found="reft",
+            )
+        if config.layers != "all" and not all(isinstance(i, int) for i in config.layers):
+            raise _error(
+                "ReFT layers must be 'all' or a list of layer indices", found=repr(config.layers)
+            )
+        activation(config.non_linearity)
+        try:
+            torch_dtype(config.dtype)
+        except ValueError:
+            raise _error(
+                "unknown dtype", expected="a torch dtype name", found=repr(config.dtype)
+            ) from None
+        if config.r < 1 or config.prefix_positions < 0 or config.suffix_positions < 0:
+            raise _error(
+                "ReFT needs r >= 1 and non-negative prefix/suffix positions",
+                found=f"r={config.r}, prefix_positions={config.prefix_positions}, suffix_positions={config.suffix_positions}",
+            )
+        if not reft_layer_indices(model, arch, config):
+            raise _error(
+                "this ReFT config intervenes on no layer",
+                expected=f"layer indices below {sum(1 for _ in iter_layers(model, arch))} and output_reft=True",
+                found=f"layers={config.layers!r}",
+            )
+
+    def check_members(self, model: nn.Module, arch: ArchitectureSpec, configs: Any) -> None:
+        if len(configs) > 1:
+            raise _error(
+                "a union can hold at most one ReFT config", found=f"{len(configs)} ReFT configs"
+            )
+
+    def add(
+        self, model: nn.Module, arch: ArchitectureSpec, name: str, config: Any, ledger: Ledger
+    ) -> None:
+        state = get_state(model, arch)
+        context = _context(model, state, ledger)
+        hidden = arch.hidden_size(base_model_of(model).config)
+        wanted = set(reft_layer_indices(model, arch, config))
+        for ref in iter_layers(model, arch):
+            if ref.index not in wanted:
+                continue
+            layer = _layer(ref.module, context, state, ledger)
+            weight = next(ref.module.parameters(), None)
+            host = weight.dtype if weight is not None and weight.is_floating_point() else None
+            module = ReftModule(hidden, config, dtype=host)
+            if weight is not None:
+                module.to(weight.device)
+            module.train(ref.module.training)
+            ledger.add_entry(layer.refts, name, module)
+
+
+def _context(model: nn.Module, state: Any, ledger: Ledger) -> ReftContext:
+    """Mask-capturing hooks on the base model, shared by all ReFT adapters."""
+    existing = state.shared.get(SHARED_KEY)
+    if isinstance(existing, ReftContext):
+        context = existing
+    else:
+        context = ReftContext()
+        base = base_model_of(model)
+
+        def capture(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+            masks = [kwargs.get(key) for key in MASK_KWARGS]
+            if masks[0] is None and len(args) > 1:
+                masks[0] = args[1]
+            context.masks = [m for m in masks if isinstance(m, Tensor)]
+
+        def release(module: nn.Module, args: Any, kwargs: Any, output: Any) -> None:
+            context.masks = []
+
+        context.handles = [
+            base.register_forward_pre_hook(capture, with_kwargs=True),
+            base.register_forward_hook(release, with_kwargs=True, always_call=True),
+        ]
+        state.shared[SHARED_KEY] = context
+
+    context.users += 1
+
+    def release_context() -> None:
+        context.users -= 1
+        if context.users == 0 and state.shared.get(SHARED_KEY) is context:
+            for handle in context.handles:
+                handle.remove()
+            del state.shared[SHARED_KEY]
+
+    ledger.on_undo(release_context)
+    return context
+
+
+def _layer(module: nn.Module, context: ReftContext, state: Any, ledger: Ledger) -> ReftLayer:
+    """The layer's ``reft_layer`` and output hook, created on first use, removed when empty."""
+    existing = module._modules.get(LAYER_ATTR)
+    if isinstance(existing, ReftLayer):
+        layer = existing
+    else:
+        layer = ReftLayer(context, state)
+        module.add_module(LAYER_ATTR, layer)
+        layer.handle = module.register_forward_hook(_output_hook(layer))
+
+    # Every adapter registers the clean-up; whichever is removed last finds the layer empty.
+    def drop_if_empty() -> None:
+        if len(layer.refts) == 0 and module._modules.get(LAYER_ATTR) is layer:
+            layer.handle.remove()
+            del module._modules[LAYER_ATTR]
+
+    ledger.on_undo(drop_if_empty)
+    return layer
