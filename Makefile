@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck venv clean node-deps schemas readme
+.PHONY: demo test lint typecheck venv clean node-deps schemas readme grammar bench
 
 venv: $(STAMP)
 
@@ -38,6 +38,11 @@ $(EDITOR_STAMP): $(EDITOR_DIR)/package.json $(EDITOR_DIR)/package-lock.json
 	@cd $(EDITOR_DIR) && npm ci --no-audit --no-fund --loglevel=error \
 		&& touch node_modules/.installed \
 		|| echo "note: npm ci failed; the editor-engine test will be skipped"
+
+# Copy the grammar into the package and regenerate its parse tables (tests check both).
+grammar: $(STAMP)
+	cp grammar/adapter_config.lark adapter_dsl/syntax/adapter_config.lark
+	$(BIN)/python -c "from pathlib import Path; from adapter_dsl.syntax.parser import build_tables, tables_text; Path('adapter_dsl/syntax/adapter_config.tables.json').write_text(tables_text(build_tables()))"
 
 # Regenerate the committed JSON Schema files (a test checks they are current).
 schemas: $(STAMP)

@@ -18,6 +18,32 @@ def test_packaged_grammar_is_the_source_grammar() -> None:
     assert grammar_text() == (ROOT / "grammar" / "adapter_config.lark").read_text()
 
 
+def test_shipped_parse_tables_are_current() -> None:
+    # `make grammar` regenerates them; the parser never runs tables of another grammar.
+    from importlib import resources
+
+    from adapter_dsl.syntax.parser import TABLES_FILE, build_tables, tables_text
+
+    shipped = resources.files("adapter_dsl.syntax").joinpath(TABLES_FILE).read_text("utf-8")
+    assert shipped == tables_text(build_tables()), "run `make grammar`"
+
+
+def test_stale_tables_are_not_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    from adapter_dsl.syntax import parser
+
+    fresh = parser.build_tables()
+    calls: list[int] = []
+
+    def rebuild() -> dict[str, object]:
+        calls.append(1)
+        return fresh
+
+    monkeypatch.setattr(parser, "grammar_digest", lambda text=None: "digest of an edited grammar")
+    monkeypatch.setattr(parser, "build_tables", rebuild)
+    assert parser._load_tables() is fresh
+    assert calls == [1]
+
+
 def args(text: str) -> list[tuple[str, object]]:
     return [(a.key, a.value) for m in parse_text(text).methods for a in m.args]
 

@@ -1,7 +1,7 @@
 """A small, fast driver for the LALR(1) tables that lark compiles from the grammar.
 
-lark turns ``adapter_config.lark`` into terminal patterns and a parse table; this module runs
-them. Config strings are short and parsed often, and lark's general-purpose lexer and parser
+lark turns ``adapter_config.lark`` into terminal patterns and a parse table; this module stores
+them as plain data (:func:`compile_tables`) and runs them (:class:`TableParser`). Config strings are short and parsed often, and lark's general-purpose lexer and parser
 spend most of their time on bookkeeping this language does not need (line counters, token
 objects with a dozen fields, interactive state). The driver keeps the grammar the single source
 of truth and applies lark's own tree-shaping rules: ``_``-prefixed helper rules are spliced into
@@ -60,44 +60,87 @@ class _Splice:
 _Reduction = tuple[int, str, "Callable[[list[Any]], Any] | None", bool, bool]
 
 
-class TableParser:
-    """Parse text with the LALR tables of a lark instance and call ``callbacks[rule](children)``."""
+def compile_tables(lark: Any) -> dict[str, Any]:
+    """The JSON-serialisable tables of a lark LALR instance (what :class:`TableParser` runs).
 
-    def __init__(self, lark: Any, callbacks: Mapping[str, Callable[[list[Any]], Any]]) -> None:
-        table = lark.parser.parser._parse_table
-        self._states: dict[int, dict[str, tuple[Any, Any]]] = table.states
-        self._start: int = table.start_states["start"]
-        self._end: int = table.end_states["start"]
-        self._callbacks = dict(callbacks)
-        ignore = set(lark.lexer_conf.ignore)
-        # The order lark's own lexer tries terminals in (matters only where patterns overlap).
-        terminals = sorted(
-            lark.terminals,
-            key=lambda t: (-t.priority, -t.pattern.max_width, -len(t.pattern.value), t.name),
-        )
-        self._patterns = [(t.name, t.pattern.to_regexp()) for t in terminals]
-        self._ignore = frozenset(ignore)
+    ``rules`` rows are ``[size, origin, callback name or null, passthrough, splices]``; an action
+    is a state number (shift) or ``["r", rule index]`` (reduce).
+    """
+    table = lark.parser.parser._parse_table
+    # The order lark's own lexer tries terminals in (matters only where patterns overlap).
+    terminals = sorted(
+        lark.terminals,
+        key=lambda t: (-t.priority, -t.pattern.max_width, -len(t.pattern.value), t.name),
+    )
+    rules: list[list[Any]] = []
+    index: dict[int, int] = {}
+    actions: dict[str, dict[str, Any]] = {}
+    gotos: dict[str, dict[str, int]] = {}
+    for state in sorted(table.states):
+        compact: dict[str, Any] = {}
+        goto: dict[str, int] = {}
+        for symbol, (action, arg) in sorted(table.states[state].items()):
+            if action.name == "Reduce":
+                if id(arg) not in index:
+                    index[id(arg)] = len(rules)
+                    origin = arg.origin.name
+                    rules.append(
+                        [
+                            len(arg.expansion),
+                            origin,
+                            None if origin.startswith("_") else (arg.alias or origin),
+                            bool(arg.options.expand1) and not arg.alias,
+                            any(sym.name.startswith("_") for sym in arg.expansion),
+                        ]
+                    )
+                compact[symbol] = ["r", index[id(arg)]]
+            elif symbol.isupper() or symbol == "$END":
+                compact[symbol] = arg
+            else:
+                goto[symbol] = arg
+        actions[str(state)] = compact
+        gotos[str(state)] = goto
+    return {
+        "terminals": [[t.name, t.pattern.to_regexp()] for t in terminals],
+        "ignore": sorted(lark.lexer_conf.ignore),
+        "start": table.start_states["start"],
+        "end": table.end_states["start"],
+        "rules": rules,
+        "actions": actions,
+        "gotos": gotos,
+    }
+
+
+class TableParser:
+    """Run compiled LALR tables (see :func:`compile_tables`) over text, calling
+    ``callbacks[rule](children)`` to build values."""
+
+    def __init__(
+        self, tables: Mapping[str, Any], callbacks: Mapping[str, Callable[[list[Any]], Any]]
+    ) -> None:
+        self._start: int = tables["start"]
+        self._end: int = tables["end"]
+        self._patterns = [(name, regex) for name, regex in tables["terminals"]]
+        self._ignore = frozenset(tables["ignore"])
         self._lexers: dict[int, re.Pattern[str]] = {}
         self._any = self._compile(name for name, _ in self._patterns)
-        # Compact tables: a shift is the next state (an int); a reduction is a tuple
-        # (size, origin, callback, passthrough, splices); gotos map a nonterminal to a state.
-        reductions: dict[int, _Reduction] = {}
-        self._actions: dict[int, dict[str, int | _Reduction]] = {}
-        self._gotos: dict[int, dict[str, int]] = {}
-        for state, actions in self._states.items():
-            compact: dict[str, int | _Reduction] = {}
-            gotos: dict[str, int] = {}
-            for symbol, (action, arg) in actions.items():
-                if action.name == "Reduce":
-                    if id(arg) not in reductions:
-                        reductions[id(arg)] = self._reduction(arg)
-                    compact[symbol] = reductions[id(arg)]
-                elif symbol.isupper() or symbol == "$END":
-                    compact[symbol] = arg
-                else:
-                    gotos[symbol] = arg
-            self._actions[state] = compact
-            self._gotos[state] = gotos
+        reductions: list[_Reduction] = []
+        for size, origin, callback_name, passthrough, splices in tables["rules"]:
+            callback = callbacks.get(callback_name) if callback_name else None
+            if callback_name and callback is None and not passthrough:
+                raise KeyError(f"no callback for grammar rule {callback_name!r}")
+            reductions.append((size, origin, callback, passthrough, splices))
+        # A shift is the next state (an int); a reduction is a tuple (see _Reduction).
+        self._actions: dict[int, dict[str, int | _Reduction]] = {
+            int(state): {
+                symbol: reductions[step[1]] if isinstance(step, list) else step
+                for symbol, step in row.items()
+            }
+            for state, row in tables["actions"].items()
+        }
+        self._gotos: dict[int, dict[str, int]] = {
+            int(state): dict(row) for state, row in tables["gotos"].items()
+        }
 
     def _compile(self, names: Any) -> re.Pattern[str]:
         wanted = set(names) | self._ignore
@@ -108,18 +151,8 @@ class TableParser:
     def _lexer(self, state: int) -> re.Pattern[str]:
         lexer = self._lexers.get(state)
         if lexer is None:
-            lexer = self._lexers[state] = self._compile(self._states[state])
+            lexer = self._lexers[state] = self._compile(self._actions[state])
         return lexer
-
-    def _reduction(self, rule: Any) -> _Reduction:
-        origin = rule.origin.name
-        name = rule.alias or origin
-        callback = None if origin.startswith("_") else self._callbacks.get(name)
-        if callback is None and not origin.startswith("_") and not rule.options.expand1:
-            raise KeyError(f"no callback for grammar rule {name!r}")
-        passthrough = bool(rule.options.expand1) and not rule.alias
-        splices = any(sym.name.startswith("_") for sym in rule.expansion)
-        return (len(rule.expansion), origin, callback, passthrough, splices)
 
     def parse(self, text: str) -> Any:
         tables = self._actions
@@ -149,7 +182,7 @@ class TableParser:
             while True:
                 step = tables[state_stack[-1]].get(kind)  # type: ignore[arg-type]
                 if step is None:
-                    raise ParseFailure(pos, end, token, frozenset(self._states[state_stack[-1]]))
+                    raise ParseFailure(pos, end, token, frozenset(tables[state_stack[-1]]))
                 if type(step) is int:
                     state_stack.append(step)
                     values.append(token)
@@ -182,7 +215,7 @@ class TableParser:
             pos = end
 
     def _failure(self, text: str, pos: int, state: int) -> ParseFailure:
-        expected = frozenset(self._states[state])
+        expected = frozenset(self._actions[state])
         m = self._any.match(text, pos)
         if m is None or m.lastgroup in self._ignore:
             return ParseFailure(pos, pos + 1, None, expected)

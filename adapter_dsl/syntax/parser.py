@@ -6,6 +6,8 @@ a test) is compiled once, lazily, on the first parse: ``import adapter_dsl`` sta
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from functools import cache
 from importlib import resources
@@ -69,7 +71,7 @@ def grammar_text() -> str:
 
 
 def lark_parser() -> Lark:
-    """lark's LALR compilation of the grammar (tables and terminal patterns)."""
+    """lark's LALR compilation of the grammar (used to generate the shipped tables)."""
     from lark import Lark
 
     return Lark(
@@ -83,11 +85,43 @@ def lark_parser() -> Lark:
     )
 
 
+TABLES_FILE = "adapter_config.tables.json"
+
+
+def grammar_digest(text: str | None = None) -> str:
+    """SHA-256 of the grammar text: ties the shipped tables to the grammar they came from."""
+    return hashlib.sha256((text or grammar_text()).encode("utf-8")).hexdigest()
+
+
+def build_tables() -> dict[str, Any]:
+    """Compile the grammar with lark into the tables the parser runs (plus the grammar digest)."""
+    from .lalr import compile_tables
+
+    return {"grammar_sha256": grammar_digest(), **compile_tables(lark_parser())}
+
+
+def tables_text(tables: dict[str, Any]) -> str:
+    return json.dumps(tables, indent=1, sort_keys=True) + "\n"
+
+
+def _load_tables() -> dict[str, Any]:
+    # The package ships tables generated from the grammar (a test keeps them current), so a
+    # parse needs neither lark's import nor its grammar compilation. If the grammar was edited
+    # without regenerating them, compile afresh rather than run stale tables.
+    try:
+        shipped = json.loads(resources.files(__package__).joinpath(TABLES_FILE).read_text("utf-8"))
+    except (OSError, ValueError):
+        shipped = None
+    if isinstance(shipped, dict) and shipped.get("grammar_sha256") == grammar_digest():
+        return shipped
+    return build_tables()
+
+
 @cache
 def _parser() -> TableParser:
     from .lalr import TableParser
 
-    return TableParser(lark_parser(), callbacks())
+    return TableParser(_load_tables(), callbacks())
 
 
 def callbacks() -> dict[str, Any]:
