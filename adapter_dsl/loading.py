@@ -119,6 +119,22 @@ def _looks_like_path(spec: str) -> bool:
 # -- dicts -------------------------------------------------------------------------------------
 
 
+MAX_DEPTH = 32  # nesting of dicts and lists in a config dict; real configs need 4
+
+
+def _too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
+    stack = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        if isinstance(item, Mapping):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend((v, depth + 1) for v in item)
+    return False
+
+
 def config_from_dict(
     data: Any,
     cls: type[AdapterConfig] | None = None,
@@ -137,6 +153,12 @@ def config_from_dict(
             "a config must be a JSON object",
             expected='an object such as {"architecture": "lora", "r": 8}',
             found=type(data).__name__,
+        )
+    if _too_deep(data):
+        raise ConfigError.single(
+            f"the config is nested more than {MAX_DEPTH} levels deep",
+            expected=f"at most {MAX_DEPTH} levels of objects and lists",
+            code="too_deep",
         )
     data, prefix = _unwrap(data)
     architecture = data.get("architecture")
@@ -394,6 +416,12 @@ def load_json_text(
             ],
             source=text,
         ) from None
+    except RecursionError:
+        raise ConfigError.single(
+            "the JSON is nested too deeply to be a config",
+            expected=f"at most {MAX_DEPTH} levels of objects and lists",
+            code="too_deep",
+        ).located(file=file) from None
     except _DuplicateJSONKey as exc:
         raise ConfigError.single(
             f"key {exc.key!r} appears twice in an object", code="duplicate_key"

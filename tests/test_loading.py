@@ -204,3 +204,14 @@ def test_caller_dict_is_not_mutated() -> None:
     before = json.dumps(data, sort_keys=True)
     load(data, r=None) if False else load(data)
     assert json.dumps(data, sort_keys=True) == before
+
+
+def test_absurd_nesting_is_a_config_error(tmp_path: Path) -> None:
+    nested: list[object] = []
+    cursor = nested
+    for _ in range(20_000):
+        cursor.append([])
+        cursor = cursor[0]  # type: ignore[assignment]
+    assert error_of({"architecture": "lora", "r": nested}).problems[0].code == "too_deep"
+    path = write(tmp_path, '{"r": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    assert error_of(path).problems[0].code == "too_deep"

@@ -140,6 +140,8 @@ class AdapterConfig(BaseModel):
         return self.frozen_dict() == other.frozen_dict()
 
     def __hash__(self) -> int:
+        # Over every field. (The reference's config hash drops falsy and some default values,
+        # so different configs collide, e.g. compacter++ and one seq_bn variant.)
         return hash(json.dumps(self.frozen_dict(), sort_keys=True))
 
     def __or__(self, other: AdapterConfig) -> ConfigUnion:
@@ -202,7 +204,10 @@ class AdapterConfig(BaseModel):
 
 
 def _found(value: Any) -> str:
-    text = repr(value)
+    try:
+        text = repr(value)
+    except RecursionError:  # absurdly nested input: say what it is, not all of it
+        text = f"a deeply nested {type(value).__name__}"
     return text if len(text) <= 60 else text[:57] + "..."
 
 
