@@ -1,0 +1,104 @@
+"""Train a seq_bn adapter on the tiny BERT classifier, alone or in every process of a launch.
+
+    python tests/backend/ddp_train.py OUT                       # one process, global batch 16
+    python -m torch.distributed.run --nproc_per_node=2 tests/backend/ddp_train.py OUT
+    accelerate launch --multi_gpu --num_processes=2 tests/backend/ddp_train.py OUT --mode trainer
+
+``--mode ddp`` (default): a plain loop; under a launcher the model is wrapped in
+``DistributedDataParallel`` (gloo) and rank r trains on its 16/world share of every global batch,
+so all ranks together see exactly the single-process batches. ``--mode trainer``:
+``AdapterTrainer`` (which wraps the model in DDP itself under a launcher). Every rank writes its
+adapter and head with ``save_trainable`` to ``OUT/rank<r>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+import torch
+
+from adapter_dsl.backend import add_adapter
+from adapter_dsl.backend.training import prepare_for_training, save_trainable
+from adapter_dsl.demo import synthetic_batch, tiny_classifier
+
+GLOBAL_BATCH = 16
+ADAPTER = "seq_bn[reduction_factor=2]"
+
+
+def train_ddp(out: Path, steps: int) -> None:
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    if world > 1:
+        dist.init_process_group("gloo")
+    try:
+        model = tiny_classifier(seed=0, dropout=0.0)
+        add_adapter(model, "task", ADAPTER)
+        names, head = prepare_for_training(model, "task")
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        wrapped: torch.nn.Module = DistributedDataParallel(model) if world > 1 else model
+        optimizer = torch.optim.SGD(trainable, lr=0.5, momentum=0.9)
+        data = torch.Generator().manual_seed(0)
+        share = GLOBAL_BATCH // world
+        for _ in range(steps):
+            ids, labels = synthetic_batch(GLOBAL_BATCH, data)  # the same on every rank
+            mine = slice(rank * share, (rank + 1) * share)
+            loss = wrapped(input_ids=ids[mine], labels=labels[mine]).loss
+            loss.backward()  # DDP averages the gradients over the ranks
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+        save_trainable(model, out / f"rank{rank}", names, head)
+    finally:
+        if world > 1:
+            dist.destroy_process_group()
+
+
+def train_trainer(out: Path, steps: int) -> None:
+    from transformers import TrainingArguments
+
+    from adapter_dsl.backend.training import AdapterTrainer
+
+    ids, labels = synthetic_batch(256, torch.Generator().manual_seed(0))
+    dataset = [{"input_ids": i, "labels": label} for i, label in zip(ids, labels, strict=True)]
+    model = tiny_classifier(seed=0, dropout=0.0)
+    add_adapter(model, "task", ADAPTER)
+    args = TrainingArguments(
+        output_dir=str(out / "trainer"),
+        use_cpu=True,
+        ddp_backend="gloo",
+        report_to=[],
+        disable_tqdm=True,
+        per_device_train_batch_size=8,
+        learning_rate=1e-2,
+        max_steps=steps,
+        save_strategy="steps",
+        save_steps=steps,
+        logging_steps=1,
+        seed=0,
+    )
+    trainer = AdapterTrainer(model, args, adapters="task", train_dataset=dataset)
+    trainer.train()
+    rank = trainer.args.process_index
+    (out / f"world{rank}").write_text(str(trainer.args.world_size))
+    save_trainable(model, out / f"rank{rank}", trainer.adapter_names, trainer.head_names)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--mode", choices=["ddp", "trainer"], default="ddp")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    if args.mode == "ddp":
+        train_ddp(args.out, args.steps)
+    else:
+        train_trainer(args.out, args.steps)
+
+
+if __name__ == "__main__":
+    main()
