@@ -26,7 +26,7 @@ Contract for method handlers (stable; rows or fields may be added, never renamed
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from torch import nn
@@ -420,7 +420,12 @@ ARCHITECTURES: dict[str, ArchitectureSpec] = {
     "bart": _BART,
     "llama": _llama_like("llama"),
     "mistral": _llama_like("mistral"),
-    "qwen2": _llama_like("qwen2"),
+    # The reference supports Qwen2 through its plugin interface, which (unlike its LLaMA and
+    # Mistral classes) wires up_proj as "intermediate" and down_proj as "output".
+    "qwen2": replace(
+        _llama_like("qwen2"),
+        groups=(replace(_LLAMA_GROUP, intermediate="mlp.up_proj", output="mlp.down_proj"),),
+    ),
 }
 
 

@@ -88,9 +88,24 @@ def adapter_state_dict(model: nn.Module, entry: AdapterEntry) -> dict[str, Tenso
     return out
 
 
-def save_adapter(model: nn.Module, name: str, directory: str | os.PathLike[str]) -> Path:
-    """Write adapter ``name`` to ``directory`` (created or replaced atomically); returns it."""
+def save_adapter(
+    model: nn.Module,
+    name: str,
+    directory: str | os.PathLike[str],
+    *,
+    format: str = "adapter_dsl",
+) -> Path:
+    """Write adapter ``name`` to ``directory`` (created or replaced atomically); returns it.
+
+    ``format="adapters"`` writes the reference library's layout instead (see
+    :mod:`adapter_dsl.backend.interop.reference`).
+    """
     from safetensors.torch import save_file
+
+    if format != "adapter_dsl":
+        from adapter_dsl.backend.interop.reference import save_adapter_as
+
+        return save_adapter_as(model, name, directory, format=format)
 
     _, entry = core._entry(model, name)
     if entry.merged:
@@ -260,6 +275,12 @@ def load_adapter(
     or shape differs from what the config builds on this model.
     """
     directory = Path(directory)
+    # Directories saved by the reference library or by PEFT are handled in interop/.
+    from adapter_dsl.backend.interop import load_foreign
+
+    foreign = load_foreign(model, directory, load_as=load_as, set_active=set_active)
+    if foreign is not None:
+        return foreign
     envelope = _read_envelope(directory)
     weights_path = _weights_file(directory)
     arch = get_architecture(model)
