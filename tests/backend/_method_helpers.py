@@ -65,3 +65,22 @@ def assert_save_load_round_trip(
     torch.manual_seed(12345)  # another RNG state: nothing may come from the initialisers
     set_active(fresh, load_adapter(fresh, tmp))
     torch.testing.assert_close(run(fresh, kind), expected, rtol=0, atol=0)
+
+
+def assert_deep_copy_is_independent(kind: str, identifier: str, markers: tuple[str, ...]) -> None:
+    """A deep copy computes the same outputs, and changing the copy's adapter leaves the original."""
+    import copy
+
+    from adapter_dsl.backend import add_adapter
+    from tests.backend.conftest import make_model, model_inputs
+
+    model = make_model(kind)
+    add_adapter(model, "a", identifier, set_active=True)
+    inputs = model_inputs(kind)
+    inputs["attention_mask"][1, :2] = 0  # left padding: masks must reach the copy's hooks
+    expected = model(**inputs).last_hidden_state
+    clone = copy.deepcopy(model)
+    torch.testing.assert_close(clone(**inputs).last_hidden_state, expected, rtol=0, atol=0)
+    perturb(clone, markers)
+    assert (clone(**inputs).last_hidden_state - expected).abs().max() > 1e-4
+    torch.testing.assert_close(model(**inputs).last_hidden_state, expected, rtol=0, atol=0)

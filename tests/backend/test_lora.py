@@ -29,6 +29,7 @@ from adapter_dsl.backend.methods.lora_layers import (  # noqa: E402
 from adapter_dsl.errors import ConfigError  # noqa: E402
 from tests.backend._method_helpers import (  # noqa: E402
     KINDS,
+    assert_deep_copy_is_independent,
     assert_save_load_round_trip,
     one_thread,  # noqa: F401  (autouse fixture)
     reference,
@@ -221,7 +222,7 @@ def test_stacked_loras_nest_like_the_reference() -> None:
     """
     torch.manual_seed(0)
     linear = nn.Linear(6, 6)
-    wrapper = LoRALinear(linear, fan_in_fan_out=False)
+    wrapper = LoRALinear.wrap(linear)
     cfg_a = load("lora[r=2, alpha=4, init_weights='bert']")
     cfg_b = load("lora[r=3, alpha=3, init_weights='bert']")
     wrapper.loras["a"] = wrapper.add_unit("a", cfg_a)
@@ -256,7 +257,7 @@ def test_fused_qkv_uses_the_reference_layout_and_touches_only_enabled_thirds() -
 def test_ia3_scales_the_bias_too() -> None:
     torch.manual_seed(0)
     linear = nn.Linear(4, 3)
-    wrapper = LoRALinear(linear, fan_in_fan_out=False)
+    wrapper = LoRALinear.wrap(linear)
     wrapper.loras["a"] = wrapper.add_unit("a", load("ia3[alpha=2, init_weights='bert']"))
     wrapper.active = ("a",)
     x = torch.randn(1, 2, 4)
@@ -307,7 +308,7 @@ def test_leave_out_skips_layers() -> None:
 def _standalone(cfg_text: str, vera: bool = False) -> tuple[Any, Any, Any]:
     torch.manual_seed(0)
     linear = nn.Linear(6, 5)
-    wrapper = LoRALinear(linear, fan_in_fan_out=False)
+    wrapper = LoRALinear.wrap(linear)
     cfg = load(cfg_text)
     shared = VeraShared((cfg.r, 6), (5, cfg.r), cfg) if vera else None
     wrapper.loras["a"] = wrapper.add_unit("a", cfg, shared)
@@ -384,3 +385,7 @@ def test_wrapping_keeps_hooks_of_other_methods_in_either_order() -> None:
         delete_adapter(model, "ia3")
         set_active(model, "bn")
         torch.testing.assert_close(run(model, "bart"), run(only_bn, "bart"), rtol=0, atol=1e-6)
+
+
+def test_deep_copy_is_independent() -> None:
+    assert_deep_copy_is_independent("gpt2", "ia3", (".loras.a.",))

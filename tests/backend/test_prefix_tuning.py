@@ -16,6 +16,7 @@ from adapter_dsl.errors import ConfigError  # noqa: E402
 from tests.backend._method_helpers import (  # noqa: E402
     KINDS,
     adapter_keys,
+    assert_deep_copy_is_independent,
     assert_save_load_round_trip,
     one_thread,  # noqa: F401  (autouse fixture)
     reference,
@@ -317,3 +318,21 @@ def test_gpt2_upcast_attention_path_is_kept() -> None:
 )
 def test_save_load_round_trip(kind: str, identifier: str, tmp_path: Any) -> None:
     assert_save_load_round_trip(kind, identifier, MARKERS, tmp_path)
+
+
+@pytest.mark.parametrize("kind", ["bert", "bart"])
+def test_deep_copy_is_independent(kind: str) -> None:
+    assert_deep_copy_is_independent(kind, "prefix_tuning[use_gating=True]", MARKERS)
+
+
+@pytest.mark.parametrize("identifier", ["prefix_tuning", "prefix_tuning_flat"])
+def test_per_layer_slices_equal_the_reference_layout(identifier: str) -> None:
+    """Each attention computes only its slice; it equals the reference's all-layers output."""
+    model = make_model("bart")
+    add_adapter(model, "a", identifier)
+    generator = model.prefix_tuning.prefix_tunings["a"]["cross_prefix"]
+    full = generator(3)  # (2·layers, batch, H, L, d): key of layer i at 2i, value at 2i+1
+    for index in range(generator.n_layers):
+        key, value = generator.layer_states(index, 3)
+        torch.testing.assert_close(key, full[2 * index], rtol=0, atol=1e-6)
+        torch.testing.assert_close(value, full[2 * index + 1], rtol=0, atol=1e-6)

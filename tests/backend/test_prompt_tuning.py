@@ -13,6 +13,7 @@ from adapter_dsl.backend.methods.prompt_tuning import set_prompt_tokenizer  # no
 from adapter_dsl.errors import ConfigError  # noqa: E402
 from tests.backend._method_helpers import (  # noqa: E402
     adapter_keys,
+    assert_deep_copy_is_independent,
     assert_save_load_round_trip,
     one_thread,  # noqa: F401  (autouse fixture)
     reference,
@@ -135,3 +136,7 @@ def test_save_load_round_trip(tmp_path: Any) -> None:
     assert_save_load_round_trip(
         "bert", "prompt_tuning[combine='prefix_after_bos']", (".prompt_tunings.a.",), tmp_path
     )
+
+
+def test_deep_copy_is_independent() -> None:
+    assert_deep_copy_is_independent("bert", "prompt_tuning", (".prompt_tunings.a.",))

@@ -15,6 +15,7 @@ from adapter_dsl.errors import ConfigError  # noqa: E402
 from tests.backend._method_helpers import (  # noqa: E402
     KINDS,
     adapter_keys,
+    assert_deep_copy_is_independent,
     assert_save_load_round_trip,
     one_thread,  # noqa: F401  (autouse fixture)
     reference,
@@ -160,3 +161,7 @@ def test_half_precision_keeps_the_orthogonal_projection_in_float32() -> None:
 @pytest.mark.parametrize("identifier", ["loreft[suffix_positions=2]", "direft"])
 def test_save_load_round_trip(identifier: str, tmp_path: Any) -> None:
     assert_save_load_round_trip("gpt2", identifier, (".refts.a.",), tmp_path)
+
+
+def test_deep_copy_is_independent() -> None:
+    assert_deep_copy_is_independent("llama", "loreft[suffix_positions=2]", (".refts.a.",))

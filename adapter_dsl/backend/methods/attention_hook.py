@@ -77,6 +77,10 @@ class AttentionConfigView:
     def __setattr__(self, name: str, value: Any) -> None:
         setattr(object.__getattribute__(self, "_target"), name, value)
 
+    def __reduce__(self) -> tuple[Any, tuple[Any]]:
+        # copy/deepcopy/pickle rebuild the view around a copy of the target config.
+        return (AttentionConfigView, (self.target,))
+
     def __repr__(self) -> str:
         return f"AttentionConfigView({self.target!r})"
 

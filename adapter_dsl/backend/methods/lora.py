@@ -256,9 +256,7 @@ class LoRAHandler(MethodHandler):
             wrapper.train(current.training)
             t.parent._modules[t.attr] = wrapper
         else:
-            wrapper = LoRALinear(
-                current, fan_in_fan_out=fan_in_fan_out(current), attn_key=t.attn_key
-            )
+            wrapper = LoRALinear.wrap(current, attn_key=t.attn_key)
             wrapper.train(current.training)
             t.parent._modules[t.attr] = wrapper
         parent, attr = t.parent, t.attr

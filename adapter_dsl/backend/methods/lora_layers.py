@@ -323,11 +323,12 @@ class LoRAWrapper(nn.Module):
     weights, if any; it is skipped at forward time while other active adapters still apply.
     """
 
-    weight: nn.Parameter
-    bias: nn.Parameter | None
+    weight: Tensor  # the base module's Parameter (typed as nn.Linear types it)
 
     def __init__(self, base: nn.Module, *, fan_in_fan_out: bool) -> None:
-        super().__init__()
+        # Not super().__init__(): a subclass may also derive from nn.Linear (see LoRALinear.wrap),
+        # whose __init__ would allocate new weights.
+        nn.Module.__init__(self)
         self.weight = cast(nn.Parameter, base.weight)
         bias = getattr(base, "bias", None)
         if bias is not None:
@@ -440,7 +441,17 @@ class LoRAWrapper(nn.Module):
 
 
 class LoRALinear(LoRAWrapper):
-    """One ``nn.Linear`` (or transposed ``Conv1D``) with LoRA-family units in ``loras``."""
+    """One ``nn.Linear`` (or transposed ``Conv1D``) with LoRA-family units in ``loras``.
+
+    Build it with :meth:`wrap`, which returns an ``nn.Linear`` subclass for Linear bases so that
+    ``isinstance(module, nn.Linear)`` checks (autocast policies, user code) still hold.
+    """
+
+    @classmethod
+    def wrap(cls, base: nn.Module, *, attn_key: str | None = None) -> LoRALinear:
+        if isinstance(base, nn.Linear):
+            return LoRALinearTorch(base, fan_in_fan_out=False, attn_key=attn_key)
+        return LoRALinear(base, fan_in_fan_out=fan_in_fan_out(base), attn_key=attn_key)
 
     def __init__(
         self, base: nn.Module, *, fan_in_fan_out: bool, attn_key: str | None = None
@@ -471,12 +482,14 @@ class LoRALinear(LoRAWrapper):
             hidden = self._unit_step(unit, hidden, x)
         assert hidden is not None
         last = units[-1][1]
+        # Results keep the projection's output dtype (under autocast the float32 magnitudes
+        # and scales would otherwise promote a bfloat16 output).
         if last.composition_mode == "scale":
-            return out * hidden
+            return (out * hidden).to(out.dtype)
         if last.use_dora:
             norm = torch.linalg.norm(self.weight_oi() + last.delta_weight(), dim=1)
-            return last.m.weight.view(-1) / norm * (out + hidden)
-        return out + hidden
+            return (last.m.weight.view(-1) / norm * (out + hidden)).to(out.dtype)
+        return (out + hidden).to(out.dtype)
 
     @staticmethod
     def _unit_step(unit: LoRAUnit, hidden: Tensor | None, x: Tensor) -> Tensor:
@@ -507,6 +520,10 @@ class LoRALinear(LoRAWrapper):
         if self.fan_in_fan_out:
             new_w = new_w.t()
         return new_w, new_b
+
+
+class LoRALinearTorch(LoRALinear, nn.Linear):
+    """A :class:`LoRALinear` that is also an ``nn.Linear`` (same weight and bias objects)."""
 
 
 class LoRAFusedQKV(LoRAWrapper):
@@ -589,9 +606,9 @@ class LoRAFusedQKV(LoRAWrapper):
         scale = self._group_scale(unit, x)
         if unit.composition_mode == "scale":
             factor = unit.lora_B.view(-1) * scale
-            return out * self._scatter(name, factor, 1.0)
+            return (out * self._scatter(name, factor, 1.0)).to(out.dtype)
         delta = self._grouped_delta(unit, x) * scale
-        return out + self._scatter(name, delta, 0.0)
+        return (out + self._scatter(name, delta, 0.0)).to(out.dtype)
 
     def merged_parameters(self, name: str) -> tuple[Tensor, Tensor | None]:
         unit = self.unit(name)

@@ -16,11 +16,13 @@ A layer's prefix id is its ordinal among the non-left-out layers of the same loc
 and decoder self-attention always get a prefix (``self_prefix``; ``encoder_prefix=False`` only
 affects encoder-decoder encoders), cross-attention follows ``cross_prefix``.
 
-Runtime: see :mod:`attention_hook`. The generator output is computed once per model forward
-(cached between a pre- and a post-hook on the base model), expanded to the batch, passed through
-dropout and permuted to per-layer (key, value) pairs of shape (batch, H_kv, L, d_head). Several
-active prefix adapters stack: each prepends its prefix in active order. With an all-ones
-attention mask the output equals the output without a mask.
+Runtime: see :mod:`attention_hook`. Each attention module computes only its own slice of the
+generator output (rows ``[2i·H_kv·d, (2i+2)·H_kv·d)`` of the last Linear, or of the flat
+parameter), expands it to the batch, applies dropout and splits it into (key, value) of shape
+(batch, H_kv, L, d_head): the same values as the reference's all-layers computation, with no
+cache between layers, so activation checkpointing (reentrant or not) recomputes exactly what the
+forward pass computed. Several active prefix adapters stack: each prepends its prefix in active
+order. With an all-ones attention mask the output equals the output without a mask.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from functools import partial
 from typing import Any, cast
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from adapter_dsl.backend import architectures as archs
@@ -54,7 +57,11 @@ LAYER_ATTR = "prefix_tuning"
 
 
 class PrefixGenerator(nn.Module):
-    """Produces the prefixes of ``n_layers`` layers of one location (see :meth:`forward`)."""
+    """Produces the prefixes of ``n_layers`` layers of one location.
+
+    The generator output has ``N = n_layers·2·H_kv·d_head`` values per prefix position, laid out
+    as (layer, key/value, head, dim), so one layer's block is a contiguous slice.
+    """
 
     def __init__(self, n_layers: int, n_heads: int, head_dim: int, config: Any) -> None:
         super().__init__()
@@ -62,12 +69,21 @@ class PrefixGenerator(nn.Module):
         self.prefix_length = int(config.prefix_length)
         self.dropout = nn.Dropout(config.dropout)
 
-    def raw(self) -> Tensor:
-        """The unbatched generator output, (L, N)."""
+    def raw(self, rows: slice | None = None) -> Tensor:
+        """The unbatched generator output, (L, N), or only its columns ``rows``."""
         raise NotImplementedError
 
+    def layer_states(self, index: int, batch_size: int) -> tuple[Tensor, Tensor]:
+        """(key, value) of layer ``index``, each (batch, H_kv, L, d_head)."""
+        width = 2 * self.n_heads * self.head_dim
+        block = self.raw(slice(index * width, (index + 1) * width))
+        block = block.view(self.prefix_length, 2, self.n_heads, self.head_dim)
+        block = self.dropout(block.unsqueeze(0).expand(batch_size, -1, -1, -1, -1))
+        return block[:, :, 0].transpose(1, 2), block[:, :, 1].transpose(1, 2)
+
     def forward(self, batch_size: int) -> Tensor:
-        """(2·n_layers, batch, H_kv, L, d_head): key of layer i at 2i, value at 2i+1."""
+        """All layers in the reference's layout: (2·n_layers, batch, H_kv, L, d_head), the key of
+        layer i at 2i and its value at 2i+1."""
         states = self.raw().unsqueeze(0).expand(batch_size, -1, -1)
         states = states.reshape(
             batch_size, self.prefix_length, self.n_layers * 2, self.n_heads, self.head_dim
@@ -89,9 +105,14 @@ class PrefixTuning(PrefixGenerator):
             nn.Linear(config.bottleneck_size, n_layers * 2 * n_heads * head_dim),
         )
 
-    def raw(self) -> Tensor:
-        out: Tensor = self.control_trans(self.wte.weight)
-        return out
+    def raw(self, rows: slice | None = None) -> Tensor:
+        if rows is None:
+            out: Tensor = self.control_trans(self.wte.weight)
+            return out
+        first, act, last = self.control_trans
+        hidden = act(first(self.wte.weight))
+        assert isinstance(last, nn.Linear)
+        return F.linear(hidden, last.weight[rows], last.bias[rows])
 
 
 class FlatPrefixTuning(PrefixGenerator):
@@ -105,32 +126,21 @@ class FlatPrefixTuning(PrefixGenerator):
             torch.randn(config.prefix_length * n_layers * 2 * n_heads * head_dim)
         )
 
-    def raw(self) -> Tensor:
-        return self.control_trans.view(self.prefix_length, -1)
+    def raw(self, rows: slice | None = None) -> Tensor:
+        table = self.control_trans.view(self.prefix_length, -1)
+        return table if rows is None else table[:, rows]
 
 
 class PrefixTuningPool(nn.Module):
-    """Holds every adapter's generators (``prefix_tunings.<name>.<location>``) on the base model.
-
-    ``cache`` is a dict only during a model forward (set by the base model's pre-hook, cleared by
-    its post-hook), so each generator runs once per forward; outside a forward nothing is cached.
-    """
+    """Holds every adapter's generators (``prefix_tunings.<name>.<location>``) on the base model."""
 
     def __init__(self) -> None:
         super().__init__()
         self.prefix_tunings = nn.ModuleDict()
-        self.cache: dict[tuple[str, str, int], Tensor] | None = None
-        self.handles: list[Any] = []  # the cache hooks on the base model
 
-    def states(self, name: str, location: str, batch_size: int) -> Tensor:
+    def generator(self, name: str, location: str) -> PrefixGenerator:
         group = cast(nn.ModuleDict, self.prefix_tunings[name])
-        generator = cast(PrefixGenerator, group[location])
-        if self.cache is None:
-            return generator(batch_size)
-        key = (name, location, batch_size)
-        if key not in self.cache:
-            self.cache[key] = generator(batch_size)
-        return self.cache[key]
+        return cast(PrefixGenerator, group[location])
 
 
 class PrefixTuningLayer(nn.Module):
@@ -153,8 +163,7 @@ class PrefixTuningLayer(nn.Module):
             prefix_id = self.prefixes.get(name)
             if prefix_id is None:
                 continue
-            states = pool.states(name, self.location, key.shape[0])
-            k, v = states[2 * prefix_id], states[2 * prefix_id + 1]
+            k, v = pool.generator(name, self.location).layer_states(prefix_id, key.shape[0])
             if name in self.prefix_gates:
                 if self.residual is None:
                     raise RuntimeError(
@@ -167,18 +176,20 @@ class PrefixTuningLayer(nn.Module):
         return pairs
 
 
-def _capture_input(layer: PrefixTuningLayer) -> Any:
-    def pre_hook(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        layer.residual = kwargs.get("hidden_states", args[0] if args else None)
-
-    return pre_hook
+# Hooks are module-level functions bound with functools.partial (not closures): a deep copy of
+# the model then copies the bound objects too, so the copy's hooks act on the copy's modules.
 
 
-def _release_input(layer: PrefixTuningLayer) -> Any:
-    def hook(module: nn.Module, args: Any, kwargs: Any, output: Any) -> None:
-        layer.residual = None  # do not keep activations alive between forwards
+def _capture_input(
+    layer: PrefixTuningLayer, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> None:
+    layer.residual = kwargs.get("hidden_states", args[0] if args else None)
 
-    return hook
+
+def _release_input(
+    layer: PrefixTuningLayer, module: nn.Module, args: Any, kwargs: Any, output: Any
+) -> None:
+    layer.residual = None  # do not keep activations alive between forwards
 
 
 def prefix_sites(
@@ -294,7 +305,7 @@ def _to_model(module: nn.Module, like: nn.Module) -> None:
 
 
 def _pool(base: nn.Module, ledger: Ledger) -> PrefixTuningPool:
-    """The base model's pool with its cache hooks, created on first use, removed when empty."""
+    """The base model's pool, created on first use, removed when empty."""
     existing = base._modules.get(POOL_ATTR)
     if isinstance(existing, PrefixTuningPool):
         pool = existing
@@ -303,22 +314,9 @@ def _pool(base: nn.Module, ledger: Ledger) -> PrefixTuningPool:
         pool.train(base.training)
         base.add_module(POOL_ATTR, pool)
 
-        def start(module: nn.Module, args: Any) -> None:
-            pool.cache = {}
-
-        def stop(module: nn.Module, args: Any, output: Any) -> None:
-            pool.cache = None
-
-        pool.handles = [
-            base.register_forward_pre_hook(start),
-            base.register_forward_hook(stop, always_call=True),
-        ]
-
     # Registered by every adapter; whichever is removed last finds the pool empty.
     def drop_if_empty() -> None:
         if len(pool.prefix_tunings) == 0 and base._modules.get(POOL_ATTR) is pool:
-            for handle in pool.handles:
-                handle.remove()
             del base._modules[POOL_ATTR]
 
     ledger.on_undo(drop_if_empty)
@@ -340,8 +338,10 @@ def _layer(
         module.__dict__["prefix_source"] = layer
         layer.undo_route = attention_hook.install(module)
         layer.handles = [
-            module.register_forward_pre_hook(_capture_input(layer), with_kwargs=True),
-            module.register_forward_hook(_release_input(layer), with_kwargs=True, always_call=True),
+            module.register_forward_pre_hook(partial(_capture_input, layer), with_kwargs=True),
+            module.register_forward_hook(
+                partial(_release_input, layer), with_kwargs=True, always_call=True
+            ),
         ]
 
     def drop_if_unused() -> None:

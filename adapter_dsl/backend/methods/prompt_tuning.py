@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from functools import partial
 from typing import Any, cast
 
 import torch
@@ -202,6 +203,28 @@ def _text_embedding(tokenizer: Any, text: str, length: int, embeddings: nn.Embed
     return embeddings(torch.tensor(ids, device=weight.device)).detach().to(torch.float32)
 
 
+# Hooks are module-level functions bound with functools.partial (not closures): a deep copy of
+# the model then copies the bound objects too, so the copy's hooks act on the copy's modules.
+
+
+def _add_prompt(layer: PromptTuningLayer, module: nn.Module, args: Any, output: Tensor) -> Tensor:
+    prompt = layer.current()
+    return output if prompt is None else prompt(output)
+
+
+def _extend_mask(
+    layer: PromptTuningLayer, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    prompt = layer.current()
+    if prompt is None:
+        return None
+    if "attention_mask" in kwargs:
+        kwargs["attention_mask"] = _prepend_ones(kwargs["attention_mask"], prompt.length)
+    elif len(args) > 1:
+        args = (args[0], _prepend_ones(args[1], prompt.length), *args[2:])
+    return args, kwargs
+
+
 def _layer(
     base: nn.Module, arch: ArchitectureSpec, state: Any, ledger: Ledger
 ) -> PromptTuningLayer:
@@ -215,24 +238,9 @@ def _layer(
         base.add_module(POOL_ATTR, layer)
         embeddings = resolve(base, arch.embeddings)
         assert embeddings is not None
-
-        def add_prompt(module: nn.Module, args: Any, output: Tensor) -> Tensor:
-            prompt = layer.current()
-            return output if prompt is None else prompt(output)
-
-        def extend_mask(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-            prompt = layer.current()
-            if prompt is None:
-                return None
-            if "attention_mask" in kwargs:
-                kwargs["attention_mask"] = _prepend_ones(kwargs["attention_mask"], prompt.length)
-            elif len(args) > 1:
-                args = (args[0], _prepend_ones(args[1], prompt.length), *args[2:])
-            return args, kwargs
-
         layer.handles = [
-            embeddings.register_forward_hook(add_prompt),
-            base.register_forward_pre_hook(extend_mask, with_kwargs=True),
+            embeddings.register_forward_hook(partial(_add_prompt, layer)),
+            base.register_forward_pre_hook(partial(_extend_mask, layer), with_kwargs=True),
         ]
 
     def drop_if_empty() -> None:

@@ -24,6 +24,7 @@ setup, which silently disables ReFT when that adapter is of another family).
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, cast
 
 import torch
@@ -182,15 +183,31 @@ class ReftContext:
         return zeros, zeros + length
 
 
-def _output_hook(layer: ReftLayer) -> Any:
-    def hook(module: nn.Module, args: Any, output: Any) -> Any:
-        if isinstance(output, Tensor):
-            return layer(output)
-        if isinstance(output, tuple) and output and isinstance(output[0], Tensor):
-            return (layer(output[0]), *output[1:])
-        return output
+# Hooks are module-level functions bound with functools.partial (not closures): a deep copy of
+# the model then copies the bound objects too, so the copy's hooks act on the copy's modules.
 
-    return hook
+
+def _output_hook(layer: ReftLayer, module: nn.Module, args: Any, output: Any) -> Any:
+    if isinstance(output, Tensor):
+        return layer(output)
+    if isinstance(output, tuple) and output and isinstance(output[0], Tensor):
+        return (layer(output[0]), *output[1:])
+    return output
+
+
+def _capture_masks(
+    context: ReftContext, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> None:
+    masks = [kwargs.get(key) for key in MASK_KWARGS]
+    if masks[0] is None and len(args) > 1:
+        masks[0] = args[1]
+    context.masks = [m for m in masks if isinstance(m, Tensor)]
+
+
+def _release_masks(
+    context: ReftContext, module: nn.Module, args: Any, kwargs: Any, output: Any
+) -> None:
+    context.masks = []
 
 
 def reft_layer_indices(model: nn.Module, arch: ArchitectureSpec, config: Any) -> list[int]:
@@ -277,19 +294,11 @@ def _context(model: nn.Module, state: Any, ledger: Ledger) -> ReftContext:
     else:
         context = ReftContext()
         base = base_model_of(model)
-
-        def capture(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-            masks = [kwargs.get(key) for key in MASK_KWARGS]
-            if masks[0] is None and len(args) > 1:
-                masks[0] = args[1]
-            context.masks = [m for m in masks if isinstance(m, Tensor)]
-
-        def release(module: nn.Module, args: Any, kwargs: Any, output: Any) -> None:
-            context.masks = []
-
         context.handles = [
-            base.register_forward_pre_hook(capture, with_kwargs=True),
-            base.register_forward_hook(release, with_kwargs=True, always_call=True),
+            base.register_forward_pre_hook(partial(_capture_masks, context), with_kwargs=True),
+            base.register_forward_hook(
+                partial(_release_masks, context), with_kwargs=True, always_call=True
+            ),
         ]
         state.shared[SHARED_KEY] = context
 
@@ -314,7 +323,7 @@ def _layer(module: nn.Module, context: ReftContext, state: Any, ledger: Ledger) 
     else:
         layer = ReftLayer(context, state)
         module.add_module(LAYER_ATTR, layer)
-        layer.handle = module.register_forward_hook(_output_hook(layer))
+        layer.handle = module.register_forward_hook(partial(_output_hook, layer))
 
     # Every adapter registers the clean-up; whichever is removed last finds the layer empty.
     def drop_if_empty() -> None:
