@@ -28,6 +28,7 @@ from adapter_dsl.backend.core import (
     train_adapter,
     unmerge_adapter,
 )
+from adapter_dsl.backend.methods.prompt_tuning import set_prompt_tokenizer
 from adapter_dsl.backend.serialization import load_adapter, save_adapter
 
 __all__ = [
@@ -43,6 +44,7 @@ __all__ = [
     "resolve_config",
     "save_adapter",
     "set_active",
+    "set_prompt_tokenizer",
     "train_adapter",
     "unmerge_adapter",
 ]
