@@ -25,7 +25,6 @@ import json
 import os
 import shutil
 import tempfile
-import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -261,6 +260,30 @@ def _strip_base_prefix(model: nn.Module, keys: list[str], expected: set[str]) ->
     return mapping
 
 
+def check_saved_for(model: nn.Module, directory: Path, envelope: Mapping[str, Any]) -> None:
+    """Raise ConfigError unless the envelope's model type and hidden size (when given) match."""
+    arch = get_architecture(model)
+    model_type = model_type_of(model)
+    saved_type = envelope.get("model_type")
+    if saved_type is not None and saved_type != model_type:
+        raise _fail(
+            f"the adapter in '{directory}' was saved for '{saved_type}' models, not '{model_type}'",
+            expected=repr(model_type),
+            found=repr(saved_type),
+            code="model_mismatch",
+        )
+    hidden = arch.hidden_size(model.config)
+    saved_hidden = envelope.get("hidden_size")
+    if saved_hidden is not None and saved_hidden != hidden:
+        raise _fail(
+            f"the adapter in '{directory}' was saved for hidden size {saved_hidden}, the model "
+            f"has {hidden}",
+            expected=str(hidden),
+            found=str(saved_hidden),
+            code="model_mismatch",
+        )
+
+
 def load_adapter(
     model: nn.Module,
     directory: str | os.PathLike[str],
@@ -283,32 +306,11 @@ def load_adapter(
         return foreign
     envelope = _read_envelope(directory)
     weights_path = _weights_file(directory)
-    arch = get_architecture(model)
-    model_type = model_type_of(model)
-    saved_type = envelope.get("model_type")
-    if saved_type is not None and saved_type != model_type:
-        raise _fail(
-            f"the adapter in '{directory}' was saved for '{saved_type}' models, not '{model_type}'",
-            expected=repr(model_type),
-            found=repr(saved_type),
-            code="model_mismatch",
-        )
-    hidden = arch.hidden_size(model.config)
-    saved_hidden = envelope.get("hidden_size")
-    if saved_hidden is not None and saved_hidden != hidden:
-        raise _fail(
-            f"the adapter in '{directory}' was saved for hidden size {saved_hidden}, the model "
-            f"has {hidden}",
-            expected=str(hidden),
-            found=str(saved_hidden),
-            code="model_mismatch",
-        )
+    check_saved_for(model, directory, envelope)
     saved_name = envelope.get("name")
     name = load_as or saved_name
     if not isinstance(name, str):
         raise _fail("the saved adapter has no name; pass load_as=", found=repr(saved_name))
-    version = str(envelope.get("version", ""))
-    reference_format = not version.startswith("adapter_dsl.")
     cfg = _saved_config(directory / CONFIG_FILE, envelope)
     weights = _Weights(weights_path)
 
@@ -338,15 +340,6 @@ def load_adapter(
                 )
             by_model_key[model_key] = original[file_key]
         missing = [k for k in own if k not in by_model_key]
-        if reference_format:
-            tolerated = [k for k in missing if "shared_parameters." in k]
-            if tolerated:
-                warnings.warn(
-                    f"{len(tolerated)} shared tensors are not in the reference checkpoint and keep "
-                    "their initial values",
-                    stacklevel=2,
-                )
-            missing = [k for k in missing if k not in tolerated]
         problems.extend(f"missing tensor '{k}'" for k in missing)
         if problems:
             shown = "; ".join(problems[:5]) + (

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Iterator
 from functools import cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any
@@ -327,9 +328,27 @@ def _check_limits(text: str) -> None:
     if text.count("[") + text.count("{") <= MAX_DEPTH:
         return  # cannot be nested too deep: skip the scan
     depth = 0
+    for i, c in _brackets(text, len(text)):
+        depth += 1 if c in "[{" else -1
+        if depth > MAX_DEPTH:
+            raise ConfigError(
+                [
+                    Problem(
+                        f"values nested more than {MAX_DEPTH} levels deep",
+                        Location(span=(i, i + 1)),
+                        expected=f"at most {MAX_DEPTH} levels of brackets",
+                        code="too_deep",
+                    )
+                ],
+                source=text,
+            )
+
+
+def _brackets(text: str, stop: int) -> Iterator[tuple[int, str]]:
+    """Offsets and characters of the brackets and braces in ``text[:stop]``, strings skipped."""
     quote: str | None = None
     escaped = False
-    for i, c in enumerate(text):
+    for i, c in enumerate(text[:stop]):
         if quote is not None:
             if escaped:
                 escaped = False
@@ -337,25 +356,10 @@ def _check_limits(text: str) -> None:
                 escaped = True
             elif c == quote:
                 quote = None
-            continue
-        if c in "'\"":
+        elif c in "'\"":
             quote = c
-        elif c in "[{":
-            depth += 1
-            if depth > MAX_DEPTH:
-                raise ConfigError(
-                    [
-                        Problem(
-                            f"values nested more than {MAX_DEPTH} levels deep",
-                            Location(span=(i, i + 1)),
-                            expected=f"at most {MAX_DEPTH} levels of brackets",
-                            code="too_deep",
-                        )
-                    ],
-                    source=text,
-                )
-        elif c in "]}":
-            depth -= 1
+        elif c in "[]{}":
+            yield i, c
 
 
 def _describe_token(token: Any) -> str:
@@ -374,21 +378,10 @@ _CLOSERS = {"[": "RSQB", "{": "RBRACE"}
 def _innermost_open(text: str, pos: int) -> str | None:
     """The innermost bracket still open at ``pos`` (strings skipped)."""
     stack: list[str] = []
-    quote: str | None = None
-    escaped = False
-    for c in text[:pos]:
-        if quote is not None:
-            if escaped:
-                escaped = False
-            elif c == "\\":
-                escaped = True
-            elif c == quote:
-                quote = None
-        elif c in "'\"":
-            quote = c
-        elif c in "[{":
+    for _, c in _brackets(text, pos):
+        if c in "[{":
             stack.append(c)
-        elif c in "]}" and stack:
+        elif stack:
             stack.pop()
     return stack[-1] if stack else None
 

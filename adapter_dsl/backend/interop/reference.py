@@ -59,6 +59,7 @@ from torch import Tensor, nn
 
 from adapter_dsl.backend import core
 from adapter_dsl.backend.architectures import base_model_of, get_architecture, model_type_of
+from adapter_dsl.backend.serialization import check_saved_for
 from adapter_dsl.backend.state import peek_state
 from adapter_dsl.errors import ConfigError
 
@@ -211,29 +212,6 @@ def translate_keys(model: nn.Module, keys: list[str], saved_name: str, name: str
 # -- loading -----------------------------------------------------------------------------------
 
 
-def _check_model(model: nn.Module, directory: Path, envelope: Mapping[str, Any]) -> None:
-    arch = get_architecture(model)
-    model_type = model_type_of(model)
-    saved_type = envelope.get("model_type")
-    if saved_type is not None and saved_type != model_type:
-        raise _fail(
-            f"the adapter in '{directory}' was saved for '{saved_type}' models, not '{model_type}'",
-            expected=repr(model_type),
-            found=repr(saved_type),
-            code="model_mismatch",
-        )
-    hidden = arch.hidden_size(model.config)
-    saved_hidden = envelope.get("hidden_size")
-    if saved_hidden is not None and saved_hidden != hidden:
-        raise _fail(
-            f"the adapter in '{directory}' was saved for hidden size {saved_hidden}, the model "
-            f"has {hidden}",
-            expected=str(hidden),
-            found=str(saved_hidden),
-            code="model_mismatch",
-        )
-
-
 def _legacy_inv_fixup(cfg: Any, envelope: Mapping[str, Any], keys: list[str]) -> Any:
     """Old task adapters named an invertible adapter they never had: drop it (as the reference)."""
     if envelope.get("type") != "text_task" or getattr(cfg, "inv_adapter", None) is None:
@@ -269,7 +247,7 @@ def load_reference_adapter(
     directory = Path(directory)
     if envelope is None:
         envelope = _read_envelope(directory)
-    _check_model(model, directory, envelope)
+    check_saved_for(model, directory, envelope)
     saved_name = envelope.get("name")
     name = load_as or saved_name
     if not isinstance(name, str):
