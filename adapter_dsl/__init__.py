@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from .methods.prompt_tuning import PromptTuningConfig
     from .methods.reft import DiReftConfig, LoReftConfig, NoReftConfig, ReftConfig
     from .methods.union import ConfigUnion, MAMConfig, UniPELTConfig
+    from .peft import from_peft, to_peft
     from .registry import IDENTIFIERS
 
 # Public name → (module, attribute). Resolved on first access (PEP 562), so that
@@ -64,6 +65,8 @@ _LAZY: dict[str, tuple[str, str]] = {
     "IDENTIFIERS": (".registry", "IDENTIFIERS"),
     "PrefixTuningConfig": (".methods.prefix_tuning", "PrefixTuningConfig"),
     "PromptTuningConfig": (".methods.prompt_tuning", "PromptTuningConfig"),
+    "from_peft": (".peft", "from_peft"),
+    "to_peft": (".peft", "to_peft"),
 }
 for _name in [
     "AdapterPlusConfig",
@@ -141,11 +144,13 @@ __all__ = [
     "VeraConfig",
     "dumps",
     "from_dict",
+    "from_peft",
     "json_schema",
     "load",
     "load_file",
     "load_lenient",
     "parse",
+    "to_peft",
 ]
 
 

@@ -418,15 +418,33 @@ def _cmd_schema(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
 
 def _cmd_convert(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     from .canonical import dumps
+    from .errors import ConfigError
+    from .peft import from_peft, to_peft
 
     item = _resolve(args.spec)
+    if isinstance(item.data, dict) and "peft_type" in item.data and args.model_type:
+        # A PEFT config read against the given model type's module names.
+        try:
+            item.config, item.error = from_peft(item.data, args.model_type), None
+        except ConfigError as exc:
+            item.error = exc
     if item.error is not None:
         return _fail([item], err, args.color)
     assert item.config is not None
     to = args.to
     if to == "auto":
         to = "string" if item.kind in ("file", "json") else "json"
-    if to == "json":
+    if to == "peft":
+        if not args.model_type:
+            err.write("error: --to peft needs --model-type (e.g. bert, llama)\n")
+            return EXIT_USAGE
+        try:
+            data = to_peft(item.config, args.model_type)
+        except ConfigError as exc:
+            item.error = exc
+            return _fail([item], err, args.color)
+        text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    elif to in ("json", "adapters"):
         data = item.config.to_dict()
         if args.schema_ref:
             data = {"$schema": args.schema_ref, **data}
@@ -542,9 +560,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("spec", metavar="SPEC")
     p.add_argument(
         "--to",
-        choices=("auto", "json", "string"),
+        choices=("auto", "json", "string", "peft", "adapters"),
         default="auto",
-        help="output form; auto: strings and identifiers become JSON, JSON becomes a string",
+        help="output form; auto: strings and identifiers become JSON, JSON becomes a string; "
+        "peft: a PEFT adapter_config.json (needs --model-type); adapters: the reference's "
+        "JSON (also for PEFT input)",
+    )
+    p.add_argument(
+        "--model-type",
+        metavar="TYPE",
+        help="model type (bert, llama, ...) whose module names PEFT configs use",
     )
     p.add_argument(
         "-o", "--output", metavar="FILE", help="write to FILE instead of standard output"

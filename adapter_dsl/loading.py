@@ -216,18 +216,10 @@ def _unwrap(data: Mapping[str, Any]) -> tuple[dict[str, Any], tuple[str | int, .
         inner.pop("$schema", None)
         return inner, ("config",)
     if "peft_type" in data:
-        raise ConfigError(
-            [
-                Problem(
-                    "this is a PEFT config (it has 'peft_type')",
-                    Location(path=("peft_type",)),
-                    expected="an adapters-style config dict",
-                    found=repr(data["peft_type"]),
-                    suggestion="convert it with adapter_dsl.from_peft(...)",
-                    code="peft_config",
-                )
-            ]
-        )
+        # A PEFT adapter_config.json: converted (problems carry pointers into the PEFT dict).
+        from .peft import from_peft
+
+        return dict(from_peft(data).to_dict()), ()
     return data, ()
 
 

@@ -1,0 +1,190 @@
+"""adapter_dsl.peft: PEFT adapter_config.json dicts to configs and back."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+import adapter_dsl
+from adapter_dsl import ConfigError, from_peft, load, parse, to_peft
+
+ROUND_TRIPS = [
+    ("lora", "bert"),
+    ("lora[r=4, alpha=16, dropout=0.1, attn_matrices=['q','k','v']]", "llama"),
+    ("lora[intermediate_lora=True, output_lora=True]", "bert"),
+    ("lora[leave_out=[0, 11]]", "bert"),
+    ("lora[leave_out=[1, 2], output_lora=True]", "bart"),
+    ("lora[selfattn_lora=False, output_lora=True]", "gpt2"),
+    ("ia3", "bert"),
+    ("ia3[attn_matrices=['q','k','v']]", "gpt2"),
+    ("ia3", "llama"),
+    ("dora[r=16, alpha=16]", "llama"),
+    ("prefix_tuning[prefix_length=20, bottleneck_size=64]", "bert"),
+    ("prefix_tuning_flat", "gpt2"),
+    ("prompt_tuning[prompt_length=5]", "bert"),
+    ("prompt_tuning[prompt_init='from_string', prompt_init_text='Hello']", "bert"),
+]
+
+
+@pytest.mark.parametrize(("spec", "model_type"), ROUND_TRIPS)
+def test_round_trip(spec: str, model_type: str) -> None:
+    cfg = parse(spec)
+    counts = (6, 6) if model_type == "bart" else None
+    data = to_peft(cfg, model_type, num_layers=counts)
+    assert data["peft_type"] in ("LORA", "IA3", "PREFIX_TUNING", "PROMPT_TUNING")
+    assert from_peft(data, model_type, num_layers=counts) == cfg
+
+
+def test_field_mapping() -> None:
+    data = to_peft(parse("lora[r=4, alpha=16, dropout=0.1]"), "llama")
+    assert (data["r"], data["lora_alpha"], data["lora_dropout"]) == (4, 16, 0.1)
+    assert data["target_modules"] == ["q_proj", "v_proj"]
+    # LLaMA: the reference's "intermediate" is down_proj.
+    assert to_peft(parse("ia3"), "llama")["target_modules"] == ["down_proj", "k_proj", "v_proj"]
+    assert to_peft(parse("ia3"), "llama")["feedforward_modules"] == []
+    prefix = to_peft(parse("prefix_tuning"), "bert")
+    assert prefix["prefix_projection"] and prefix["encoder_hidden_size"] == 512
+    prompt = to_peft(
+        parse("prompt_tuning[prompt_init='from_string', prompt_init_text='x']"), "bert"
+    )
+    assert (prompt["prompt_tuning_init"], prompt["prompt_tuning_init_text"]) == ("TEXT", "x")
+
+
+def test_output_dense_is_anchored() -> None:
+    target = to_peft(parse("lora[selfattn_lora=False, output_lora=True]"), "bert")["target_modules"]
+    assert isinstance(target, str)
+    assert re.fullmatch(target, "bert.encoder.layer.3.output.dense")
+    assert re.fullmatch(target, "encoder.layer.0.output.dense")
+    assert not re.fullmatch(target, "encoder.layer.0.attention.output.dense")
+    # A plain suffix would also adapt the attention output projection: rejected with a hint.
+    with pytest.raises(ConfigError, match="attention output projection") as info:
+        from_peft({"peft_type": "LORA", "target_modules": ["output.dense"]}, "bert")
+    assert info.value.problems[0].location.pointer == "/target_modules"
+
+
+def test_leave_out_regex_keeps_other_indices() -> None:
+    target = to_peft(parse("lora[leave_out=[1]]"), "llama")["target_modules"]
+    assert not re.fullmatch(target, "model.layers.1.self_attn.q_proj")
+    assert re.fullmatch(target, "model.layers.11.self_attn.q_proj")
+
+
+def test_layers_to_transform_is_read() -> None:
+    data = {
+        "peft_type": "LORA",
+        "target_modules": ["q_proj", "v_proj"],
+        "layers_to_transform": [0, 2],
+    }
+    assert from_peft(data, "llama", num_layers=4) == parse("lora[leave_out=[1, 3]]")
+    with pytest.raises(ConfigError, match="layer count"):
+        from_peft(data, "llama")
+
+
+def test_rslora_becomes_alpha() -> None:
+    data = {"peft_type": "LORA", "target_modules": ["query"], "r": 4, "lora_alpha": 2}
+    cfg = from_peft({**data, "use_rslora": True}, "bert")
+    assert cfg.alpha / cfg.r == pytest.approx(2 / 4**0.5)
+
+
+def test_model_type_inference() -> None:
+    data = {"peft_type": "LORA", "target_modules": ["q_proj", "v_proj"], "r": 4}
+    assert from_peft(data) == parse("lora[r=4]")
+    with pytest.raises(ConfigError, match="different things on different model types"):
+        from_peft({"peft_type": "LORA", "target_modules": ["down_proj"]})
+
+
+def test_load_converts_peft_dicts(tmp_path: object) -> None:
+    data = {"peft_type": "LORA", "target_modules": ["query", "value"], "r": 16, "lora_alpha": 32}
+    assert load(data) == parse("lora[r=16, alpha=32]")
+    with pytest.raises(ConfigError) as info:
+        load({"peft_type": "LORA", "target_modules": ["query"], "lora_alpha": -1})
+    assert info.value.problems[0].location.pointer == "/lora_alpha"
+
+
+INEXPRESSIBLE = [
+    ("seq_bn", "bert", "bottleneck adapters"),
+    ("lora|seq_bn", "bert", "unions"),
+    ("loreft", "bert", "ReFT"),
+    ("vera", "bert", "full vera_D"),
+    ("lora[use_gating=True]", "bert", "gated"),
+    ("lora[init_weights_seed=3]", "bert", "seed"),
+    ("lora", "gpt2", "shares one lora_A"),
+    ("ia3", "gpt2", "cannot scale only some"),
+    ("ia3[alpha=2]", "bert", "no scaling factor"),
+    ("prefix_tuning[dropout=0.1]", "bert", "no dropout"),
+    ("prompt_tuning[combine='prefix_after_bos']", "bert", "virtual tokens first"),
+    ("lora[leave_out=[3]]", "bart", "layer counts"),
+]
+
+
+@pytest.mark.parametrize(("spec", "model_type", "text"), INEXPRESSIBLE)
+def test_to_peft_errors(spec: str, model_type: str, text: str) -> None:
+    with pytest.raises(ConfigError, match=text):
+        to_peft(parse(spec), model_type)
+
+
+FROM_ERRORS = [
+    (
+        {"peft_type": "IA3", "target_modules": ["key", "fc2"], "feedforward_modules": ["fc2"]},
+        "/feedforward_modules",
+        "scales the input",
+    ),
+    ({"peft_type": "LORA", "target_modules": ["q_proj"], "bias": "all"}, "/bias", "biases"),
+    ({"peft_type": "LORA", "target_modules": "all-linear"}, "/target_modules", "all-linear"),
+    ({"peft_type": "LORA", "target_modules": ["q_proj", "o_proj"]}, "/target_modules", "o_proj"),
+    (
+        {"peft_type": "LORA", "target_modules": ["q_proj"], "rank_pattern": {"q": 2}},
+        "/rank_pattern",
+        "no counterpart",
+    ),
+    ({"peft_type": "LOHA", "target_modules": ["q_proj"]}, "/peft_type", "no counterpart"),
+    (
+        {"peft_type": "LORA", "target_modules": ["self_attn.q_proj"]},
+        "/target_modules",
+        "cross-attention",
+    ),
+    (
+        {"peft_type": "PROMPT_TUNING", "prompt_tuning_init": "SAMPLE_VOCAB"},
+        "/prompt_tuning_init",
+        "no counterpart",
+    ),
+]
+
+
+@pytest.mark.parametrize(("data", "pointer", "text"), FROM_ERRORS)
+def test_from_peft_errors(data: dict[str, object], pointer: str, text: str) -> None:
+    model_type = "bart" if "self_attn" in str(data) else "llama"
+    with pytest.raises(ConfigError, match=text) as info:
+        from_peft(data, model_type)
+    assert info.value.problems[0].location.pointer == pointer
+
+
+def test_lazy_export_and_no_torch_import() -> None:
+    assert "to_peft" in dir(adapter_dsl)
+    code = (
+        "import sys, adapter_dsl.peft, adapter_dsl; adapter_dsl.to_peft;"
+        "assert not {'torch', 'transformers', 'peft'} & set(sys.modules), sys.modules.keys()"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_table_matches_backend_architectures() -> None:
+    pytest.importorskip("torch")
+    from adapter_dsl.backend.architectures import ARCHITECTURES
+    from adapter_dsl.peft import MODULES
+
+    assert set(MODULES) == set(ARCHITECTURES)
+    for model_type, arch in ARCHITECTURES.items():
+        mine = MODULES[model_type]
+        assert len(mine.stacks) == len(arch.groups), model_type
+        for stack, group in zip(mine.stacks, arch.groups, strict=True):
+            assert stack.layers == group.layers, model_type
+            assert stack.roles["intermediate"] == (group.intermediate,), model_type
+            assert stack.roles["output"] == (group.output,), model_type
+            attns = [a for a in (group.self_attention, group.cross_attention) if a is not None]
+            for key in ("q", "k", "v", "qkv"):
+                backend = tuple(getattr(a, key) for a in attns if getattr(a, key))
+                assert stack.roles.get(key, ()) == backend, (model_type, key)
+            assert {a.o for a in attns} <= set(stack.roles["never"]), model_type
