@@ -48,6 +48,19 @@ class ParseFailure(Exception):
         super().__init__(f"unexpected input at {pos}")
 
 
+class _State:
+    """A parser state: its actions (terminal → next _State or a reduction), its gotos
+    (nonterminal → _State) and, built on first use, the lexer for the terminals it accepts."""
+
+    __slots__ = ("actions", "gotos", "id", "lexer")
+
+    def __init__(self, id_: int) -> None:
+        self.id = id_
+        self.actions: dict[str, Any] = {}
+        self.gotos: dict[str, _State] = {}
+        self.lexer: re.Pattern[str] | None = None
+
+
 class _Splice:
     """The children of a ``_``-prefixed helper rule, to be spliced into the parent's."""
 
@@ -122,7 +135,11 @@ class TableParser:
         self._end: int = tables["end"]
         self._patterns = [(name, regex) for name, regex in tables["terminals"]]
         self._ignore = frozenset(tables["ignore"])
-        self._lexers: dict[int, re.Pattern[str]] = {}
+        # Ignored text (whitespace) is skipped inside each token's match rather than returned as
+        # tokens of its own: one regex match per real token.
+        ignored = "|".join(regex for name, regex in self._patterns if name in self._ignore)
+        self._skip = f"(?:{ignored})*" if ignored else ""
+        self._skip_re = re.compile(self._skip)
         self._any = self._compile(name for name, _ in self._patterns)
         reductions: list[_Reduction] = []
         for size, origin, callback_name, passthrough, splices in tables["rules"]:
@@ -130,68 +147,65 @@ class TableParser:
             if callback_name and callback is None and not passthrough:
                 raise KeyError(f"no callback for grammar rule {callback_name!r}")
             reductions.append((size, origin, callback, passthrough, splices))
-        # A shift is the next state (an int); a reduction is a tuple (see _Reduction).
-        self._actions: dict[int, dict[str, int | _Reduction]] = {
-            int(state): {
-                symbol: reductions[step[1]] if isinstance(step, list) else step
+        # One _State object per parser state, linked directly: a shift action *is* the next
+        # state object and a goto maps a nonterminal to one, so the loop does no table lookups
+        # beyond the action itself.
+        states = {int(state): _State(int(state)) for state in tables["actions"]}
+        for state, row in tables["actions"].items():
+            states[int(state)].actions = {
+                symbol: reductions[step[1]] if isinstance(step, list) else states[step]
                 for symbol, step in row.items()
             }
-            for state, row in tables["actions"].items()
-        }
-        self._gotos: dict[int, dict[str, int]] = {
-            int(state): dict(row) for state, row in tables["gotos"].items()
-        }
+        for state, row in tables["gotos"].items():
+            states[int(state)].gotos = {symbol: states[target] for symbol, target in row.items()}
+        self._states = states
 
     def _compile(self, names: Any) -> re.Pattern[str]:
-        wanted = set(names) | self._ignore
-        return re.compile(
-            "|".join(f"(?P<{name}>{regex})" for name, regex in self._patterns if name in wanted)
+        wanted = set(names) - self._ignore
+        alternatives = "|".join(
+            f"(?P<{name}>{regex})" for name, regex in self._patterns if name in wanted
         )
+        return re.compile(f"{self._skip}(?:{alternatives})")
 
-    def _lexer(self, state: int) -> re.Pattern[str]:
-        lexer = self._lexers.get(state)
-        if lexer is None:
-            lexer = self._lexers[state] = self._compile(self._actions[state])
-        return lexer
+    def _lexer(self, state: _State) -> re.Pattern[str]:
+        if state.lexer is None:
+            state.lexer = self._compile(state.actions)
+        return state.lexer
 
     def parse(self, text: str) -> Any:
-        tables = self._actions
-        gotos = self._gotos
-        lexers = self._lexers
-        ignore = self._ignore
-        end_state = self._end
-        state_stack = [self._start]
+        end_state = self._states[self._end]
+        stack: list[_State] = [self._states[self._start]]
         values: list[Any] = []
         pos = 0
         length = len(text)
         while True:
-            state = state_stack[-1]
+            state = stack[-1]
             if pos < length:
-                lexer = lexers.get(state) or self._lexer(state)
-                m = lexer.match(text, pos)
+                m = (state.lexer or self._lexer(state)).match(text, pos)
                 if m is None:
-                    raise self._failure(text, pos, state)
+                    pos = self._skip_re.match(text, pos).end()  # type: ignore[union-attr]
+                    if pos < length:
+                        raise self._failure(text, pos, state)
+                    continue  # only ignored text was left: the end comes next
                 kind = m.lastgroup
                 end = m.end()
-                if kind in ignore:
-                    pos = end
-                    continue
-                token: Tok | None = Tok(kind, m.group(), pos, end)  # type: ignore[arg-type]
+                start = m.start(kind)  # type: ignore[arg-type]
+                token: Tok | None = Tok(kind, text[start:end], start, end)  # type: ignore[arg-type]
             else:
                 kind, token, end = "$END", None, pos
             while True:
-                step = tables[state_stack[-1]].get(kind)  # type: ignore[arg-type]
+                step = stack[-1].actions.get(kind)  # type: ignore[arg-type]
                 if step is None:
-                    raise ParseFailure(pos, end, token, frozenset(tables[state_stack[-1]]))
-                if type(step) is int:
-                    state_stack.append(step)
+                    raise ParseFailure(pos, end, token, frozenset(stack[-1].actions))
+                if type(step) is _State:
+                    stack.append(step)
                     values.append(token)
                     break
                 size, origin, callback, passthrough, splices = step  # type: ignore[misc]
                 if size:
                     children = values[-size:]
                     del values[-size:]
-                    del state_stack[-size:]
+                    del stack[-size:]
                     if splices:
                         flat: list[Any] = []
                         for child in children:
@@ -209,16 +223,18 @@ class TableParser:
                 else:
                     value = _Splice(children)
                 values.append(value)
-                state_stack.append(gotos[state_stack[-1]][origin])
-                if token is None and state_stack[-1] == end_state:
+                stack.append(stack[-1].gotos[origin])
+                if token is None and stack[-1] is end_state:
                     return values[-1]
             pos = end
 
-    def _failure(self, text: str, pos: int, state: int) -> ParseFailure:
-        expected = frozenset(self._actions[state])
+    def _failure(self, text: str, pos: int, state: _State) -> ParseFailure:
+        """What stopped the lexer at ``pos`` (past any ignored text): a token of the wrong
+        kind for this state, or a character no terminal starts with."""
+        expected = frozenset(state.actions)
         m = self._any.match(text, pos)
-        if m is None or m.lastgroup in self._ignore:
+        if m is None:
             return ParseFailure(pos, pos + 1, None, expected)
         kind = m.lastgroup
         assert kind is not None
-        return ParseFailure(pos, m.end(), Tok(kind, m.group(), pos, m.end()), expected)
+        return ParseFailure(pos, m.end(), Tok(kind, m.group(kind), pos, m.end()), expected)

@@ -203,13 +203,14 @@ class _ToAst:
 
     def number(self, children: list[Any]) -> _Value:
         (tok,) = children
-        text = str(tok)
-        value: int | float = float(text) if any(c in text for c in ".eE") else int(text)
+        text = tok.value
+        is_float = "." in text or "e" in text or "E" in text
+        value: int | float = float(text) if is_float else int(text)
         return _Value(value, tok.start_pos, tok.end_pos)
 
     def word(self, children: list[Any]) -> _Value:
         (tok,) = children
-        text = str(tok)
+        text = tok.value
         return _Value(_CONSTANTS.get(text, text), tok.start_pos, tok.end_pos)
 
     def list_value(self, children: list[Any]) -> _Value:
@@ -229,7 +230,10 @@ class _ToAst:
         return (children[0], children[2])
 
     def key(self, children: list[Any]) -> tuple[str, Span]:
-        return ("".join(str(t) for t in children), _punct(children))
+        if len(children) == 1:  # the common, unqualified key
+            (tok,) = children
+            return (tok.value, (tok.start_pos, tok.end_pos))
+        return ("".join(t.value for t in children), _punct(children))
 
     def arg(self, children: list[Any]) -> Arg:
         (key, key_span), _, value = children
