@@ -201,7 +201,7 @@ class TableParser:
                     stack.append(step)
                     values.append(token)
                     break
-                size, origin, callback, passthrough, splices = step  # type: ignore[misc]
+                size, origin, callback, passthrough, splices = step
                 if size:
                     children = values[-size:]
                     del values[-size:]
