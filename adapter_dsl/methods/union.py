@@ -214,9 +214,7 @@ def apply_changes(
         except ConfigError as exc:
             for p in exc.problems:
                 bad = str(p.location.path[0]) if p.location.path else None
-                owner = next(
-                    (k for k in owners[i] if k == bad or k.endswith("." + str(bad))), None
-                )
+                owner = next((k for k in owners[i] if k == bad or k.endswith("." + str(bad))), None)
                 where = (key_paths or {}).get(owner, (owner,)) if owner else ()
                 problems.append(p.with_location(path=tuple(where)))
     if problems:
