@@ -1,10 +1,10 @@
-# Two entry points: `make demo` and `make test`. Both create or reuse .venv.
+# Entry points: `make demo`, `make test` and `make bench`. All create or reuse .venv.
 PY ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck venv clean node-deps schemas readme grammar bench
+.PHONY: demo test bench lint typecheck venv clean node-deps schemas readme grammar bench
 
 venv: $(STAMP)
 
@@ -21,6 +21,22 @@ demo: $(STAMP)
 
 test: $(STAMP) node-deps
 	$(BIN)/python -m pytest -n 2 -q
+
+# Side-by-side benchmarks against the reference library and PEFT (benchmarks/README.md); the
+# report goes to benchmarks/out/report.md and report.json. `make bench BENCH_ARGS=--quick` is a
+# ~2-minute smoke run. The reference runs in its own environment (adapters 1.3.0 pins
+# transformers 4.57), created on first use with the commands of scripts/reference/README.md.
+REF := .venv-ref
+REF_STAMP := $(REF)/.installed
+BENCH_ARGS ?=
+
+$(REF_STAMP):
+	@test -x $(REF)/bin/python || python3 -m venv $(REF)
+	$(REF)/bin/pip install --quiet torch==2.13.0 'adapters==1.3.0' 'transformers~=4.57.6'
+	@touch $(REF_STAMP)
+
+bench: $(STAMP) $(REF_STAMP)
+	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
 
 # Node packages of the editor-engine test (VS Code's JSON language service), from the
 # committed package-lock.json. Without npm the test is skipped, so this only prints a note.
@@ -53,8 +69,8 @@ readme: $(STAMP)
 	$(BIN)/python scripts/gen_readme_tables.py
 
 lint: $(STAMP)
-	$(BIN)/ruff check adapter_dsl tests scripts
-	$(BIN)/ruff format --check adapter_dsl tests scripts
+	$(BIN)/ruff check adapter_dsl tests scripts benchmarks
+	$(BIN)/ruff format --check adapter_dsl tests scripts benchmarks
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -47,7 +47,9 @@ def _run_json(cmd: list[str], env: dict[str, str] | None = None) -> dict[str, An
     return json.loads(out.strip().splitlines()[-1])
 
 
-def _import_time(python: str, code: str, env: dict[str, str] | None = None) -> tuple[float, list[str]]:
+def _import_time(
+    python: str, code: str, env: dict[str, str] | None = None
+) -> tuple[float, list[str]]:
     out = subprocess.run(
         [python, "-c", code], check=True, capture_output=True, text=True, cwd=ROOT, env=env
     )
@@ -60,8 +62,13 @@ def spread(values: list[float]) -> str:
 
 
 def measure_parse(
-    n_strings: int, rounds: int, *, python: str | None = None, ref_python: Path | None = REF_PY,
-    env: dict[str, str] | None = None, log: Any = None,
+    n_strings: int,
+    rounds: int,
+    *,
+    python: str | None = None,
+    ref_python: Path | None = REF_PY,
+    env: dict[str, str] | None = None,
+    log: Any = None,
 ) -> dict[str, Any]:
     """Seconds per pass over ``n_strings`` unique strings, one fresh process per contender and
     round (alternating which goes first): ``{"n", "ours", "ours_cached", "reference"}``; the
@@ -92,7 +99,10 @@ def measure_parse(
 
 
 def measure_imports(
-    rounds: int, *, python: str | None = None, ref_python: Path | None = REF_PY,
+    rounds: int,
+    *,
+    python: str | None = None,
+    ref_python: Path | None = REF_PY,
     env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Cold-process import seconds per round: ``{"ours", "ours_first_parse", "reference",
@@ -144,7 +154,9 @@ def main() -> int:
         {
             "row": f"cache hit: the same {n} strings again",
             "ours_us_per_string": statistics.median(cached) / n * 1e6,
-            "ratio": statistics.median(c / r for c, r in zip(cached, ref, strict=True)) if ref else None,
+            "ratio": statistics.median(c / r for c, r in zip(cached, ref, strict=True))
+            if ref
+            else None,
         }
     )
     imp = measure_imports(args.rounds)
@@ -155,7 +167,9 @@ def main() -> int:
             "ours_ms": statistics.median(imports) * 1e3,
             "heavy_modules_imported": imp["heavy_modules"],
             "reference_ms": statistics.median(ref_imports) * 1e3 if ref_imports else None,
-            "ratio": statistics.median(imports) / statistics.median(ref_imports) if ref_imports else None,
+            "ratio": statistics.median(imports) / statistics.median(ref_imports)
+            if ref_imports
+            else None,
             "goal": "<= 100 ms, no torch/transformers/numpy",
         }
     )
@@ -171,7 +185,11 @@ def main() -> int:
     for r in rows:
         if "ours_us_per_string" in r:
             ours_txt = f"{r['ours_us_per_string']:.1f} µs/string"
-            ref_txt = f"{r['reference_us_per_string']:.1f} µs/string" if r.get("reference_us_per_string") else "—"
+            ref_txt = (
+                f"{r['reference_us_per_string']:.1f} µs/string"
+                if r.get("reference_us_per_string")
+                else "—"
+            )
         else:
             ours_txt = f"{r['ours_ms']:.1f} ms"
             ref_txt = f"{r['reference_ms']:.1f} ms" if r.get("reference_ms") else "—"
