@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench lint typecheck venv clean node-deps schemas readme grammar bench
+.PHONY: demo test bench lint typecheck venv clean node-deps schemas readme grammar
 
 venv: $(STAMP)
 

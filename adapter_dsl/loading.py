@@ -25,6 +25,8 @@ from .methods.prompt_tuning import PromptTuningConfig
 from .methods.reft import ReftConfig
 from .methods.union import ConfigUnion
 from .registry import IDENTIFIERS, preset_config
+from .semantics import build
+from .syntax.parser import parse_text
 
 __all__ = ["config_from_dict", "load", "load_file", "load_lenient", "parse"]
 
@@ -60,9 +62,6 @@ def parse(text: str) -> AdapterConfig:
 @lru_cache(maxsize=4096)
 def _parse_cached(text: str) -> AdapterConfig:
     # Configs are immutable, so a repeated string can share one object.
-    from .semantics import build
-    from .syntax.parser import parse_text
-
     return build(parse_text(text))
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from .errors import ConfigError, Location, Problem
 from .methods.base import AdapterConfig
 from .methods.union import ConfigUnion, apply_changes
-from .registry import get_preset
+from .registry import get_preset, preset_config
 from .syntax.ast import Arg, ConfigText, Method, Span
 
 __all__ = ["build"]
@@ -47,7 +47,7 @@ def _build_method(method: Method) -> AdapterConfig:
     spans = {a.key: a for a in args}
     try:
         if issubclass(preset.cls, ConfigUnion):
-            base = preset.cls(**preset.values)
+            base = preset_config(method.name)
             assert isinstance(base, ConfigUnion)
             paths: dict[str, tuple[str | int, ...]] = {k: (k,) for k in values}
             members = apply_changes(base.configs, base.member_names, values, key_paths=paths)
