@@ -25,7 +25,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -127,12 +127,24 @@ def save_adapter(
         k: v.detach().to("cpu").contiguous().clone()
         for k, v in adapter_state_dict(model, entry).items()
     }
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
+
+    def write(tmp: Path) -> None:
         (tmp / CONFIG_FILE).write_text(
             json.dumps(envelope, indent=2, sort_keys=True) + "\n", encoding="utf-8"
         )
         save_file(tensors, str(tmp / WEIGHTS_FILE), metadata={"format": "pt"})
+
+    write_directory_atomically(target, write)
+    return target
+
+
+def write_directory_atomically(target: Path, write: Callable[[Path], None]) -> None:
+    """Fill a temporary sibling directory with ``write`` and rename it to ``target``, so readers
+    never see a half-written adapter; an existing ``target`` is replaced only on success."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        write(tmp)
         backup = None
         if target.exists():
             backup = target.with_name(f".{target.name}.old-{os.getpid()}")
@@ -143,7 +155,25 @@ def save_adapter(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return target
+
+
+def read_tensor_file(path: Path) -> dict[str, Tensor]:
+    """All tensors of a ``.safetensors`` file or a ``torch.save``'d dict (read with
+    ``weights_only=True``: no code runs); ConfigError if unreadable or not names → tensors."""
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            loaded: Any = load_file(str(path), device="cpu")
+        else:
+            loaded = torch.load(str(path), map_location="cpu", weights_only=True)
+        if not isinstance(loaded, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, Tensor) for k, v in loaded.items()
+        ):
+            raise ValueError("not a mapping of names to tensors")
+    except Exception as exc:
+        raise _fail(f"the weights file {path} is unreadable or corrupt: {exc}") from exc
+    return dict(loaded)
 
 
 def _fail(message: str, **kw: Any) -> ConfigError:

@@ -43,6 +43,7 @@ from adapter_dsl.backend.architectures import (
     iter_layers,
     model_type_of,
 )
+from adapter_dsl.backend.serialization import read_tensor_file
 from adapter_dsl.backend.state import peek_state
 from adapter_dsl.errors import ConfigError
 
@@ -76,20 +77,7 @@ def read_peft_weights(directory: str | os.PathLike[str]) -> tuple[Path, dict[str
         path = directory / name
         if not path.is_file():
             continue
-        try:
-            if name.endswith(".safetensors"):
-                from safetensors.torch import load_file
-
-                loaded: Any = load_file(str(path), device="cpu")
-            else:
-                loaded = torch.load(str(path), map_location="cpu", weights_only=True)
-            if not isinstance(loaded, Mapping) or not all(
-                isinstance(k, str) and isinstance(v, Tensor) for k, v in loaded.items()
-            ):
-                raise ValueError("not a mapping of names to tensors")
-        except Exception as exc:
-            raise _fail(f"the weights file {path} is unreadable or corrupt: {exc}") from exc
-        return path, dict(loaded)
+        return path, read_tensor_file(path)
     raise _fail(
         f"'{directory}' holds no PEFT adapter weights",
         expected=" or ".join(WEIGHT_FILES),

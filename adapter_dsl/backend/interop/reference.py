@@ -47,8 +47,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
-import tempfile
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -59,7 +57,11 @@ from torch import Tensor, nn
 
 from adapter_dsl.backend import core
 from adapter_dsl.backend.architectures import base_model_of, get_architecture, model_type_of
-from adapter_dsl.backend.serialization import check_saved_for
+from adapter_dsl.backend.serialization import (
+    check_saved_for,
+    read_tensor_file,
+    write_directory_atomically,
+)
 from adapter_dsl.backend.state import peek_state
 from adapter_dsl.errors import ConfigError
 
@@ -139,20 +141,7 @@ def read_reference_weights(directory: str | os.PathLike[str]) -> ReferenceWeight
         path = directory / name
         if not path.is_file():
             continue
-        try:
-            if name == SAFETENSORS_FILE:
-                from safetensors.torch import load_file
-
-                loaded: Any = load_file(str(path), device="cpu")
-            else:
-                loaded = torch.load(str(path), map_location="cpu", weights_only=True)
-            if not isinstance(loaded, Mapping) or not all(
-                isinstance(k, str) and isinstance(v, Tensor) for k, v in loaded.items()
-            ):
-                raise ValueError("not a mapping of names to tensors")
-        except Exception as exc:
-            raise _fail(f"the weights file {path} is unreadable or corrupt: {exc}") from exc
-        return ReferenceWeights(path, dict(loaded))
+        return ReferenceWeights(path, read_tensor_file(path))
     present = sorted(p.name for p in directory.iterdir()) if directory.is_dir() else []
     raise _fail(
         f"'{directory}' holds no adapter weights",
@@ -413,9 +402,8 @@ def save_reference_adapter(
     envelope = reference_envelope(model, name)
     tensors = reference_state_dict(model, name, share_copies=not use_safetensors)
     target = Path(directory)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
+
+    def write(tmp: Path) -> None:
         (tmp / CONFIG_FILE).write_text(
             json.dumps(envelope, indent=2, sort_keys=True), encoding="utf-8"
         )
@@ -425,16 +413,8 @@ def save_reference_adapter(
             save_file(tensors, str(tmp / SAFETENSORS_FILE), metadata={"format": "pt"})
         else:
             torch.save(tensors, str(tmp / BIN_FILE))
-        backup = None
-        if target.exists():
-            backup = target.with_name(f".{target.name}.old-{os.getpid()}")
-            os.replace(target, backup)
-        os.replace(tmp, target)
-        if backup is not None:
-            shutil.rmtree(backup, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+
+    write_directory_atomically(target, write)
     return target
 
 
