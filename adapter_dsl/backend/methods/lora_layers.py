@@ -177,12 +177,7 @@ class LoRA(LoRAUnit):
         self.lora_B = nn.Parameter(torch.zeros(b_shape, dtype=dtype))
         _init_pair(self.lora_A, self.lora_B, cfg.init_weights, gen)
         if self.use_dora:
-            if base_weight is None:
-                raise ValueError("DoRA needs the base weight to initialise its magnitude")
-            # Stored as a bias-free Linear(1, out) like the reference: key `…loras.<n>.m.weight`.
-            self.m = nn.Linear(1, out_features, bias=False, dtype=dtype)
-            with torch.no_grad():
-                self.m.weight.copy_(torch.linalg.norm(base_weight.detach(), dim=1, keepdim=True))
+            self.m = _magnitude(base_weight, out_features, dtype)
         if self.use_gating:
             self.gate = _make_gate(in_features, gating_heads, gen)
 
@@ -191,6 +186,17 @@ class LoRA(LoRAUnit):
 
     def compute(self, hidden: Tensor) -> Tensor:
         return self.lora_dropout(hidden) @ self.lora_A.t() @ self.lora_B.t()
+
+
+def _magnitude(base_weight: Tensor | None, out_features: int, dtype: Any) -> nn.Linear:
+    """DoRA's magnitude, initialised to the row norms of W; stored as a bias-free Linear(1, out)
+    like the reference (key ``…loras.<name>.m.weight``)."""
+    if base_weight is None:
+        raise ValueError("DoRA needs the base weight to initialise its magnitude")
+    m = nn.Linear(1, out_features, bias=False, dtype=dtype)
+    with torch.no_grad():
+        m.weight.copy_(torch.linalg.norm(base_weight.detach(), dim=1, keepdim=True))
+    return m
 
 
 class Vera(LoRA):
@@ -227,11 +233,7 @@ class Vera(LoRA):
         self.vera_B = nn.Parameter(torch.diag(torch.full((out_features,), b, dtype=dtype)))
         self._shared = (shared,)  # a tuple hides it from Module registration
         if self.use_dora:
-            if base_weight is None:
-                raise ValueError("DoRA needs the base weight to initialise its magnitude")
-            self.m = nn.Linear(1, out_features, bias=False, dtype=dtype)
-            with torch.no_grad():
-                self.m.weight.copy_(torch.linalg.norm(base_weight.detach(), dim=1, keepdim=True))
+            self.m = _magnitude(base_weight, out_features, dtype)
         if self.use_gating:
             self.gate = _make_gate(in_features, gating_heads, gen)
 
