@@ -6,9 +6,8 @@ of fields. ``Expect`` metadata is what error messages print after "expected".
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from types import MappingProxyType
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field, StrictBool, StrictInt, StrictStr
@@ -33,6 +32,33 @@ __all__ = [
     "RuleViolation",
     "Scaling",
 ]
+
+
+class FrozenDict(Mapping[str, Any]):
+    """A read-only, hashable, picklable mapping: how frozen configs hold mapping values."""
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: Mapping[str, Any]) -> None:
+        self._data = dict(data)
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __hash__(self) -> int:
+        return hash(tuple(self._data.items()))
+
+    def __repr__(self) -> str:
+        return repr(self._data)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (FrozenDict, (self._data,))
 
 
 @dataclass(frozen=True)
@@ -198,7 +224,7 @@ Probability = Annotated[
 ReductionFactor = Annotated[
     int | float | Mapping[str, int | float],
     # Frozen configs hold a read-only view, so a preset's mapping cannot be changed in place.
-    AfterValidator(lambda v: MappingProxyType(dict(v)) if isinstance(v, Mapping) else v),
+    AfterValidator(lambda v: FrozenDict(v) if isinstance(v, Mapping) else v),
     BeforeValidator(_reduction_factor),
     Expect("a number > 0, or a mapping of layer indices to numbers with a 'default' key"),
 ]

@@ -324,3 +324,26 @@ def test_load_overrides() -> None:
 def test_load_rejects_other_types() -> None:
     with pytest.raises(ConfigError, match="cannot load a config from this value"):
         load(42)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["lora[r=4]", "unipelt[r=3]", "seq_bn[reduction_factor={'default': 8, '1': 4}]", "direft"],
+)
+def test_configs_pickle_and_copy(text: str) -> None:
+    import copy
+    import pickle
+
+    config = load(text)
+    for clone in (pickle.loads(pickle.dumps(config)), copy.deepcopy(config), copy.copy(config)):
+        assert clone == config
+        assert type(clone) is type(config)
+        assert hash(clone) == hash(config)
+
+
+def test_config_errors_pickle() -> None:
+    import pickle
+
+    error = pickle.loads(pickle.dumps(error_of("lora[r=0]")))
+    assert isinstance(error, ConfigError)
+    assert error.problems[0].location.path == ("r",)
