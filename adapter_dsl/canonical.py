@@ -28,12 +28,17 @@ def format_value(value: Any) -> str:
     if isinstance(value, str):
         return repr(value)
     if isinstance(value, Mapping):
-        return (
-            "{" + ", ".join(f"{format_value(k)}: {format_value(v)}" for k, v in value.items()) + "}"
-        )
+        # Sorted, so equal mappings print the same: layer indices ascending, then 'default'.
+        items = sorted(value.items(), key=lambda kv: (not str(kv[0]).isdigit(), _order(kv[0])))
+        return "{" + ", ".join(f"{format_value(k)}: {format_value(v)}" for k, v in items) + "}"
     if isinstance(value, list | tuple):
         return "[" + ", ".join(format_value(v) for v in value) + "]"
     raise TypeError(f"cannot format {type(value).__name__}")  # pragma: no cover - validated input
+
+
+def _order(key: Any) -> Any:
+    text = str(key)
+    return (int(text), "") if text.isdigit() else (0, text)
 
 
 def diff(config: AdapterConfig, base: AdapterConfig) -> dict[str, Any]:

@@ -394,6 +394,9 @@ def _cmd_schema(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     from .schema import FILENAMES, KINDS, schema_text, write_schemas
 
     kinds = list(KINDS) if args.kind == "all" else [args.kind]
+    if args.check and args.output is None:
+        err.write("error: --check compares files: it needs --output DIR\n")
+        return EXIT_USAGE
     if args.output is None:
         if len(kinds) > 1:
             err.write("error: --kind all needs --output DIR\n")

@@ -56,6 +56,8 @@ class Location:
                 if self.column is not None:
                     where += f":{self.column}"
             parts.append(where)
+        elif self.line is not None:
+            parts.append(f"line {self.line}, column {self.column}")
         elif self.span is not None:
             parts.append(f"column {self.span[0] + 1}")
         if self.path:
@@ -162,6 +164,13 @@ class ConfigError(ValueError):
         head = "invalid adapter config" + (f" ({n} problems)" if n > 1 else "")
         lines = [head]
         for problem in self.problems:
+            loc = problem.location
+            if self.source and loc.span is not None and loc.line is None and "\n" in self.source:
+                # A multi-line string: say line and column, not an offset into the whole text.
+                start = min(loc.span[0], len(self.source))
+                line = self.source.count("\n", 0, start) + 1
+                column = start - (self.source.rfind("\n", 0, start) + 1) + 1
+                problem = problem.with_location(line=line, column=column)
             lines.append("  - " + problem.summary())
             lines.extend("    " + row for row in _caret_lines(self.source, problem.location))
         return "\n".join(lines)

@@ -22,8 +22,8 @@ __all__ = [
     "LayerList",
     "NonLinearity",
     "NonNegInt",
+    "OptionalFloat",
     "OptionalNonLinearity",
-    "OptionalNumber",
     "OptionalSeed",
     "PositiveInt",
     "PositiveNumber",
@@ -124,6 +124,22 @@ ACTIVATIONS: tuple[str, ...] = (
 DTYPES: tuple[str, ...] = ("float32", "float16", "bfloat16", "float64", "float", "half", "double")
 
 
+def as_float(value: Any) -> float:
+    """A number as a float; huge ints that do not fit a float are an error, not OverflowError."""
+    try:
+        return float(as_number(value))
+    except OverflowError:
+        raise ValueError("too large for a floating-point number") from None
+
+
+def _scaling(value: Any) -> Any:
+    if isinstance(value, str):
+        if value not in ("learned", "channel"):
+            raise ValueError(f"the string {value!r} is neither 'learned' nor 'channel'")
+        return value
+    return as_float(value)
+
+
 def as_number(value: Any) -> Any:
     # bool is an int subclass and strings would be coerced by lax parsing: both are type errors.
     if isinstance(value, bool) or not isinstance(value, int | float):
@@ -187,7 +203,9 @@ def _reduction_factor(value: Any) -> Any:
             if isinstance(key, bool) or not isinstance(key, int | str):
                 raise ValueError(f"mapping keys must be layer indices or 'default', found {key!r}")
             skey = str(key)
-            if skey != "default" and not (skey.isdigit() and skey.isascii()):
+            if skey != "default" and not (
+                skey.isdigit() and skey.isascii() and skey == str(int(skey))
+            ):
                 raise ValueError(f"mapping keys must be layer indices or 'default', found {key!r}")
             if skey in out:
                 raise ValueError(f"layer {skey} is given twice")
@@ -213,9 +231,11 @@ OptionalSeed = Annotated[StrictInt | None, Field(ge=0), Expect("an integer seed 
 PositiveNumber = Annotated[
     int | float, BeforeValidator(as_positive), BeforeValidator(as_number), Expect("a number > 0")
 ]
-OptionalNumber = Annotated[
-    int | float | None,
-    BeforeValidator(lambda v: v if v is None else as_number(v)),
+OptionalFloat = Annotated[
+    float | None,
+    # Stored as a float: the reference selects VeRA only when vera_d/vera_b are floats, so an
+    # int written to JSON would silently mean plain LoRA there.
+    BeforeValidator(lambda v: v if v is None else as_float(v)),
     Expect("a number, or None"),
 ]
 Probability = Annotated[
@@ -252,7 +272,7 @@ AttnMatrices = Annotated[
 Scaling = Annotated[
     float | Literal["learned", "channel"],
     # An int is a number too: the reference's rejection of scaling=2 (but not 2.0) is a quirk.
-    BeforeValidator(lambda v: v if isinstance(v, str) else float(as_number(v))),
+    BeforeValidator(_scaling),
     Expect("a number, 'learned' or 'channel'"),
 ]
 Dtype = Annotated[

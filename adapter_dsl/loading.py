@@ -110,14 +110,28 @@ def _resolve(spec: Any, *, strict: bool, dropped: list[Problem]) -> AdapterConfi
 
 
 def _looks_like_path(spec: str) -> bool:
-    if spec.endswith(".json") and "[" not in spec:
+    # Config strings never contain a path separator outside brackets, and never end in .json.
+    if "[" in spec or "|" in spec:
+        return False
+    if spec.endswith(".json") or "/" in spec or os.sep in spec:
         return True
-    return "[" not in spec and "|" not in spec and os.path.isfile(spec)
+    try:
+        return os.path.exists(spec)
+    except (ValueError, OSError):  # e.g. an embedded NUL: not a path
+        return False
 
 
 # -- dicts -------------------------------------------------------------------------------------
 
 
+_BOTTLENECK_ONLY = frozenset(BnConfig.model_fields) - {
+    "leave_out",
+    "dropout",
+    "non_linearity",
+    "init_weights",
+    "init_weights_seed",
+    "use_gating",
+}
 MAX_DEPTH = 32  # nesting of dicts and lists in a config dict; real configs need 4
 
 
@@ -153,6 +167,14 @@ def config_from_dict(
             expected='an object such as {"architecture": "lora", "r": 8}',
             found=type(data).__name__,
         )
+    bad_keys = [k for k in data if not isinstance(k, str)]
+    if bad_keys:
+        raise ConfigError.single(
+            "config keys must be strings",
+            expected="string keys (field names)",
+            found=", ".join(repr(k) for k in bad_keys[:3]),
+            code="type",
+        )
     if _too_deep(data):
         raise ConfigError.single(
             f"the config is nested more than {MAX_DEPTH} levels deep",
@@ -162,6 +184,15 @@ def config_from_dict(
     data, prefix = _unwrap(data)
     architecture = data.get("architecture")
     family = FAMILIES.get(architecture) if isinstance(architecture, str | None) else None
+    if (
+        cls is not None
+        and "architecture" not in data
+        and not issubclass(cls, BnConfig)
+        and not set(data) & _BOTTLENECK_ONLY
+    ):
+        # Read as a given class, a partial dict without the key belongs to that class's family
+        # (a bottleneck dict, which never has the key, is still recognised by its fields).
+        family = cls._family_root or cls
     if family is None:
         names = [k for k in FAMILIES if k is not None]
         raise ConfigError(
@@ -208,7 +239,24 @@ def config_from_dict(
 def _unwrap(data: Mapping[str, Any]) -> tuple[dict[str, Any], tuple[str | int, ...]]:
     """Strip a ``$schema`` key and a saved adapter's envelope, applying its load-time fix-ups."""
     data = {k: v for k, v in data.items() if k != "$schema"}
-    if isinstance(data.get("config"), Mapping) and set(data) <= ENVELOPE_KEYS:
+    if "config" in data:
+        # A saved adapter's adapter_config.json. Config dicts have no "config" field, so the key
+        # alone identifies the envelope; other top-level keys (the reference's meta_dict
+        # entries, e.g. "task") describe the adapter and are not part of its config.
+        if isinstance(data["config"], str):
+            return dict(load(data["config"]).to_dict()), ("config",)
+        if not isinstance(data["config"], Mapping):
+            raise ConfigError(
+                [
+                    Problem(
+                        "the saved adapter's 'config' is not a config",
+                        Location(path=("config",)),
+                        expected="an object (a config's to_dict()) or a config string",
+                        found=type(data["config"]).__name__,
+                        code="type",
+                    )
+                ]
+            )
         inner = dict(data["config"])
         version = data.get("version")
         inner = _legacy_fixups(inner, version if isinstance(version, str) else None)
@@ -285,15 +333,18 @@ def _union_from_dict(
     extra = sorted(set(fields) - {"architecture", "configs"})
     problems = [
         Problem(
-            f"unknown key '{k}' for a union",
+            f"unknown key '{k}' for a union" + ("" if strict else " was dropped"),
             Location(path=(*prefix, k)),
             expected="'architecture' and 'configs'",
             found=repr(k),
-            code="unknown_key",
+            code="unknown_key" if strict else "dropped_key",
         )
         for k in extra
-        if strict
     ]
+    if not strict:
+        if dropped is not None:
+            dropped.extend(problems)
+        problems = []
     members = fields.get("configs")
     if not isinstance(members, list | tuple):
         problems.append(
@@ -328,7 +379,12 @@ def _union_from_dict(
             problems.extend(p.prefixed((*prefix, "configs", i)) for p in exc.problems)
     if problems:
         raise ConfigError(problems)
+    if len(configs) == 1:
+        # A one-member union (which the reference accepts) is that member.
+        return configs[0]
     try:
+        if issubclass(cls, ConfigUnion) and cls is not ConfigUnion:
+            return cls(configs=configs)
         return ConfigUnion(*configs)
     except ConfigError as exc:
         raise ConfigError([p.prefixed((*prefix, "configs")) for p in exc.problems]) from None
@@ -366,9 +422,12 @@ def load_file(
     strict: bool = True,
     dropped: list[Problem] | None = None,
 ) -> AdapterConfig:
-    """A config from a JSON file; problems carry the file, line, column and JSON pointer."""
+    """A config from a JSON file (or a saved adapter's directory, which holds
+    ``adapter_config.json``); problems carry the file, line, column and JSON pointer."""
     p = Path(path)
-    name = str(path)
+    if p.is_dir():
+        p = p / "adapter_config.json"
+    name = str(p)
     try:
         if p.stat().st_size > MAX_FILE_BYTES:
             raise ConfigError.single(
@@ -376,10 +435,10 @@ def load_file(
                 expected=f"at most {MAX_FILE_BYTES} bytes",
                 found=f"{p.stat().st_size} bytes",
             )
-        text = p.read_text(encoding="utf-8")
+        text = p.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise ConfigError.single(f"no such config file: {name}", code="file_not_found") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # ValueError: undecodable text, NUL in the name
         raise ConfigError.single(f"cannot read {name}: {exc}", code="file_unreadable") from None
     return load_json_text(text, file=name, strict=strict, dropped=dropped)
 

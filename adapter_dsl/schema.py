@@ -168,7 +168,7 @@ _LAYERS: Json = {"type": "array", "items": {"type": "integer", "minimum": 0}, "u
 _TYPE_SCHEMAS: dict[int, Json] = {
     id(_expect(ft.PositiveNumber)): _POSITIVE,
     id(_expect(ft.Probability)): {"type": "number", "minimum": 0, "exclusiveMaximum": 1},
-    id(_expect(ft.OptionalNumber)): {"type": ["number", "null"]},
+    id(_expect(ft.OptionalFloat)): {"type": ["number", "null"]},
     id(_expect(InvReduction)): {"anyOf": [_POSITIVE, {"type": "null"}]},
     id(_expect(ft.ReductionFactor)): {
         "anyOf": [
@@ -612,7 +612,8 @@ def _saved_schema() -> Json:
             },
         },
         "required": ["config"],
-        "additionalProperties": False,
+        # Other keys are the reference's meta_dict entries (e.g. "task"), kept with the adapter.
+        "additionalProperties": True,
         "examples": [
             {
                 "config": preset_config("lora").to_dict(),

@@ -308,7 +308,7 @@ def test_union_rules(text: str, valid: bool) -> None:
 
 
 def test_mam_constructor_checks_member_types() -> None:
-    with pytest.raises(ConfigError, match="prefix-tuning config and a bottleneck config"):
+    with pytest.raises(ConfigError, match="MAMConfig combines prefix_tuning"):
         ad.MAMConfig(ad.LoRAConfig(), ad.ParBnConfig())  # type: ignore[arg-type]
 
 
@@ -347,3 +347,69 @@ def test_config_errors_pickle() -> None:
     error = pickle.loads(pickle.dumps(error_of("lora[r=0]")))
     assert isinstance(error, ConfigError)
     assert error.problems[0].location.path == ("r",)
+
+
+def test_equal_configs_hash_equally() -> None:
+    assert parse("seq_bn[reduction_factor=16.0]") == parse("seq_bn")
+    assert len({parse("seq_bn[reduction_factor=16.0]"), parse("seq_bn")}) == 1
+    assert len({parse("lora[alpha=8.0]"), parse("lora")}) == 1
+
+
+@pytest.mark.parametrize(
+    "text", ["seq_bn[scaling=nan]", "seq_bn[scaling='1e3']", "seq_bn[scaling=' 2 ']"]
+)
+def test_scaling_strings_are_only_learned_or_channel(text: str) -> None:
+    (problem,) = error_of(text).problems
+    assert "neither 'learned' nor 'channel'" in problem.message
+
+
+def test_huge_numbers_are_config_errors() -> None:
+    with pytest.raises(ConfigError, match="too large"):
+        ad.SeqBnConfig(scaling=10**400)
+
+
+def test_vera_scalings_are_floats() -> None:
+    # The reference picks VeRA only for float vera_d/vera_b: an int in JSON would mean LoRA there.
+    d = parse("vera[vera_d=1, vera_b=0]").to_dict()
+    assert (type(d["vera_d"]), type(d["vera_b"])) == (float, float)
+
+
+def test_union_constructors_check_their_members() -> None:
+    with pytest.raises(ConfigError, match="at least two configs"):
+        ad.ConfigUnion(ad.LoRAConfig())
+    with pytest.raises(ConfigError, match="expected a list of configs"):
+        ad.ConfigUnion(configs=5)
+    with pytest.raises(ConfigError, match="UniPELTConfig combines"):
+        ad.UniPELTConfig(lora="lora")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="MAMConfig combines"):
+        ad.MAMConfig(configs=[ad.LoRAConfig(), ad.SeqBnConfig()])
+
+
+@pytest.mark.parametrize(
+    "text", ["unipelt[lora.r=4, 2.r=5]", "mam[adapter.dropout=0.2, dropout=0.1]"]
+)
+def test_a_member_field_set_twice_is_an_error(text: str) -> None:
+    assert error_of(text).problems[0].code == "duplicate_key"
+
+
+def test_mappings_print_in_a_fixed_order() -> None:
+    a = parse("seq_bn[reduction_factor={'default': 16, '10': 8, '2': 4}]")
+    b = parse("seq_bn[reduction_factor={'2': 4, 'default': 16, '10': 8}]")
+    assert dumps(a) == dumps(b) == "seq_bn[reduction_factor={'2': 4, '10': 8, 'default': 16}]"
+
+
+def test_multi_line_strings_report_line_and_column() -> None:
+    assert "line 3, column 9 at /alpha" in str(error_of("lora[\n  r=16,\n  alpha=0,\n]"))
+
+
+def test_pydantic_entry_points_validate() -> None:
+    with pytest.raises(ConfigError):
+        ad.LoRAConfig().model_copy(update={"r": -1})
+    with pytest.raises(ConfigError):
+        ad.LoRAConfig.model_validate({"r": "x"})
+    assert ad.LoRAConfig.model_validate({"r": 4}) == parse("lora[r=4]")
+
+
+def test_mapping_style_access() -> None:
+    assert load("lora")["r"] == 8
+    assert load("lora").get("missing", 5) == 5

@@ -215,3 +215,42 @@ def test_absurd_nesting_is_a_config_error(tmp_path: Path) -> None:
     assert error_of({"architecture": "lora", "r": nested}).problems[0].code == "too_deep"
     path = write(tmp_path, '{"r": ' + "[" * 100_000 + "]" * 100_000 + "}")
     assert error_of(path).problems[0].code == "too_deep"
+
+
+def test_saved_envelope_with_metadata_keys() -> None:
+    # The reference adds its meta_dict entries (e.g. "task") next to the config.
+    envelope = {"config": load("lora").to_dict(), "version": "adapters.1.3.0", "task": "sst2"}
+    assert load(envelope) == load("lora")
+    assert load({"config": "lora[r=4]"}) == load("lora[r=4]")
+    assert error_of({"config": 3}).problems[0].location.pointer == "/config"
+
+
+def test_one_member_union_dict_is_its_member() -> None:
+    assert load({"architecture": "union", "configs": [load("lora").to_dict()]}) == load("lora")
+
+
+def test_non_string_keys() -> None:
+    assert "keys must be strings" in str(error_of({1: 2}))
+
+
+def test_path_like_strings_and_directories(tmp_path: Path) -> None:
+    assert error_of("runs/x/adapter_config").problems[0].code == "file_not_found"
+    write(tmp_path, {"config": load("seq_bn").to_dict(), "version": "adapters.1.3.0"})
+    assert load(str(tmp_path)) == load("seq_bn")
+
+
+def test_utf8_bom_files(tmp_path: Path) -> None:
+    path = tmp_path / "bom.json"
+    path.write_text("\ufeff" + json.dumps(load("lora").to_dict()), encoding="utf-8")
+    assert load(path) == load("lora")
+
+
+def test_lenient_mode_reports_dropped_union_keys() -> None:
+    d = {
+        "architecture": "union",
+        "configs": [load("lora").to_dict(), load("seq_bn").to_dict()],
+        "x": 1,
+    }
+    config, dropped = load_lenient(d)
+    assert config == load("lora|seq_bn")
+    assert [p.location.pointer for p in dropped] == ["/x"]

@@ -307,7 +307,9 @@ def test_saved_adapter_envelope(saved_validator: jsonschema.Draft202012Validator
     assert saved_validator.is_valid({**good, "hidden_size": None})
     assert not saved_validator.is_valid({k: v for k, v in good.items() if k != "config"})
     assert not saved_validator.is_valid({**good, "config": {**good["config"], "r": 0}})
-    assert not saved_validator.is_valid({**good, "extra": 1})
+    # Other keys are the reference's meta_dict entries (e.g. "task"), kept beside the config.
+    assert saved_validator.is_valid({**good, "task": "sst2"})
+    assert adapter_dsl.load({**good, "task": "sst2"}) == adapter_dsl.load("lora[r=16]")
     # A bare config is not a saved-adapter file.
     assert not saved_validator.is_valid(good["config"])
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from torch import nn
 
-from adapter_dsl.backend.architectures import ArchitectureSpec, get_architecture
+from adapter_dsl.backend.architectures import ArchitectureSpec, base_model_of, get_architecture
 from adapter_dsl.backend.methods.base import family_of, get_handler, members_of
 from adapter_dsl.backend.state import (
     AdapterEntry,
@@ -119,6 +119,16 @@ def add_adapter(
             suggestion="delete_adapter() it first or choose another name",
             code="duplicate_adapter",
         )
+    merged = [n for n, e in existing.adapters.items() if e.merged] if existing is not None else []
+    if merged:
+        # New modules would be initialised from weights that hold the merged update (DoRA reads
+        # their norms), and unmerging later would then be wrong for them.
+        raise ConfigError.single(
+            f"adapter '{merged[0]}' is merged into the model's weights",
+            expected="no merged adapter while adding one",
+            suggestion=f"unmerge_adapter(model, '{merged[0]}') first",
+            code="merged",
+        )
     check_supported(model, arch, cfg)
 
     state = get_state(model, arch)
@@ -169,13 +179,16 @@ def set_active(model: nn.Module, names: str | Iterable[str] | None) -> None:
 
 
 def train_adapter(model: nn.Module, names: str | Iterable[str]) -> None:
-    """Freeze the whole model except the given adapters' own parameters; activate them.
+    """Freeze the base model (and every other adapter) except the given adapters' parameters;
+    activate them and put the model into training mode.
 
-    The model is put into training mode.
+    As in the reference, a task head outside the base model (a classifier, an LM head that is
+    not tied to the embeddings) keeps its own ``requires_grad`` and so trains by default;
+    freeze it yourself, or use ``training.prepare_for_training(..., head=False)``, if not.
     """
     wanted = _names(names)
     set_active(model, wanted)
-    for p in model.parameters():
+    for p in base_model_of(model).parameters():
         p.requires_grad_(False)
     for n in wanted:
         for p in _entry(model, n)[1].trainable_parameters():

@@ -140,9 +140,13 @@ def prepare_for_training(
     names = _adapter_names(model, adapters)
     core.train_adapter(model, names)
     head_names = head_parameter_names(model, head)
+    # Exactly the adapters and the chosen head train (train_adapter leaves parameters outside
+    # the base model as they were).
+    keep = {id(p) for n in names for p in core._entry(model, n)[1].trainable_parameters()}
     params = dict(model.named_parameters())
-    for n in head_names:
-        params[n].requires_grad_(True)
+    keep.update(id(params[n]) for n in head_names)
+    for p in model.parameters():
+        p.requires_grad_(id(p) in keep)
     return names, head_names
 
 

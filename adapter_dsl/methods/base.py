@@ -35,6 +35,18 @@ def plain(value: Any) -> Any:
     return value
 
 
+def _hashable(value: Any) -> Any:
+    """Values that compare equal map to the same form (16 == 16.0, -0.0 == 0.0), so that
+    equal configs hash equally."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, Mapping):
+        return {k: _hashable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_hashable(v) for v in value]
+    return value
+
+
 def check_rules(violations: list[RuleViolation]) -> None:
     """Raise all cross-field violations at once (pydantic turns this into one error entry)."""
     if len(violations) == 1:
@@ -142,7 +154,7 @@ class AdapterConfig(BaseModel):
     def __hash__(self) -> int:
         # Over every field. (The reference's config hash drops falsy and some default values,
         # so different configs collide, e.g. compacter++ and one seq_bn variant.)
-        return hash(json.dumps(self.frozen_dict(), sort_keys=True))
+        return hash(json.dumps(_hashable(self.frozen_dict()), sort_keys=True))
 
     def __or__(self, other: AdapterConfig) -> ConfigUnion:
         """``a | b`` builds a :class:`ConfigUnion`; unions are flattened (they cannot nest)."""
@@ -178,6 +190,30 @@ class AdapterConfig(BaseModel):
     def replace(self, **changes: Any) -> Self:
         """A validated copy with some fields changed; unknown keys are a ConfigError."""
         return type(self)(**{**self.field_values(), **changes})
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """pydantic's copy, validated like :meth:`replace` when ``update`` changes fields."""
+        return self.replace(**update) if update else self
+
+    @classmethod
+    def model_validate(cls, obj: Any, **kwargs: Any) -> Self:
+        """Validate a dict (or config) as this class, raising ConfigError like ``from_dict``."""
+        if isinstance(obj, cls):
+            return obj
+        if isinstance(obj, Mapping):
+            return cls.from_dict(obj)  # type: ignore[return-value]
+        raise ConfigError.single(
+            f"cannot validate {type(obj).__name__} as {cls.__name__}", expected="a dict"
+        )
+
+    def __getitem__(self, key: str) -> Any:
+        """Mapping-style field access, as the reference's configs offer (``cfg["r"]``)."""
+        if key not in type(self).model_fields:
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return getattr(self, key) if key in type(self).model_fields else default
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> AdapterConfig:
@@ -290,7 +326,10 @@ def _literal_options(err: Any) -> list[str]:
 
 
 def _lower_first(text: str) -> str:
-    return text[:1].lower() + text[1:] if text[:2] != text[:2].upper() else text
+    # pydantic's sentences start with a capital ("Input should ..."); type names ("NoneType")
+    # keep theirs.
+    word = text.split(" ", 1)[0]
+    return text[:1].lower() + text[1:] if word[1:].islower() else text
 
 
 def _rule_problem(v: RuleViolation, loc: tuple[Any, ...]) -> Problem:

@@ -132,9 +132,16 @@ class BnConfig(AdapterConfig):
         if isinstance(data, dict) and "invertible_adapter" in data:
             data = dict(data)
             legacy = data.pop("invertible_adapter")
-            if isinstance(legacy, dict):
-                data.setdefault("inv_adapter", legacy.get("block_type"))
-                data.setdefault("inv_adapter_reduction_factor", legacy.get("reduction_factor"))
+            if legacy is not None:
+                if not isinstance(legacy, dict):
+                    raise RuleViolation(
+                        "invertible_adapter",
+                        "the legacy key 'invertible_adapter' must be an object",
+                        expected='{"block_type": "nice", "reduction_factor": 2}, or null',
+                    )
+                # As in the reference, the legacy entry wins over inv_adapter keys.
+                data["inv_adapter"] = legacy.get("block_type")
+                data["inv_adapter_reduction_factor"] = legacy.get("reduction_factor")
         return data
 
     @model_validator(mode="after")

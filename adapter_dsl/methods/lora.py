@@ -12,7 +12,7 @@ from ..fieldtypes import (
     Dtype,
     Expect,
     LayerList,
-    OptionalNumber,
+    OptionalFloat,
     OptionalSeed,
     PositiveInt,
     PositiveNumber,
@@ -67,10 +67,10 @@ class LoRAConfig(AdapterConfig):
         False, description="Learn a gate on the update (UniPELT); replaces the alpha scaling."
     )
     use_dora: Bool = Field(False, description="Weight-decomposed LoRA (DoRA).")
-    vera_d: OptionalNumber = Field(
+    vera_d: OptionalFloat = Field(
         None, description="VeRA: initial value of the scaling vector d (a number selects VeRA)."
     )
-    vera_b: OptionalNumber = Field(
+    vera_b: OptionalFloat = Field(
         None, description="VeRA: initial value of the scaling vector b (a number selects VeRA)."
     )
     dtype: Dtype = Field(None, description="Torch dtype of the new parameters.")
@@ -160,8 +160,8 @@ class VeraConfig(LoRAConfig):
     """VeRA (Kopiczko et al., 2024): frozen shared random matrices with learned scalings."""
 
     init_weights: LoRAInit = "vera"
-    vera_d: OptionalNumber = 0.1
-    vera_b: OptionalNumber = 0.0
+    vera_d: OptionalFloat = 0.1
+    vera_b: OptionalFloat = 0.0
 
 
 class DoRAConfig(LoRAConfig):

@@ -61,6 +61,14 @@ class ReftConfig(AdapterConfig):
     @model_validator(mode="after")
     def _cross_field_rules(self) -> ReftConfig:
         problems: list[RuleViolation] = []
+        if self.layers == ():
+            problems.append(
+                RuleViolation(
+                    "layers",
+                    "the intervention is placed nowhere: layers is empty",
+                    expected="'all' or a non-empty list of layer indices",
+                )
+            )
         if self.prefix_positions == 0 and self.suffix_positions == 0:
             problems.append(
                 RuleViolation(

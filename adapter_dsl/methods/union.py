@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import BeforeValidator, Field, model_validator
@@ -19,8 +19,8 @@ __all__ = ["ConfigUnion", "MAMConfig", "UniPELTConfig", "apply_changes"]
 
 def _members_from_input(value: Any) -> Any:
     """Accept configs or their dicts; flatten nested unions (unions never nest)."""
-    if isinstance(value, Mapping | str | bytes):
-        raise ValueError("expected a list of configs")
+    if isinstance(value, Mapping | str | bytes) or not isinstance(value, Iterable):
+        raise ValueError(f"expected a list of configs, found {type(value).__name__}")
     out: list[AdapterConfig] = []
     for i, item in enumerate(value):
         if isinstance(item, Mapping):
@@ -47,8 +47,9 @@ class _NestedError(ValueError):
 Members = Annotated[
     tuple[AdapterConfig, ...],
     BeforeValidator(_members_from_input),
-    Field(min_length=1),
-    Expect("a non-empty list of single-method configs"),
+    # One member is that member, not a union (no string could say otherwise); none is nothing.
+    Field(min_length=2),
+    Expect("a list of at least two single-method configs"),
 ]
 
 
@@ -108,6 +109,16 @@ class ConfigUnion(AdapterConfig):
             if "configs" in data:
                 raise ConfigError.single("give the configs positionally or as configs=, not both")
             data["configs"] = configs
+        given = data.get("configs")
+        if isinstance(given, tuple | list) and len(given) < 2:
+            raise ConfigError.single(
+                "a union needs at least two configs",
+                expected="two or more single-method configs",
+                found=f"{len(given)}",
+                suggestion="use a single config as it is" if given else None,
+                path=("configs",),
+                code="union_size",
+            )
         super().__init__(**data)
 
     def members(self) -> tuple[AdapterConfig, ...]:
@@ -163,7 +174,31 @@ def apply_changes(
     per_member: list[dict[str, Any]] = [{} for _ in members]
     owners: list[list[str]] = [[] for _ in members]
     problems: list[Problem] = []
-    names: list[str] = list(member_names) or [str(i) for i in range(len(members))]
+    names: list[str] = (
+        list(member_names)
+        if len(member_names) == len(members)
+        else [str(i) for i in range(len(members))]
+    )
+    set_by: dict[tuple[int, str], str] = {}  # (member, field) → the key that set it
+
+    def assign(i: int, field: str, key: str, value: Any, path: tuple[str | int, ...]) -> None:
+        earlier = set_by.get((i, field))
+        if earlier is not None:
+            problems.append(
+                Problem(
+                    f"'{key}' sets {names[i]}.{field} again (already set by '{earlier}')",
+                    Location(path=path),
+                    expected="each member field set once",
+                    found=repr(key),
+                    suggestion="remove one of them",
+                    code="duplicate_key",
+                )
+            )
+            return
+        set_by[(i, field)] = key
+        per_member[i][field] = value
+        owners[i].append(key)
+
     for key, value in changes.items():
         path = (key_paths or {}).get(key, (key,))
         if "." in key:
@@ -185,8 +220,7 @@ def apply_changes(
                     )
                 )
                 continue
-            per_member[idx][field] = value
-            owners[idx].append(key)
+            assign(idx, field, key, value, path)
             continue
         targets = [i for i, m in enumerate(members) if key in type(m).model_fields]
         if not targets:
@@ -203,8 +237,7 @@ def apply_changes(
             )
             continue
         for i in targets:
-            per_member[i][key] = value
-            owners[i].append(key)
+            assign(i, key, key, value, path)
     new_members: list[AdapterConfig] = list(members)
     for i, member in enumerate(members):
         if not per_member[i]:
@@ -222,10 +255,39 @@ def apply_changes(
     return tuple(new_members)
 
 
-class MAMConfig(ConfigUnion):
+class _PresetUnion(ConfigUnion):
+    """A union with named members of fixed kinds (MAM, UniPELT)."""
+
+    member_types: ClassVar[tuple[type[AdapterConfig], ...]] = ()
+
+    @classmethod
+    def _check_members(cls, members: Sequence[Any]) -> None:
+        kinds = ", ".join(
+            f"{n}: {t.__name__}" for n, t in zip(cls.member_names, cls.member_types, strict=True)
+        )
+        if len(members) != len(cls.member_types) or not all(
+            isinstance(m, t) for m, t in zip(members, cls.member_types, strict=False)
+        ):
+            raise ConfigError.single(
+                f"{cls.__name__} combines {kinds}",
+                expected=f"{cls.__name__}({', '.join(cls.member_names)}) with configs of those kinds",
+                found=", ".join(type(m).__name__ for m in members),
+                code="wrong_class",
+            )
+
+    def __init__(self, *members: AdapterConfig, **data: Any) -> None:
+        if members:
+            data["configs"] = members
+        if "configs" in data and isinstance(data["configs"], Sequence):
+            self._check_members(data["configs"])
+        super().__init__(**data)
+
+
+class MAMConfig(_PresetUnion):
     """Mix-and-Match adapters (He et al., 2021): prefix tuning plus a parallel adapter."""
 
     member_names: ClassVar[tuple[str, ...]] = ("prefix_tuning", "adapter")
+    member_types: ClassVar[tuple[type[AdapterConfig], ...]] = (PrefixTuningConfig, BnConfig)
 
     def __init__(
         self,
@@ -234,24 +296,22 @@ class MAMConfig(ConfigUnion):
         **data: Any,
     ) -> None:
         if "configs" not in data:
-            prefix_tuning = prefix_tuning or PrefixTuningConfig(bottleneck_size=800)
-            adapter = adapter or ParBnConfig()
-            if not isinstance(prefix_tuning, PrefixTuningConfig) or not isinstance(
-                adapter, BnConfig
-            ):
-                raise ConfigError.single(
-                    "MAMConfig combines a prefix-tuning config and a bottleneck config",
-                    expected="MAMConfig(PrefixTuningConfig(...), ParBnConfig(...))",
-                    found=f"{type(prefix_tuning).__name__}, {type(adapter).__name__}",
-                )
-            data["configs"] = (prefix_tuning, adapter)
+            data["configs"] = (
+                prefix_tuning or PrefixTuningConfig(bottleneck_size=800),
+                adapter or ParBnConfig(),
+            )
         super().__init__(**data)
 
 
-class UniPELTConfig(ConfigUnion):
+class UniPELTConfig(_PresetUnion):
     """UniPELT (Mao et al., 2022): gated prefix tuning, bottleneck adapter and LoRA."""
 
     member_names: ClassVar[tuple[str, ...]] = ("prefix_tuning", "adapter", "lora")
+    member_types: ClassVar[tuple[type[AdapterConfig], ...]] = (
+        PrefixTuningConfig,
+        BnConfig,
+        LoRAConfig,
+    )
 
     def __init__(
         self,
@@ -261,11 +321,13 @@ class UniPELTConfig(ConfigUnion):
         **data: Any,
     ) -> None:
         if "configs" not in data:
-            members = [
+            members = (
                 prefix_tuning or PrefixTuningConfig(prefix_length=10),
                 adapter or SeqBnConfig(reduction_factor=16),
                 lora or LoRAConfig(r=8, alpha=2),
-            ]
+            )
+            self._check_members(members)
+            # As in the reference, every member is gated.
             data["configs"] = tuple(m.replace(use_gating=True) for m in members)
         super().__init__(**data)
 

@@ -468,6 +468,16 @@ class BottleneckHandler(MethodHandler):
                 expected="residual_before_ln True or False",
                 found="'post_add'",
             )
+        layers = [ref.index for ref in iter_layers(model, arch)]
+        placed = config.mh_adapter or config.output_adapter or config.cross_adapter
+        if placed and config.inv_adapter is None and set(layers) <= set(config.leave_out):
+            raise _fail(
+                f"leave_out={list(config.leave_out)} leaves out every layer of this model "
+                f"(layers {layers[0]}–{layers[-1]}): the adapter would be placed nowhere",
+                expected="at least one layer index not in leave_out",
+                found=repr(list(config.leave_out)),
+                code="placed_nowhere",
+            )
         if config.inv_adapter is not None:
             if config.inv_adapter not in SUPPORTED_INVERTIBLE:
                 raise _fail(

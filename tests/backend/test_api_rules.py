@@ -1,0 +1,66 @@
+"""API rules: what train_adapter freezes, adding next to a merged adapter, empty placements."""
+
+from __future__ import annotations
+
+import pytest
+
+from adapter_dsl import ConfigError
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+from adapter_dsl.backend import (  # noqa: E402
+    add_adapter,
+    list_adapters,
+    merge_adapter,
+    train_adapter,
+    unmerge_adapter,
+)
+from tests.backend.conftest import make_model  # noqa: E402
+
+
+def _classifier() -> object:
+    torch.manual_seed(0)
+    config = transformers.BertConfig(
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=37,
+        vocab_size=99,
+        num_labels=3,
+    )
+    return transformers.BertForSequenceClassification(config)
+
+
+def test_train_adapter_freezes_the_base_model_and_leaves_the_head_trainable() -> None:
+    model = _classifier()
+    add_adapter(model, "a", "lora")
+    add_adapter(model, "b", "seq_bn")
+    train_adapter(model, "a")
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}  # type: ignore[attr-defined]
+    assert {n for n in trainable if not n.startswith("classifier.")} == {
+        n for n in trainable if ".loras.a." in n
+    }
+    assert {"classifier.weight", "classifier.bias"} <= trainable
+    assert not any(".adapters.b." in n for n in trainable)
+
+
+def test_adding_while_an_adapter_is_merged_is_refused() -> None:
+    model = make_model("bert")
+    add_adapter(model, "a", "lora[init_weights='bert']")
+    merge_adapter(model, "a")
+    with pytest.raises(ConfigError, match=r"unmerge_adapter\(model, 'a'\) first"):
+        add_adapter(model, "b", "dora")
+    assert list_adapters(model) == ["a"]
+    unmerge_adapter(model, "a")
+    add_adapter(model, "b", "dora")
+
+
+def test_a_bottleneck_left_out_of_every_layer_is_refused() -> None:
+    model = make_model("bert")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(ConfigError, match="leaves out every layer"):
+        add_adapter(model, "a", "seq_bn[leave_out=[0, 1]]")
+    assert list_adapters(model) == []
+    assert model.state_dict().keys() == before.keys()
+    add_adapter(model, "b", "seq_bn[leave_out=[0, 5]]")  # layer 1 remains; 5 does not exist
