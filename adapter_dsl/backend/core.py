@@ -172,6 +172,9 @@ def set_active(model: nn.Module, names: str | Iterable[str] | None) -> None:
     state = peek_state(model)
     if state is None:  # only reachable with names=None on a model without adapters
         return
+    families = {family for n in wanted for family, _, _ in state.adapters[n].members}
+    for family in sorted(families):
+        get_handler(family).check_active(model, state.arch, wanted)
     for n, entry in state.adapters.items():
         if entry.merged:
             unmerge_adapter(model, n)

@@ -13,6 +13,7 @@ from adapter_dsl.backend import (  # noqa: E402
     add_adapter,
     list_adapters,
     merge_adapter,
+    set_active,
     train_adapter,
     unmerge_adapter,
 )
@@ -64,3 +65,12 @@ def test_a_bottleneck_left_out_of_every_layer_is_refused() -> None:
     assert list_adapters(model) == []
     assert model.state_dict().keys() == before.keys()
     add_adapter(model, "b", "seq_bn[leave_out=[0, 5]]")  # layer 1 remains; 5 does not exist
+
+
+def test_two_lora_adapters_on_fused_qkv_are_refused_when_activated() -> None:
+    model = make_model("gpt2")
+    add_adapter(model, "a", "lora")
+    add_adapter(model, "b", "lora")
+    with pytest.raises(ConfigError, match="fused q/k/v"):
+        set_active(model, ["a", "b"])
+    set_active(model, "b")  # one at a time works

@@ -71,6 +71,9 @@ class MethodHandler:
     ) -> None:
         """Raise ``ConfigError`` when several members of this family conflict; never mutate."""
 
+    def check_active(self, model: nn.Module, arch: ArchitectureSpec, names: Sequence[str]) -> None:
+        """Raise ``ConfigError`` when these adapters cannot be active together; never mutate."""
+
     def add(
         self, model: nn.Module, arch: ArchitectureSpec, name: str, config: Any, ledger: Ledger
     ) -> None:

@@ -19,7 +19,7 @@ different shapes, and ``mtl_lora`` configs (no multi-task routing in this backen
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, cast
@@ -129,6 +129,21 @@ class LoRAHandler(MethodHandler):
     """Builds LoRA/IA3/DoRA/Vera units into wrapped projections; merges them exactly."""
 
     family = "lora"
+
+    def check_active(self, model: nn.Module, arch: ArchitectureSpec, names: Sequence[str]) -> None:
+        # A fused q/k/v projection (GPT-2's c_attn) holds one delta layout: one adapter at a time.
+        for module in model.modules():
+            if isinstance(module, LoRAFusedQKV):
+                both = [n for n in names if n in module.loras]
+                if len(both) > 1:
+                    raise ConfigError.single(
+                        f"adapters {', '.join(repr(n) for n in both)} both adapt the fused q/k/v "
+                        f"projection of this '{arch.model_type}' model, which applies one LoRA "
+                        "adapter at a time",
+                        expected="at most one active LoRA-family adapter on fused q/k/v",
+                        found=repr(list(names)),
+                        code="conflict",
+                    )
 
     # -- check -------------------------------------------------------------------------------
     def check(self, model: nn.Module, arch: ArchitectureSpec, config: Any) -> None:
