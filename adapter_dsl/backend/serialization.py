@@ -25,7 +25,8 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -290,6 +291,25 @@ def _strip_base_prefix(model: nn.Module, keys: list[str], expected: set[str]) ->
     return mapping
 
 
+@contextmanager
+def provisional_adapter(model: nn.Module, name: str, config: Any) -> Iterator[dict[str, Tensor]]:
+    """Add adapter ``name`` and yield its own state dict for filling; if anything in the block
+    fails, the adapter is deleted and the previous active setup restored. The RNG is forked so
+    that a failed load leaves even the random state untouched."""
+    state_before = peek_state(model)
+    active_before = state_before.active if state_before is not None else ()
+    with torch.random.fork_rng(devices=[]):
+        core.add_adapter(model, name, config)
+    try:
+        yield adapter_state_dict(model, core._entry(model, name)[1])
+    except BaseException:
+        core.delete_adapter(model, name)
+        state_after = peek_state(model)
+        if state_after is not None:
+            state_after.active = active_before
+        raise
+
+
 def check_saved_for(model: nn.Module, directory: Path, envelope: Mapping[str, Any]) -> None:
     """Raise ConfigError unless the envelope's model type and hidden size (when given) match."""
     arch = get_architecture(model)
@@ -344,15 +364,8 @@ def load_adapter(
     cfg = _saved_config(directory / CONFIG_FILE, envelope)
     weights = _Weights(weights_path)
 
-    state_before = peek_state(model)
-    active_before = state_before.active if state_before is not None else ()
-    # Build the adapter to learn the exact expected keys; undone on any mismatch. The RNG is
-    # forked so that a failed load leaves even the random state untouched.
-    with torch.random.fork_rng(devices=[]):
-        core.add_adapter(model, name, cfg)
-    try:
-        entry = core._entry(model, name)[1]
-        own = adapter_state_dict(model, entry)
+    # Build the adapter to learn the exact expected keys; undone on any problem.
+    with provisional_adapter(model, name, cfg) as own:
         file_keys = [_rename(k, str(saved_name), name) for k in weights.shapes]
         original = dict(zip(file_keys, weights.shapes, strict=True))
         mapping = _strip_base_prefix(model, file_keys, set(own))
@@ -385,12 +398,6 @@ def load_adapter(
             for model_key, file_key in by_model_key.items():
                 target = own[model_key]
                 target.copy_(data[file_key].to(dtype=target.dtype, device=target.device))
-    except BaseException:
-        core.delete_adapter(model, name)
-        state_after = peek_state(model)
-        if state_after is not None:
-            state_after.active = active_before
-        raise
     if set_active:
         core.set_active(model, name)
     return name

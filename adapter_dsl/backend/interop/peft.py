@@ -43,8 +43,7 @@ from adapter_dsl.backend.architectures import (
     iter_layers,
     model_type_of,
 )
-from adapter_dsl.backend.serialization import read_tensor_file
-from adapter_dsl.backend.state import peek_state
+from adapter_dsl.backend.serialization import provisional_adapter, read_tensor_file
 from adapter_dsl.errors import ConfigError
 
 __all__ = ["PEFT_PREFIX", "load_adapter", "load_peft_adapter", "read_peft_weights"]
@@ -153,7 +152,6 @@ def load_peft_adapter(
 ) -> str:
     """Load a PEFT LoRA/IA³ directory into ``model`` as adapter ``load_as`` (default ``"default"``,
     PEFT's own name); returns the name. On any error the model is left unchanged."""
-    from adapter_dsl.backend.serialization import adapter_state_dict
     from adapter_dsl.peft import from_peft
 
     directory = Path(directory)
@@ -193,13 +191,8 @@ def load_peft_adapter(
     if getattr(cfg, "use_dora", False):
         _check_dora(cfg, model, modules, {m for m, _ in targets.values()})
 
-    state_before = peek_state(model)
-    active_before = state_before.active if state_before is not None else ()
-    with torch.random.fork_rng(devices=[]):
-        core.add_adapter(model, name, cfg)
-    try:
-        entry = core._entry(model, name)[1]
-        own = adapter_state_dict(model, entry)
+    # Build the adapter to learn the exact expected keys; undone on any problem.
+    with provisional_adapter(model, name, cfg) as own:
         chosen: dict[str, Tensor] = {}
         for key, (module, tensor_name) in targets.items():
             model_key = f"{module}.loras.{name}.{tensor_name}"
@@ -233,12 +226,6 @@ def load_peft_adapter(
             for model_key, tensor in chosen.items():
                 target = own[model_key]
                 target.copy_(tensor.to(dtype=target.dtype, device=target.device))
-    except BaseException:
-        core.delete_adapter(model, name)
-        state_after = peek_state(model)
-        if state_after is not None:
-            state_after.active = active_before
-        raise
     if set_active:
         core.set_active(model, name)
     return name

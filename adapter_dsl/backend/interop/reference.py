@@ -58,11 +58,12 @@ from torch import Tensor, nn
 from adapter_dsl.backend import core
 from adapter_dsl.backend.architectures import base_model_of, get_architecture, model_type_of
 from adapter_dsl.backend.serialization import (
+    NAME_CONTAINERS,
     check_saved_for,
+    provisional_adapter,
     read_tensor_file,
     write_directory_atomically,
 )
-from adapter_dsl.backend.state import peek_state
 from adapter_dsl.errors import ConfigError
 
 __all__ = [
@@ -82,19 +83,6 @@ REFERENCE_VERSION = "adapters.1.3.0"
 CONFIG_FILE = "adapter_config.json"
 SAFETENSORS_FILE = "adapter.safetensors"
 BIN_FILE = "pytorch_adapter.bin"
-#: Names of the module containers after which an adapter name appears in a key.
-NAME_CONTAINERS = frozenset(
-    {
-        "adapters",
-        "invertible_adapters",
-        "shared_parameters",
-        "loras",
-        "prefix_tunings",
-        "prefix_gates",
-        "refts",
-        "prompt_tunings",
-    }
-)
 #: The reference's renames for files of its predecessor (``adapter-transformers``).
 LEGACY_RENAMES = (
     ("attention_text_task_adapters", "adapters"),
@@ -229,7 +217,7 @@ def load_reference_adapter(
     saves for bare base models (see the module docstring): ``"error"`` (default) or ``"init"``.
     On any error the model is left unchanged.
     """
-    from adapter_dsl.backend.serialization import _read_envelope, _saved_config, adapter_state_dict
+    from adapter_dsl.backend.serialization import _read_envelope, _saved_config
 
     if missing_shared not in ("error", "init"):
         raise ValueError(f"missing_shared must be 'error' or 'init', not {missing_shared!r}")
@@ -246,15 +234,8 @@ def load_reference_adapter(
     cfg = _legacy_inv_fixup(cfg, envelope, list(weights.tensors))
     mapping = translate_keys(model, list(weights.tensors), str(saved_name), name)
 
-    state_before = peek_state(model)
-    active_before = state_before.active if state_before is not None else ()
-    # Build the adapter to learn the exact expected keys; undone on any problem. The RNG is
-    # forked so that even the random state is untouched by a failed load.
-    with torch.random.fork_rng(devices=[]):
-        core.add_adapter(model, name, cfg)
-    try:
-        entry = core._entry(model, name)[1]
-        own = adapter_state_dict(model, entry)
+    # Build the adapter to learn the exact expected keys; undone on any problem.
+    with provisional_adapter(model, name, cfg) as own:
         problems: list[str] = []
         chosen: dict[str, str] = {}  # model key -> file key
         for file_key, model_key in mapping.items():
@@ -311,12 +292,6 @@ def load_reference_adapter(
             for model_key, file_key in chosen.items():
                 target = own[model_key]
                 target.copy_(weights.tensors[file_key].to(dtype=target.dtype, device=target.device))
-    except BaseException:
-        core.delete_adapter(model, name)
-        state_after = peek_state(model)
-        if state_after is not None:
-            state_after.active = active_before
-        raise
     if set_active:
         core.set_active(model, name)
     return name
