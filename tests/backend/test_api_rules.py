@@ -74,3 +74,36 @@ def test_two_lora_adapters_on_fused_qkv_are_refused_when_activated() -> None:
     with pytest.raises(ConfigError, match="fused q/k/v"):
         set_active(model, ["a", "b"])
     set_active(model, "b")  # one at a time works
+
+
+@pytest.mark.parametrize("kind", ["gpt2", "llama"])
+def test_invertible_adapter_is_inverted_before_the_lm_head(kind: str) -> None:
+    torch.manual_seed(0)
+    if kind == "gpt2":
+        model = transformers.GPT2LMHeadModel(
+            transformers.GPT2Config(n_embd=32, n_layer=2, n_head=4, vocab_size=99)
+        )
+    else:
+        model = transformers.LlamaForCausalLM(
+            transformers.LlamaConfig(
+                hidden_size=32,
+                num_hidden_layers=2,
+                num_attention_heads=4,
+                num_key_value_heads=2,
+                intermediate_size=37,
+                vocab_size=99,
+            )
+        )
+    model.eval()
+    add_adapter(model, "a", "seq_bn_inv", set_active=True)
+    block = model.base_model.invertible_adapters["a"]
+    with torch.no_grad():
+        for p in block.parameters():
+            p.add_(torch.randn_like(p) * 0.5)  # a block far from the identity
+    seen: dict[str, torch.Tensor] = {}
+    model.base_model.register_forward_hook(lambda m, a, out: seen.update(h=out[0]))
+    model.get_output_embeddings().register_forward_pre_hook(lambda m, a: seen.update(x=a[0]))
+    with torch.no_grad():
+        model(torch.randint(0, 99, (2, 7)))
+        assert not torch.allclose(seen["x"], seen["h"])
+        torch.testing.assert_close(block(seen["x"]), seen["h"], atol=1e-5, rtol=1e-5)

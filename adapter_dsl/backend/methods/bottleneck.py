@@ -366,7 +366,9 @@ class BottleneckSite:
 
 
 class InvertibleSite:
-    """Applies the first active adapter's invertible block after the embedding output."""
+    """Applies the first active adapter's invertible block after the embedding output, and its
+    inverse before the output embeddings (the LM head's final projection), as the reference
+    does for models with an LM head."""
 
     def __init__(self, state: AdapterState, model: nn.Module, arch: ArchitectureSpec) -> None:
         base = base_model_of(model)
@@ -383,18 +385,37 @@ class InvertibleSite:
         assert isinstance(container, nn.ModuleDict)
         self.adapters = container
         self.handle = target.register_forward_hook(self._apply)
+        get_head = getattr(model, "get_output_embeddings", None)
+        head = get_head() if callable(get_head) else None
+        self.head_handle = (
+            head.register_forward_pre_hook(self._invert) if isinstance(head, nn.Module) else None
+        )
 
-    def _apply(self, module: nn.Module, args: Any, output: Any) -> Any:
+    def _active_block(self) -> nn.Module | None:
         for name in self.state.active:
             block = self.adapters._modules.get(name)
             if block is not None:
-                if isinstance(output, tuple):
-                    return (block(output[0]), *output[1:])
-                return block(output)
+                return block
         return None
+
+    def _apply(self, module: nn.Module, args: Any, output: Any) -> Any:
+        block = self._active_block()
+        if block is None:
+            return None
+        if isinstance(output, tuple):
+            return (block(output[0]), *output[1:])
+        return block(output)
+
+    def _invert(self, module: nn.Module, args: Any) -> Any:
+        block = self._active_block()
+        if block is None or not args:
+            return None
+        return (block(args[0], rev=True), *args[1:])
 
     def release(self) -> None:
         self.handle.remove()
+        if self.head_handle is not None:
+            self.head_handle.remove()
         if self.created:
             del self.base.invertible_adapters
 
