@@ -107,3 +107,35 @@ def test_invertible_adapter_is_inverted_before_the_lm_head(kind: str) -> None:
         model(torch.randint(0, 99, (2, 7)))
         assert not torch.allclose(seen["x"], seen["h"])
         torch.testing.assert_close(block(seen["x"]), seen["h"], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["gpt2", "llama"])
+def test_loreft_generation_with_the_cache_matches_without(kind: str) -> None:
+    torch.manual_seed(0)
+    if kind == "gpt2":
+        model = transformers.GPT2LMHeadModel(
+            transformers.GPT2Config(n_embd=32, n_layer=2, n_head=4, vocab_size=99)
+        )
+    else:
+        model = transformers.LlamaForCausalLM(
+            transformers.LlamaConfig(
+                hidden_size=32,
+                num_hidden_layers=2,
+                num_attention_heads=4,
+                num_key_value_heads=2,
+                intermediate_size=37,
+                vocab_size=99,
+            )
+        )
+    model.eval()
+    add_adapter(model, "a", "noreft[dropout=0.0]", set_active=True)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if ".refts.a." in name:
+                p.add_(torch.randn_like(p))
+    ids = torch.randint(0, 99, (1, 7))
+    kwargs = {"max_new_tokens": 6, "do_sample": False, "pad_token_id": 0}
+    with torch.no_grad():
+        cached = model.generate(ids, use_cache=True, **kwargs)
+        uncached = model.generate(ids, use_cache=False, **kwargs)
+    assert torch.equal(cached, uncached)

@@ -157,8 +157,14 @@ class ReftLayer(nn.Module):
         context, state = self._refs
         for name, _ in state.active_members("reft"):
             if name in self.refts:
-                first, last = context.span(hidden)
                 module = cast(ReftModule, self.refts[name])
+                if module.suffix_positions == 0 and context.past_prefix_window(
+                    hidden, module.prefix_positions
+                ):
+                    # A cached decoding step after the intervened prefix: nothing to change
+                    # (a full forward pass intervenes on the prefix positions only, too).
+                    return hidden
+                first, last = context.span(hidden)
                 return module(hidden, first, last)
             return hidden  # the first active ReFT adapter is not placed in this layer
         return hidden
@@ -169,8 +175,22 @@ class ReftContext:
 
     def __init__(self) -> None:
         self.masks: list[Tensor] = []
+        self.past = 0  # positions already in the KV cache for the current forward
         self.handles: list[Any] = []
         self.users = 0
+
+    def past_prefix_window(self, hidden: Tensor, prefix_positions: int) -> bool:
+        """Whether ``hidden`` is a cached decoding chunk that lies wholly after the first
+        ``prefix_positions`` non-padding positions of the sequence (the mask covers the cached
+        past plus the chunk, so it is longer than the chunk)."""
+        batch, length = hidden.shape[:2]
+        for mask in self.masks:
+            if mask.dim() == 2 and mask.shape[0] == batch and mask.shape[1] > length:
+                offset = mask.shape[1] - length
+                first = mask.argmax(dim=1)
+                return bool(((first + prefix_positions) <= offset).all())
+        # No padding mask: the sequence starts at position 0 of the cache.
+        return self.past > 0 and prefix_positions <= self.past
 
     def span(self, hidden: Tensor) -> tuple[Tensor, Tensor]:
         """(first, last) non-padding positions for states ``hidden`` (B, T, h)."""
@@ -202,12 +222,17 @@ def _capture_masks(
     if masks[0] is None and len(args) > 1:
         masks[0] = args[1]
     context.masks = [m for m in masks if isinstance(m, Tensor)]
+    # Cached decoding: how many positions the cache already holds (generate() may pass no mask).
+    cache = kwargs.get("past_key_values", kwargs.get("cache"))  # the name varies by version
+    get_length = getattr(cache, "get_seq_length", None)
+    context.past = int(get_length()) if callable(get_length) else 0
 
 
 def _release_masks(
     context: ReftContext, module: nn.Module, args: Any, kwargs: Any, output: Any
 ) -> None:
     context.masks = []
+    context.past = 0
 
 
 def reft_layer_indices(model: nn.Module, arch: ArchitectureSpec, config: Any) -> list[int]:
