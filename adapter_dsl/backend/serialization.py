@@ -264,7 +264,8 @@ class _Weights:
             raise _fail(f"the weights file {self.path} is corrupt: {exc}") from exc
 
 
-def _rename(key: str, old: str, new: str) -> str:
+def rename_adapter_key(key: str, old: str, new: str) -> str:
+    """A state-dict key with the adapter name ``old`` (after a name container) replaced."""
     if old == new:
         return key
     parts = key.split(".")
@@ -366,7 +367,7 @@ def load_adapter(
 
     # Build the adapter to learn the exact expected keys; undone on any problem.
     with provisional_adapter(model, name, cfg) as own:
-        file_keys = [_rename(k, str(saved_name), name) for k in weights.shapes]
+        file_keys = [rename_adapter_key(k, str(saved_name), name) for k in weights.shapes]
         original = dict(zip(file_keys, weights.shapes, strict=True))
         mapping = _strip_base_prefix(model, file_keys, set(own))
         problems: list[str] = []

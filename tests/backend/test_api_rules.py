@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from adapter_dsl import ConfigError
@@ -76,25 +78,26 @@ def test_two_lora_adapters_on_fused_qkv_are_refused_when_activated() -> None:
     set_active(model, "b")  # one at a time works
 
 
-@pytest.mark.parametrize("kind", ["gpt2", "llama"])
-def test_invertible_adapter_is_inverted_before_the_lm_head(kind: str) -> None:
+def _causal_lm(kind: str) -> Any:
+    """A tiny GPT-2 or LLaMA language model in eval mode."""
     torch.manual_seed(0)
     if kind == "gpt2":
-        model = transformers.GPT2LMHeadModel(
-            transformers.GPT2Config(n_embd=32, n_layer=2, n_head=4, vocab_size=99)
-        )
-    else:
-        model = transformers.LlamaForCausalLM(
-            transformers.LlamaConfig(
-                hidden_size=32,
-                num_hidden_layers=2,
-                num_attention_heads=4,
-                num_key_value_heads=2,
-                intermediate_size=37,
-                vocab_size=99,
-            )
-        )
-    model.eval()
+        config: Any = transformers.GPT2Config(n_embd=32, n_layer=2, n_head=4, vocab_size=99)
+        return transformers.GPT2LMHeadModel(config).eval()
+    config = transformers.LlamaConfig(
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        intermediate_size=37,
+        vocab_size=99,
+    )
+    return transformers.LlamaForCausalLM(config).eval()
+
+
+@pytest.mark.parametrize("kind", ["gpt2", "llama"])
+def test_invertible_adapter_is_inverted_before_the_lm_head(kind: str) -> None:
+    model = _causal_lm(kind)
     add_adapter(model, "a", "seq_bn_inv", set_active=True)
     block = model.base_model.invertible_adapters["a"]
     with torch.no_grad():
@@ -111,23 +114,7 @@ def test_invertible_adapter_is_inverted_before_the_lm_head(kind: str) -> None:
 
 @pytest.mark.parametrize("kind", ["gpt2", "llama"])
 def test_loreft_generation_with_the_cache_matches_without(kind: str) -> None:
-    torch.manual_seed(0)
-    if kind == "gpt2":
-        model = transformers.GPT2LMHeadModel(
-            transformers.GPT2Config(n_embd=32, n_layer=2, n_head=4, vocab_size=99)
-        )
-    else:
-        model = transformers.LlamaForCausalLM(
-            transformers.LlamaConfig(
-                hidden_size=32,
-                num_hidden_layers=2,
-                num_attention_heads=4,
-                num_key_value_heads=2,
-                intermediate_size=37,
-                vocab_size=99,
-            )
-        )
-    model.eval()
+    model = _causal_lm(kind)
     add_adapter(model, "a", "noreft[dropout=0.0]", set_active=True)
     with torch.no_grad():
         for name, p in model.named_parameters():

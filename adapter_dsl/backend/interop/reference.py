@@ -58,10 +58,10 @@ from torch import Tensor, nn
 from adapter_dsl.backend import core
 from adapter_dsl.backend.architectures import base_model_of, get_architecture, model_type_of
 from adapter_dsl.backend.serialization import (
-    NAME_CONTAINERS,
     check_saved_for,
     provisional_adapter,
     read_tensor_file,
+    rename_adapter_key,
     write_directory_atomically,
 )
 from adapter_dsl.errors import ConfigError
@@ -141,16 +141,6 @@ def read_reference_weights(directory: str | os.PathLike[str]) -> ReferenceWeight
 # -- key translation -----------------------------------------------------------------------------
 
 
-def _rename_adapter(key: str, old: str, new: str) -> str:
-    if old == new:
-        return key
-    parts = key.split(".")
-    for i in range(1, len(parts)):
-        if parts[i] == old and parts[i - 1] in NAME_CONTAINERS:
-            parts[i] = new
-    return ".".join(parts)
-
-
 def _base_path(model: nn.Module) -> str:
     """The qualified name of the base model inside ``model`` (``""`` for a bare base model)."""
     base = base_model_of(model)
@@ -175,7 +165,7 @@ def translate_keys(model: nn.Module, keys: list[str], saved_name: str, name: str
         new = key
         for old, repl in LEGACY_RENAMES:
             new = new.replace(old, repl)
-        new = _rename_adapter(new, saved_name, name)
+        new = rename_adapter_key(new, saved_name, name)
         # Relative to the base model: drop a head model's prefix (``bert.encoder...``).
         if base_prefix and new.startswith(base_prefix + "."):
             new = new[len(base_prefix) + 1 :]
