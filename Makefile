@@ -4,17 +4,25 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench lint typecheck venv clean node-deps schemas readme grammar
+.PHONY: demo test bench lint typecheck venv clean node-deps schemas readme grammar lock
 
 venv: $(STAMP)
 
-# torch is pinned here: the CPU wheel of 2.13.0; a loose range would pull a CUDA build.
-$(STAMP): pyproject.toml
+# Every package of the development environment is pinned by the lock (a pip constraints file,
+# build backend included, so `pip install -e .` builds without fetching an unpinned hatchling).
+# torch is named here too: the CPU wheel of 2.13.0; a loose range would pull a CUDA build.
+LOCK := requirements-dev.lock
+$(STAMP): pyproject.toml $(LOCK)
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV) || python3 -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e '.[torch,dev]'
+	$(BIN)/python -m pip install --quiet -c $(LOCK) pip
+	$(BIN)/python -m pip install --quiet -c $(LOCK) torch==2.13.0 hatchling
+	$(BIN)/python -m pip install --quiet -c $(LOCK) --no-build-isolation -e '.[torch,dev]'
 	@touch $(STAMP)
+
+# Rewrite the lock from .venv after changing dependencies in pyproject.toml (then review the diff).
+lock:
+	@{ echo "# The pinned development environment (a pip constraints file); \`make lock\` rewrites it."; \
+	  $(BIN)/python -m pip freeze --all --exclude-editable; } > $(LOCK)
 
 demo: $(STAMP)
 	$(BIN)/python -m adapter_dsl.demo
@@ -55,10 +63,10 @@ $(EDITOR_STAMP): $(EDITOR_DIR)/package.json $(EDITOR_DIR)/package-lock.json
 		&& touch node_modules/.installed \
 		|| echo "note: npm ci failed; the editor-engine test will be skipped"
 
-# Copy the grammar into the package and regenerate its parse tables (tests check both).
+# Copy each grammar/*.lark into the package and write its canonical parse tables (lark is a
+# build-time tool: parsing reads the tables; tests check both copies are current).
 grammar: $(STAMP)
-	cp grammar/adapter_config.lark adapter_dsl/syntax/adapter_config.lark
-	$(BIN)/python -c "from pathlib import Path; from adapter_dsl.syntax.parser import build_tables, tables_text; Path('adapter_dsl/syntax/adapter_config.tables.json').write_text(tables_text(build_tables()))"
+	$(BIN)/python -c "from pathlib import Path; from adapter_dsl.syntax.tables import write_package_grammars; write_package_grammars(Path('.'))"
 
 # Regenerate the committed JSON Schema files (a test checks they are current).
 schemas: $(STAMP)

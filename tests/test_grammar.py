@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -9,6 +12,7 @@ import pytest
 from adapter_dsl import ConfigError
 from adapter_dsl.syntax import parse_text
 from adapter_dsl.syntax.parser import MAX_DEPTH, MAX_LENGTH, grammar_text
+from adapter_dsl.syntax.tables import GRAMMARS, compile_tables, tables_text
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -18,30 +22,67 @@ def test_packaged_grammar_is_the_source_grammar() -> None:
     assert grammar_text() == (ROOT / "grammar" / "adapter_config.lark").read_text()
 
 
-def test_shipped_parse_tables_are_current() -> None:
-    # `make grammar` regenerates them; the parser never runs tables of another grammar.
+@pytest.mark.parametrize("name", GRAMMARS)
+def test_shipped_parse_tables_are_current(name: str) -> None:
+    # `make grammar` regenerates them from grammar/<name>.lark; no lark cache is involved.
     from importlib import resources
 
-    from adapter_dsl.syntax.parser import TABLES_FILE, build_tables, tables_text
+    text = (ROOT / "grammar" / f"{name}.lark").read_text()
+    shipped = resources.files("adapter_dsl.syntax").joinpath(f"{name}.tables.json").read_text()
+    assert shipped == tables_text(compile_tables(text)), "run `make grammar`"
 
-    shipped = resources.files("adapter_dsl.syntax").joinpath(TABLES_FILE).read_text("utf-8")
-    assert shipped == tables_text(build_tables()), "run `make grammar`"
+
+def test_table_generation_is_canonical() -> None:
+    """lark numbers LALR states by string hashing: fresh processes with different hash seeds
+    (and no lark cache) must still write the same tables."""
+    script = (
+        "import sys; from pathlib import Path; from adapter_dsl.syntax.tables import "
+        "compile_tables, tables_text; "
+        "sys.stdout.write(tables_text(compile_tables(Path(sys.argv[1]).read_text())))"
+    )
+    grammar = str(ROOT / "grammar" / "adapter_config.lark")
+    outputs = {
+        subprocess.run(
+            [sys.executable, "-c", script, grammar],
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=ROOT,
+        ).stdout
+        for seed in ("1", "2", "3")
+    }
+    assert len(outputs) == 1
 
 
-def test_stale_tables_are_not_used(monkeypatch: pytest.MonkeyPatch) -> None:
-    from adapter_dsl.syntax import parser
+def test_stale_tables_fail_loudly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Tables of another grammar are never run, and never silently recompiled either.
+    from adapter_dsl.syntax.lalr import StaleTablesError, shipped_tables
 
-    fresh = parser.build_tables()
-    calls: list[int] = []
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "g.lark").write_text(grammar_text() + "\n// edited\n")
+    (package / "g.tables.json").write_text(
+        tables_text(compile_tables(grammar_text())), encoding="utf-8"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(
+        StaleTablesError, match=r"pkg/g\.tables\.json was not generated .*make grammar"
+    ):
+        shipped_tables("pkg", "g")
+    (package / "g.tables.json").unlink()
+    with pytest.raises(StaleTablesError, match=r"cannot read the parse tables of g\.lark"):
+        shipped_tables("pkg", "g")
 
-    def rebuild() -> dict[str, object]:
-        calls.append(1)
-        return fresh
 
-    monkeypatch.setattr(parser, "grammar_digest", lambda text=None: "digest of an edited grammar")
-    monkeypatch.setattr(parser, "build_tables", rebuild)
-    assert parser._load_tables() is fresh
-    assert calls == [1]
+def test_parsing_never_imports_lark() -> None:
+    code = (
+        "import sys; import adapter_dsl; adapter_dsl.load('lora[r=4]|seq_bn'); "
+        "print('lark' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
 
 
 def args(text: str) -> list[tuple[str, object]]:

@@ -1,7 +1,9 @@
 """A small, fast driver for the LALR(1) tables that lark compiles from the grammar.
 
-lark turns ``adapter_config.lark`` into terminal patterns and a parse table; this module stores
-them as plain data (:func:`compile_tables`) and runs them (:class:`TableParser`). Config strings are short and parsed often, and lark's general-purpose lexer and parser
+lark turns a grammar into terminal patterns and a parse table at build time
+(:mod:`adapter_dsl.syntax.tables`, run by ``make grammar``); this module reads them as the
+package ships them (:func:`shipped_tables`) and runs them (:class:`TableParser`), without lark.
+Config strings are short and parsed often, and lark's general-purpose lexer and parser
 spend most of their time on bookkeeping this language does not need (line counters, token
 objects with a dozen fields, interactive state). The driver keeps the grammar the single source
 of truth and applies lark's own tree-shaping rules: ``_``-prefixed helper rules are spliced into
@@ -11,11 +13,14 @@ A test checks that it builds exactly what lark itself builds.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from collections.abc import Callable, Mapping
+from importlib import resources
 from typing import Any
 
-__all__ = ["ParseFailure", "TableParser", "Tok"]
+__all__ = ["ParseFailure", "StaleTablesError", "TableParser", "Tok", "shipped_tables"]
 
 
 class Tok:
@@ -73,59 +78,36 @@ class _Splice:
 _Reduction = tuple[int, str, "Callable[[list[Any]], Any] | None", bool, bool]
 
 
-def compile_tables(lark: Any) -> dict[str, Any]:
-    """The JSON-serialisable tables of a lark LALR instance (what :class:`TableParser` runs).
+class StaleTablesError(RuntimeError):
+    """The shipped parse tables were not generated from the shipped grammar (a packaging
+    defect: run ``make grammar``), or are missing."""
 
-    ``rules`` rows are ``[size, origin, callback name or null, passthrough, splices]``; an action
-    is a state number (shift) or ``["r", rule index]`` (reduce).
-    """
-    table = lark.parser.parser._parse_table
-    # The order lark's own lexer tries terminals in (matters only where patterns overlap).
-    terminals = sorted(
-        lark.terminals,
-        key=lambda t: (-t.priority, -t.pattern.max_width, -len(t.pattern.value), t.name),
-    )
-    rules: list[list[Any]] = []
-    index: dict[int, int] = {}
-    actions: dict[str, dict[str, Any]] = {}
-    gotos: dict[str, dict[str, int]] = {}
-    for state in sorted(table.states):
-        compact: dict[str, Any] = {}
-        goto: dict[str, int] = {}
-        for symbol, (action, arg) in sorted(table.states[state].items()):
-            if action.name == "Reduce":
-                if id(arg) not in index:
-                    index[id(arg)] = len(rules)
-                    origin = arg.origin.name
-                    rules.append(
-                        [
-                            len(arg.expansion),
-                            origin,
-                            None if origin.startswith("_") else (arg.alias or origin),
-                            bool(arg.options.expand1) and not arg.alias,
-                            any(sym.name.startswith("_") for sym in arg.expansion),
-                        ]
-                    )
-                compact[symbol] = ["r", index[id(arg)]]
-            elif symbol.isupper() or symbol == "$END":
-                compact[symbol] = arg
-            else:
-                goto[symbol] = arg
-        actions[str(state)] = compact
-        gotos[str(state)] = goto
-    return {
-        "terminals": [[t.name, t.pattern.to_regexp()] for t in terminals],
-        "ignore": sorted(lark.lexer_conf.ignore),
-        "start": table.start_states["start"],
-        "end": table.end_states["start"],
-        "rules": rules,
-        "actions": actions,
-        "gotos": gotos,
-    }
+
+def grammar_digest(text: str) -> str:
+    """SHA-256 of a grammar's text: ties shipped tables to the grammar they came from."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def shipped_tables(package: str, grammar: str) -> dict[str, Any]:
+    """The tables ``<grammar>.tables.json`` that ``package`` ships beside ``<grammar>.lark``,
+    checked against the grammar's digest. Stale tables are an error, never silently recompiled:
+    a parser that quietly differs from its grammar is worse than none."""
+    files = resources.files(package)
+    try:
+        text = files.joinpath(f"{grammar}.lark").read_text("utf-8")
+        tables = json.loads(files.joinpath(f"{grammar}.tables.json").read_text("utf-8"))
+    except (OSError, ValueError) as exc:
+        raise StaleTablesError(f"cannot read the parse tables of {grammar}.lark: {exc}") from exc
+    if not isinstance(tables, dict) or tables.get("grammar_sha256") != grammar_digest(text):
+        raise StaleTablesError(
+            f"{package}/{grammar}.tables.json was not generated from {grammar}.lark; "
+            "run `make grammar`"
+        )
+    return tables
 
 
 class TableParser:
-    """Run compiled LALR tables (see :func:`compile_tables`) over text, calling
+    """Run compiled LALR tables (see :mod:`adapter_dsl.syntax.tables`) over text, calling
     ``callbacks[rule](children)`` to build values."""
 
     def __init__(

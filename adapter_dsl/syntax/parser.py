@@ -1,13 +1,12 @@
 """Config string → :class:`~adapter_dsl.syntax.ast.ConfigText`, with located syntax errors.
 
-The grammar (``adapter_config.lark``, a copy of ``grammar/adapter_config.lark`` kept identical by
-a test) is compiled once, lazily, on the first parse: ``import adapter_dsl`` stays cheap.
+The package ships the grammar (``adapter_config.lark``, generated from
+``grammar/adapter_config.lark`` by ``make grammar``) with its LALR tables; they are read once,
+lazily, on the first parse: ``import adapter_dsl`` stays cheap and parsing never imports lark.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 from collections.abc import Iterator
 from functools import cache
@@ -18,8 +17,6 @@ from ..errors import ConfigError, Location, Problem
 from .ast import Arg, ConfigText, Method, Span
 
 if TYPE_CHECKING:
-    from lark import Lark
-
     from .lalr import TableParser
 
 __all__ = ["MAX_DEPTH", "MAX_LENGTH", "grammar_text", "parse_text"]
@@ -66,63 +63,19 @@ _HINTS = {
 }
 
 
+GRAMMAR = "adapter_config"
+
+
 def grammar_text() -> str:
-    """The grammar the package ships (identical to ``grammar/adapter_config.lark``)."""
-    return resources.files(__package__).joinpath("adapter_config.lark").read_text("utf-8")
-
-
-def lark_parser() -> Lark:
-    """lark's LALR compilation of the grammar (used to generate the shipped tables)."""
-    from lark import Lark
-
-    return Lark(
-        grammar_text(),
-        parser="lalr",
-        lexer="contextual",
-        keep_all_tokens=True,
-        maybe_placeholders=False,
-        # Reuse the compiled tables across processes (keyed by grammar and lark version).
-        cache=True,
-    )
-
-
-TABLES_FILE = "adapter_config.tables.json"
-
-
-def grammar_digest(text: str | None = None) -> str:
-    """SHA-256 of the grammar text: ties the shipped tables to the grammar they came from."""
-    return hashlib.sha256((text or grammar_text()).encode("utf-8")).hexdigest()
-
-
-def build_tables() -> dict[str, Any]:
-    """Compile the grammar with lark into the tables the parser runs (plus the grammar digest)."""
-    from .lalr import compile_tables
-
-    return {"grammar_sha256": grammar_digest(), **compile_tables(lark_parser())}
-
-
-def tables_text(tables: dict[str, Any]) -> str:
-    return json.dumps(tables, indent=1, sort_keys=True) + "\n"
-
-
-def _load_tables() -> dict[str, Any]:
-    # The package ships tables generated from the grammar (a test keeps them current), so a
-    # parse needs neither lark's import nor its grammar compilation. If the grammar was edited
-    # without regenerating them, compile afresh rather than run stale tables.
-    try:
-        shipped = json.loads(resources.files(__package__).joinpath(TABLES_FILE).read_text("utf-8"))
-    except (OSError, ValueError):
-        shipped = None
-    if isinstance(shipped, dict) and shipped.get("grammar_sha256") == grammar_digest():
-        return shipped
-    return build_tables()
+    """The grammar the package ships (a generated copy of ``grammar/adapter_config.lark``)."""
+    return resources.files(__package__).joinpath(f"{GRAMMAR}.lark").read_text("utf-8")
 
 
 @cache
 def _parser() -> TableParser:
-    from .lalr import TableParser
+    from .lalr import TableParser, shipped_tables
 
-    return TableParser(_load_tables(), callbacks())
+    return TableParser(shipped_tables(__package__, GRAMMAR), callbacks())
 
 
 def callbacks() -> dict[str, Any]:
