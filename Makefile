@@ -15,7 +15,7 @@ LOCK := requirements-dev.lock
 $(STAMP): pyproject.toml $(LOCK)
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet -c $(LOCK) pip
-	$(BIN)/python -m pip install --quiet -c $(LOCK) torch==2.13.0 hatchling
+	$(BIN)/python -m pip install --quiet -c $(LOCK) torch==2.13.0 hatchling editables
 	$(BIN)/python -m pip install --quiet -c $(LOCK) --no-build-isolation -e '.[torch,dev]'
 	@touch $(STAMP)
 
