@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import warnings
 from collections.abc import Mapping
 from functools import lru_cache
@@ -109,11 +110,17 @@ def _resolve(spec: Any, *, strict: bool, dropped: list[Problem]) -> AdapterConfi
     )
 
 
-def _looks_like_path(spec: str) -> bool:
+def _path_syntax(spec: str) -> bool:
     # Config strings never contain a path separator outside brackets, and never end in .json.
     if "[" in spec or "|" in spec:
         return False
-    if spec.endswith(".json") or "/" in spec or os.sep in spec:
+    return spec.endswith(".json") or "/" in spec or os.sep in spec
+
+
+def _looks_like_path(spec: str) -> bool:
+    if "[" in spec or "|" in spec:
+        return False
+    if _path_syntax(spec):
         return True
     try:
         return os.path.exists(spec)
@@ -244,7 +251,7 @@ def _unwrap(data: Mapping[str, Any]) -> tuple[dict[str, Any], tuple[str | int, .
         # alone identifies the envelope; other top-level keys (the reference's meta_dict
         # entries, e.g. "task") describe the adapter and are not part of its config.
         if isinstance(data["config"], str):
-            return dict(load(data["config"]).to_dict()), ("config",)
+            return dict(_config_from_inner_string(data["config"]).to_dict()), ("config",)
         if not isinstance(data["config"], Mapping):
             raise ConfigError(
                 [
@@ -268,6 +275,35 @@ def _unwrap(data: Mapping[str, Any]) -> tuple[dict[str, Any], tuple[str | int, .
 
         return dict(from_peft(data).to_dict()), ()
     return data, ()
+
+
+def _config_from_inner_string(text: str) -> AdapterConfig:
+    """An envelope's ``"config": "<string>"``: an identifier or a config string, never a path.
+
+    Only a path given as the argument of ``load``/``load_file`` (or on the command line) is ever
+    opened; a string found inside data is data, whatever it looks like.
+    """
+    if text in IDENTIFIERS:
+        return preset_config(text)
+    try:
+        return parse(text)
+    except ConfigError as exc:
+        if _path_syntax(text):
+            raise ConfigError(
+                [
+                    Problem(
+                        "the saved adapter's 'config' names a file; a file named inside a "
+                        "config is never opened",
+                        Location(path=("config",)),
+                        expected="the config itself: an object (a config's to_dict()), an "
+                        "identifier or a config string",
+                        found=repr(text)[:80],
+                        suggestion="load that file by passing its path to load() instead",
+                        code="path_in_data",
+                    )
+                ]
+            ) from None
+        raise ConfigError([p.prefixed(("config",)) for p in exc.problems]) from None
 
 
 def _legacy_fixups(config: dict[str, Any], version: str | None) -> dict[str, Any]:
@@ -428,19 +464,46 @@ def load_file(
     if p.is_dir():
         p = p / "adapter_config.json"
     name = str(p)
+    text = read_config_file(p, name)
+    return load_json_text(text, file=name, strict=strict, dropped=dropped)
+
+
+def read_config_file(p: Path, name: str) -> str:
+    """The text of a regular file of at most MAX_FILE_BYTES bytes, or a ConfigError.
+
+    Opened without blocking and checked after opening (no race with a swapped file), so that a
+    FIFO, a device such as /dev/zero or a huge file is refused instead of read.
+    """
     try:
-        if p.stat().st_size > MAX_FILE_BYTES:
-            raise ConfigError.single(
-                f"{name} is too large to be a config file",
-                expected=f"at most {MAX_FILE_BYTES} bytes",
-                found=f"{p.stat().st_size} bytes",
-            )
-        text = p.read_text(encoding="utf-8-sig")
+        fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
     except FileNotFoundError:
         raise ConfigError.single(f"no such config file: {name}", code="file_not_found") from None
-    except (OSError, ValueError) as exc:  # ValueError: undecodable text, NUL in the name
+    except (OSError, ValueError) as exc:  # ValueError: NUL in the name
         raise ConfigError.single(f"cannot read {name}: {exc}", code="file_unreadable") from None
-    return load_json_text(text, file=name, strict=strict, dropped=dropped)
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise ConfigError.single(
+                f"{name} is not a regular file",
+                expected="a JSON file (or a saved adapter's directory)",
+                found="a FIFO" if stat.S_ISFIFO(info.st_mode) else "a device or special file",
+                code="file_unreadable",
+            )
+        try:
+            data = handle.read(MAX_FILE_BYTES + 1)  # bounded, whatever st_size claims
+        except OSError as exc:
+            raise ConfigError.single(f"cannot read {name}: {exc}", code="file_unreadable") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise ConfigError.single(
+            f"{name} is too large to be a config file",
+            expected=f"at most {MAX_FILE_BYTES} bytes",
+            found=f"{max(info.st_size, len(data))} bytes",
+            code="file_too_large",
+        )
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError.single(f"cannot read {name}: {exc}", code="file_unreadable") from None
 
 
 def load_json_text(
