@@ -24,7 +24,7 @@ from .methods.lora import LoRAConfig, MTLLoRAConfig
 from .methods.prefix_tuning import PrefixTuningConfig
 from .methods.prompt_tuning import PromptTuningConfig
 from .methods.reft import ReftConfig
-from .methods.union import ConfigUnion
+from .methods.union import ConfigUnion, union_class_of
 from .registry import IDENTIFIERS, preset_config
 from .semantics import build
 from .syntax.parser import parse_text
@@ -233,7 +233,9 @@ def config_from_dict(
     if family is BnConfig:
         fields.pop("architecture", None)
     if target is ConfigUnion or (cls is not None and issubclass(cls, ConfigUnion)):
-        return _union_from_dict(fields, target, prefix, strict=strict, dropped=dropped)
+        return _union_from_dict(
+            fields, target, prefix, strict=strict, dropped=dropped, specialise=cls is None
+        )
     if not strict:
         fields = _drop_unknown(fields, target, prefix, dropped)
     try:
@@ -338,7 +340,7 @@ def _drop_unknown(
     prefix: tuple[str | int, ...],
     dropped: list[Problem] | None,
 ) -> dict[str, Any]:
-    known = set(cls.model_fields) | {"architecture"}
+    known = set(cls.model_fields) | {"architecture"} | cls._legacy_keys
     kept = {}
     for key, value in fields.items():
         if key in known:
@@ -365,6 +367,7 @@ def _union_from_dict(
     *,
     strict: bool,
     dropped: list[Problem] | None,
+    specialise: bool,
 ) -> AdapterConfig:
     extra = sorted(set(fields) - {"architecture", "configs"})
     problems = [
@@ -421,7 +424,8 @@ def _union_from_dict(
     try:
         if issubclass(cls, ConfigUnion) and cls is not ConfigUnion:
             return cls(configs=configs)
-        return ConfigUnion(*configs)
+        # Like single configs, a union dict comes back as the preset whose shape it has.
+        return (union_class_of(configs) if specialise else ConfigUnion)(configs=configs)
     except ConfigError as exc:
         raise ConfigError([p.prefixed((*prefix, "configs")) for p in exc.problems]) from None
 

@@ -78,6 +78,9 @@ class AdapterConfig(BaseModel):
     _family_root: ClassVar[type[AdapterConfig] | None] = None
     # Fields the reference does not serialise; emitted by to_dict() only when non-default.
     _extension_fields: ClassVar[frozenset[str]] = frozenset()
+    # Keys of older file formats that the class translates when constructed (not fields):
+    # lenient loading keeps them, so that both modes apply the same translation.
+    _legacy_keys: ClassVar[frozenset[str]] = frozenset()
 
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
