@@ -189,6 +189,8 @@ def config_from_dict(
             code="too_deep",
         )
     data, prefix = _unwrap(data)
+    if cls is None:
+        _refuse_model_config(data)
     architecture = data.get("architecture")
     family = FAMILIES.get(architecture) if isinstance(architecture, str | None) else None
     if (
@@ -243,6 +245,38 @@ def config_from_dict(
     except ConfigError as exc:
         raise ConfigError([p.prefixed(prefix) for p in exc.problems]) from None
     return config if cls is not None else _specialise(config)
+
+
+# Keys of a transformers model's config.json that no adapter config has.
+MODEL_CONFIG_KEYS = ("model_type", "architectures", "transformers_version", "vocab_size")
+
+
+def _refuse_model_config(data: Mapping[str, Any]) -> None:
+    """One clear problem for a model's config.json given instead of the adapter's config
+    (rather than one unknown-key problem per model setting)."""
+    found = [k for k in MODEL_CONFIG_KEYS if k in data]
+    if "architecture" in data or "model_type" not in found or len(found) < 2:
+        return
+    raise ConfigError(
+        [
+            Problem(
+                f"this looks like a model config ({', '.join(found[:2])}); give the adapter's "
+                "config",
+                Location(),
+                expected="an adapter config (an object with 'architecture' and the method's "
+                "fields) or a saved adapter's adapter_config.json",
+                found="a transformers model config" + _model_named(data),
+                suggestion="pass the adapter's adapter_config.json (or its directory), not the "
+                "model's config.json",
+                code="model_config",
+            )
+        ]
+    )
+
+
+def _model_named(data: Mapping[str, Any]) -> str:
+    model_type = data.get("model_type")
+    return f" of model_type {model_type!r}"[:60] if isinstance(model_type, str) else ""
 
 
 def _unwrap(data: Mapping[str, Any]) -> tuple[dict[str, Any], tuple[str | int, ...]]:
@@ -353,7 +387,7 @@ def _drop_unknown(
                     Location(path=(*prefix, key)),
                     expected="a key of " + cls.__name__,
                     found=repr(value),
-                    suggestion=did_you_mean(key, sorted(known)),
+                    suggestion=cls.key_suggestion(key, sorted(known)),
                     code="dropped_key",
                 )
             )

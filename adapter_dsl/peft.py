@@ -299,17 +299,23 @@ def _re(path: str) -> str:
 # -- to_peft -----------------------------------------------------------------------------------
 
 
-def to_peft(cfg: AdapterConfig, model_type: str, *, num_layers: Counts = None) -> dict[str, Any]:
+def to_peft(
+    cfg: AdapterConfig | str | Mapping[str, Any], model_type: str, *, num_layers: Counts = None
+) -> dict[str, Any]:
     """The PEFT ``adapter_config.json`` dict that computes what ``cfg`` computes on ``model_type``.
+
+    ``cfg`` is a config object, or an identifier, config string or dict that ``load`` reads.
 
     ``num_layers`` (an int, or one count per stack such as ``(6, 6)`` for BART) is needed only
     when ``leave_out`` names decoder layers of an encoder-decoder model. Raises ``ConfigError``
     listing everything PEFT cannot express.
     """
+    from .methods.bottleneck import BnConfig
     from .methods.lora import LoRAConfig, MTLLoRAConfig
     from .methods.prefix_tuning import PrefixTuningConfig
     from .methods.prompt_tuning import PromptTuningConfig
 
+    cfg = _as_config(cfg)
     if isinstance(cfg, MTLLoRAConfig):
         raise ConfigError(
             [
@@ -327,9 +333,9 @@ def to_peft(cfg: AdapterConfig, model_type: str, *, num_layers: Counts = None) -
         return _prefix_to_peft(cfg)
     if isinstance(cfg, PromptTuningConfig):
         return _prompt_to_peft(cfg)
-    architecture = getattr(cfg, "architecture", None)
+    bottleneck = isinstance(cfg, BnConfig)
+    architecture = "bottleneck" if bottleneck else cfg.architecture
     what = {
-        None: "bottleneck adapters",
         "bottleneck": "bottleneck adapters",
         "union": "combinations of methods (unions)",
         "reft": "ReFT interventions",
@@ -340,9 +346,27 @@ def to_peft(cfg: AdapterConfig, model_type: str, *, num_layers: Counts = None) -
                 "architecture",
                 f"PEFT cannot express {what} as the reference defines them",
                 expected="a LoRA, IA³, DoRA, prefix-tuning or prompt-tuning config",
-                found=repr(architecture) if architecture else "a bottleneck config",
+                found="a bottleneck config" if bottleneck else repr(architecture),
             )
         ]
+    )
+
+
+def _as_config(cfg: Any) -> AdapterConfig:
+    """A config object, or an identifier / config string / dict read as one (never a path)."""
+    if isinstance(cfg, AdapterConfig):
+        return cfg
+    from .loading import config_from_dict, parse
+
+    if isinstance(cfg, str):
+        return parse(cfg)
+    if isinstance(cfg, Mapping):
+        return config_from_dict(cfg)
+    raise ConfigError.single(
+        "to_peft() takes a config",
+        expected="a config object, an identifier, a config string or a config dict",
+        found=type(cfg).__name__,
+        code="type",
     )
 
 

@@ -238,7 +238,10 @@ def apply_changes(
                     Location(path=path),
                     expected="a key of one of the members: " + ", ".join(fields),
                     found=repr(key),
-                    suggestion=did_you_mean(key, fields),
+                    suggestion=next(
+                        (type(m).key_suggestion(key) for m in members if key in type(m)._synonyms),
+                        did_you_mean(key, fields),
+                    ),
                     code="unknown_key",
                 )
             )
