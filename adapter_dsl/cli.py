@@ -114,7 +114,7 @@ def _read_stdin() -> str:
 
 def _resolve(arg: str, *, lenient: bool = False) -> _Input:
     from .errors import ConfigError
-    from .loading import load_file, load_json_text
+    from .loading import load_json_text, read_config_file
     from .registry import IDENTIFIERS
 
     item = _Input(arg)
@@ -143,11 +143,9 @@ def _resolve(arg: str, *, lenient: bool = False) -> _Input:
             item.kind = "file"
             if Path(arg).is_dir():  # a saved adapter's directory
                 arg = str(Path(arg) / "adapter_config.json")
-            try:
-                item.data = _json_or_none(Path(arg).read_text(encoding="utf-8"))
-            except (OSError, UnicodeDecodeError):
-                item.data = None
-            item.config = load_file(arg, strict=not lenient, dropped=item.dropped)
+            text = read_config_file(Path(arg), arg)  # bounded; refuses FIFOs and devices
+            item.data = _json_or_none(text)
+            item.config = load_json_text(text, file=arg, strict=not lenient, dropped=item.dropped)
         else:
             item.kind, item.text = "string", arg
             item.config = _load_value(arg, lenient, item.dropped)

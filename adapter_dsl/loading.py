@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import warnings
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
@@ -23,7 +24,7 @@ from .methods.lora import LoRAConfig, MTLLoRAConfig
 from .methods.prefix_tuning import PrefixTuningConfig
 from .methods.prompt_tuning import PromptTuningConfig
 from .methods.reft import ReftConfig
-from .methods.union import ConfigUnion
+from .methods.union import ConfigUnion, union_class_of
 from .registry import IDENTIFIERS, preset_config
 from .semantics import build
 from .syntax.parser import parse_text
@@ -109,11 +110,17 @@ def _resolve(spec: Any, *, strict: bool, dropped: list[Problem]) -> AdapterConfi
     )
 
 
-def _looks_like_path(spec: str) -> bool:
+def _path_syntax(spec: str) -> bool:
     # Config strings never contain a path separator outside brackets, and never end in .json.
     if "[" in spec or "|" in spec:
         return False
-    if spec.endswith(".json") or "/" in spec or os.sep in spec:
+    return spec.endswith(".json") or "/" in spec or os.sep in spec
+
+
+def _looks_like_path(spec: str) -> bool:
+    if "[" in spec or "|" in spec:
+        return False
+    if _path_syntax(spec):
         return True
     try:
         return os.path.exists(spec)
@@ -182,6 +189,8 @@ def config_from_dict(
             code="too_deep",
         )
     data, prefix = _unwrap(data)
+    if cls is None:
+        _refuse_model_config(data)
     architecture = data.get("architecture")
     family = FAMILIES.get(architecture) if isinstance(architecture, str | None) else None
     if (
@@ -226,7 +235,9 @@ def config_from_dict(
     if family is BnConfig:
         fields.pop("architecture", None)
     if target is ConfigUnion or (cls is not None and issubclass(cls, ConfigUnion)):
-        return _union_from_dict(fields, target, prefix, strict=strict, dropped=dropped)
+        return _union_from_dict(
+            fields, target, prefix, strict=strict, dropped=dropped, specialise=cls is None
+        )
     if not strict:
         fields = _drop_unknown(fields, target, prefix, dropped)
     try:
@@ -234,6 +245,38 @@ def config_from_dict(
     except ConfigError as exc:
         raise ConfigError([p.prefixed(prefix) for p in exc.problems]) from None
     return config if cls is not None else _specialise(config)
+
+
+# Keys of a transformers model's config.json that no adapter config has.
+MODEL_CONFIG_KEYS = ("model_type", "architectures", "transformers_version", "vocab_size")
+
+
+def _refuse_model_config(data: Mapping[str, Any]) -> None:
+    """One clear problem for a model's config.json given instead of the adapter's config
+    (rather than one unknown-key problem per model setting)."""
+    found = [k for k in MODEL_CONFIG_KEYS if k in data]
+    if "architecture" in data or "model_type" not in found or len(found) < 2:
+        return
+    raise ConfigError(
+        [
+            Problem(
+                f"this looks like a model config ({', '.join(found[:2])}); give the adapter's "
+                "config",
+                Location(),
+                expected="an adapter config (an object with 'architecture' and the method's "
+                "fields) or a saved adapter's adapter_config.json",
+                found="a transformers model config" + _model_named(data),
+                suggestion="pass the adapter's adapter_config.json (or its directory), not the "
+                "model's config.json",
+                code="model_config",
+            )
+        ]
+    )
+
+
+def _model_named(data: Mapping[str, Any]) -> str:
+    model_type = data.get("model_type")
+    return f" of model_type {model_type!r}"[:60] if isinstance(model_type, str) else ""
 
 
 def _unwrap(data: Mapping[str, Any]) -> tuple[dict[str, Any], tuple[str | int, ...]]:
@@ -244,7 +287,7 @@ def _unwrap(data: Mapping[str, Any]) -> tuple[dict[str, Any], tuple[str | int, .
         # alone identifies the envelope; other top-level keys (the reference's meta_dict
         # entries, e.g. "task") describe the adapter and are not part of its config.
         if isinstance(data["config"], str):
-            return dict(load(data["config"]).to_dict()), ("config",)
+            return dict(_config_from_inner_string(data["config"]).to_dict()), ("config",)
         if not isinstance(data["config"], Mapping):
             raise ConfigError(
                 [
@@ -268,6 +311,35 @@ def _unwrap(data: Mapping[str, Any]) -> tuple[dict[str, Any], tuple[str | int, .
 
         return dict(from_peft(data).to_dict()), ()
     return data, ()
+
+
+def _config_from_inner_string(text: str) -> AdapterConfig:
+    """An envelope's ``"config": "<string>"``: an identifier or a config string, never a path.
+
+    Only a path given as the argument of ``load``/``load_file`` (or on the command line) is ever
+    opened; a string found inside data is data, whatever it looks like.
+    """
+    if text in IDENTIFIERS:
+        return preset_config(text)
+    try:
+        return parse(text)
+    except ConfigError as exc:
+        if _path_syntax(text):
+            raise ConfigError(
+                [
+                    Problem(
+                        "the saved adapter's 'config' names a file; a file named inside a "
+                        "config is never opened",
+                        Location(path=("config",)),
+                        expected="the config itself: an object (a config's to_dict()), an "
+                        "identifier or a config string",
+                        found=repr(text)[:80],
+                        suggestion="load that file by passing its path to load() instead",
+                        code="path_in_data",
+                    )
+                ]
+            ) from None
+        raise ConfigError([p.prefixed(("config",)) for p in exc.problems]) from None
 
 
 def _legacy_fixups(config: dict[str, Any], version: str | None) -> dict[str, Any]:
@@ -302,7 +374,7 @@ def _drop_unknown(
     prefix: tuple[str | int, ...],
     dropped: list[Problem] | None,
 ) -> dict[str, Any]:
-    known = set(cls.model_fields) | {"architecture"}
+    known = set(cls.model_fields) | {"architecture"} | cls._legacy_keys
     kept = {}
     for key, value in fields.items():
         if key in known:
@@ -315,7 +387,7 @@ def _drop_unknown(
                     Location(path=(*prefix, key)),
                     expected="a key of " + cls.__name__,
                     found=repr(value),
-                    suggestion=did_you_mean(key, sorted(known)),
+                    suggestion=cls.key_suggestion(key, sorted(known)),
                     code="dropped_key",
                 )
             )
@@ -329,6 +401,7 @@ def _union_from_dict(
     *,
     strict: bool,
     dropped: list[Problem] | None,
+    specialise: bool,
 ) -> AdapterConfig:
     extra = sorted(set(fields) - {"architecture", "configs"})
     problems = [
@@ -385,7 +458,8 @@ def _union_from_dict(
     try:
         if issubclass(cls, ConfigUnion) and cls is not ConfigUnion:
             return cls(configs=configs)
-        return ConfigUnion(*configs)
+        # Like single configs, a union dict comes back as the preset whose shape it has.
+        return (union_class_of(configs) if specialise else ConfigUnion)(configs=configs)
     except ConfigError as exc:
         # Rules about one member are located at it already (/configs/<i>).
         raise ConfigError(
@@ -434,19 +508,46 @@ def load_file(
     if p.is_dir():
         p = p / "adapter_config.json"
     name = str(p)
+    text = read_config_file(p, name)
+    return load_json_text(text, file=name, strict=strict, dropped=dropped)
+
+
+def read_config_file(p: Path, name: str) -> str:
+    """The text of a regular file of at most MAX_FILE_BYTES bytes, or a ConfigError.
+
+    Opened without blocking and checked after opening (no race with a swapped file), so that a
+    FIFO, a device such as /dev/zero or a huge file is refused instead of read.
+    """
     try:
-        if p.stat().st_size > MAX_FILE_BYTES:
-            raise ConfigError.single(
-                f"{name} is too large to be a config file",
-                expected=f"at most {MAX_FILE_BYTES} bytes",
-                found=f"{p.stat().st_size} bytes",
-            )
-        text = p.read_text(encoding="utf-8-sig")
+        fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
     except FileNotFoundError:
         raise ConfigError.single(f"no such config file: {name}", code="file_not_found") from None
-    except (OSError, ValueError) as exc:  # ValueError: undecodable text, NUL in the name
+    except (OSError, ValueError) as exc:  # ValueError: NUL in the name
         raise ConfigError.single(f"cannot read {name}: {exc}", code="file_unreadable") from None
-    return load_json_text(text, file=name, strict=strict, dropped=dropped)
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise ConfigError.single(
+                f"{name} is not a regular file",
+                expected="a JSON file (or a saved adapter's directory)",
+                found="a FIFO" if stat.S_ISFIFO(info.st_mode) else "a device or special file",
+                code="file_unreadable",
+            )
+        try:
+            data = handle.read(MAX_FILE_BYTES + 1)  # bounded, whatever st_size claims
+        except OSError as exc:
+            raise ConfigError.single(f"cannot read {name}: {exc}", code="file_unreadable") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise ConfigError.single(
+            f"{name} is too large to be a config file",
+            expected=f"at most {MAX_FILE_BYTES} bytes",
+            found=f"{max(info.st_size, len(data))} bytes",
+            code="file_too_large",
+        )
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError.single(f"cannot read {name}: {exc}", code="file_unreadable") from None
 
 
 def load_json_text(

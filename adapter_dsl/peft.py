@@ -30,11 +30,12 @@ Target modules. PEFT matches a list entry ``t`` against a module name ``n`` when
 modules and nothing else, and a regular expression otherwise: on BERT the suffix
 ``output.dense`` would also hit ``attention.output.dense`` (the attention output projection,
 never adapted here), so ``output_lora`` on BERT becomes a regex anchored at the layer path, and
-``leave_out`` becomes a negative lookahead on the layer index (PEFT ignores
+``leave_out`` becomes a layer-index pattern that excludes the listed indices (PEFT ignores
 ``layers_to_transform`` for regex targets). The regex accepts any prefix before the layer path,
 so it matches bare models (``encoder.layer.0…``) and models with a head (``bert.encoder…``).
 :func:`from_peft` runs PEFT's matching rules (including ``layers_to_transform``,
-``layers_pattern`` and ``exclude_modules``) against the module names of the model type, then
+``layers_pattern`` and ``exclude_modules``; regular expressions on RE2, see
+:mod:`adapter_dsl.peft_targets`) against the module names of the model type, then
 requires one set of adapted modules shared by every adapted layer, without any module that the
 reference never adapts (attention output projections, LLaMA's ``gate_proj``, poolers, heads).
 
@@ -75,11 +76,14 @@ from typing import Any
 
 from .errors import ConfigError, Location, Problem, did_you_mean
 from .methods.base import AdapterConfig
+from .peft_targets import Targeting, index_except, shown
 
 __all__ = ["MODULES", "PROBE_LAYERS", "ModelModules", "StackModules", "from_peft", "to_peft"]
 
 #: Layers probed per stack when ``num_layers`` is not given.
 PROBE_LAYERS = 64
+#: Most layers per stack that ``num_layers`` may give (the largest models have a few hundred).
+MAX_LAYERS = 4096
 
 #: Roles a module can play. ``q``/``k``/``v``/``qkv``/``intermediate``/``output`` are adaptable;
 #: ``never`` marks modules the reference never adapts.
@@ -235,40 +239,57 @@ def _raise(problems: list[Problem]) -> None:
         raise ConfigError(problems)
 
 
-def _model(model_type: str | None) -> ModelModules:
-    if model_type is None or model_type not in MODULES:
+def _model(model_type: Any) -> ModelModules:
+    if not isinstance(model_type, str) or model_type not in MODULES:
         raise ConfigError.single(
-            f"no PEFT module names are known for model type {model_type!r}",
+            f"no PEFT module names are known for model type {shown(model_type)}",
             expected="one of " + ", ".join(sorted(MODULES)),
-            found=repr(model_type),
-            suggestion=did_you_mean(str(model_type), MODULES),
+            found=shown(model_type),
+            suggestion=did_you_mean(model_type, MODULES) if isinstance(model_type, str) else None,
             code="unsupported_model",
         )
     return MODULES[model_type]
 
 
+def _layer_count(n: Any) -> int:
+    if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= MAX_LAYERS:
+        raise ConfigError.single(
+            "num_layers must give whole layer counts",
+            expected=f"an integer from 0 to {MAX_LAYERS} per stack of layers",
+            found=shown(n),
+            code="num_layers",
+        )
+    return n
+
+
 def _counts(model: ModelModules, num_layers: Counts) -> tuple[int, ...] | None:
     if num_layers is None:
         return None
-    if isinstance(num_layers, int):
+    if isinstance(num_layers, int) and not isinstance(num_layers, bool):
         if len(model.stacks) != 1:
             raise ConfigError.single(
                 f"'{model.model_type}' models have {len(model.stacks)} stacks of layers; "
                 "num_layers needs one count per stack",
                 expected="a tuple such as (encoder_layers, decoder_layers)",
-                found=repr(num_layers),
+                found=shown(num_layers),
                 code="num_layers",
             )
-        return (num_layers,)
-    counts = tuple(int(n) for n in num_layers)
-    if len(counts) != len(model.stacks):
+        return (_layer_count(num_layers),)
+    if not isinstance(num_layers, Sequence) or isinstance(num_layers, str | bytes):
+        raise ConfigError.single(
+            "num_layers must be a layer count or one count per stack of layers",
+            expected="an integer, or a tuple such as (encoder_layers, decoder_layers)",
+            found=shown(num_layers),
+            code="num_layers",
+        )
+    if len(num_layers) != len(model.stacks):
         raise ConfigError.single(
             f"num_layers needs {len(model.stacks)} counts for '{model.model_type}' models",
             expected=f"{len(model.stacks)} integers",
-            found=repr(num_layers),
+            found=shown(num_layers),
             code="num_layers",
         )
-    return counts
+    return tuple(_layer_count(n) for n in num_layers)
 
 
 def _re(path: str) -> str:
@@ -278,17 +299,23 @@ def _re(path: str) -> str:
 # -- to_peft -----------------------------------------------------------------------------------
 
 
-def to_peft(cfg: AdapterConfig, model_type: str, *, num_layers: Counts = None) -> dict[str, Any]:
+def to_peft(
+    cfg: AdapterConfig | str | Mapping[str, Any], model_type: str, *, num_layers: Counts = None
+) -> dict[str, Any]:
     """The PEFT ``adapter_config.json`` dict that computes what ``cfg`` computes on ``model_type``.
+
+    ``cfg`` is a config object, or an identifier, config string or dict that ``load`` reads.
 
     ``num_layers`` (an int, or one count per stack such as ``(6, 6)`` for BART) is needed only
     when ``leave_out`` names decoder layers of an encoder-decoder model. Raises ``ConfigError``
     listing everything PEFT cannot express.
     """
+    from .methods.bottleneck import BnConfig
     from .methods.lora import LoRAConfig, MTLLoRAConfig
     from .methods.prefix_tuning import PrefixTuningConfig
     from .methods.prompt_tuning import PromptTuningConfig
 
+    cfg = _as_config(cfg)
     if isinstance(cfg, MTLLoRAConfig):
         raise ConfigError(
             [
@@ -306,9 +333,9 @@ def to_peft(cfg: AdapterConfig, model_type: str, *, num_layers: Counts = None) -
         return _prefix_to_peft(cfg)
     if isinstance(cfg, PromptTuningConfig):
         return _prompt_to_peft(cfg)
-    architecture = getattr(cfg, "architecture", None)
+    bottleneck = isinstance(cfg, BnConfig)
+    architecture = "bottleneck" if bottleneck else cfg.architecture
     what = {
-        None: "bottleneck adapters",
         "bottleneck": "bottleneck adapters",
         "union": "combinations of methods (unions)",
         "reft": "ReFT interventions",
@@ -319,9 +346,27 @@ def to_peft(cfg: AdapterConfig, model_type: str, *, num_layers: Counts = None) -
                 "architecture",
                 f"PEFT cannot express {what} as the reference defines them",
                 expected="a LoRA, IA³, DoRA, prefix-tuning or prompt-tuning config",
-                found=repr(architecture) if architecture else "a bottleneck config",
+                found="a bottleneck config" if bottleneck else repr(architecture),
             )
         ]
+    )
+
+
+def _as_config(cfg: Any) -> AdapterConfig:
+    """A config object, or an identifier / config string / dict read as one (never a path)."""
+    if isinstance(cfg, AdapterConfig):
+        return cfg
+    from .loading import config_from_dict, parse
+
+    if isinstance(cfg, str):
+        return parse(cfg)
+    if isinstance(cfg, Mapping):
+        return config_from_dict(cfg)
+    raise ConfigError.single(
+        "to_peft() takes a config",
+        expected="a config object, an identifier, a config string or a config dict",
+        found=type(cfg).__name__,
+        code="type",
     )
 
 
@@ -475,9 +520,7 @@ def _target_modules(
         local = sorted(
             {i - offset for i in leave_out if i >= offset and (size is None or i < offset + size)}
         )
-        index = r"\d+"
-        if local:
-            index = r"(?!(?:" + "|".join(str(i) for i in local) + r")\.)\d+"
+        index = index_except(local)  # no lookahead: matched with RE2 (see peft_targets)
         body = "|".join(_re(p) for p in paths)
         parts.append(f"{_re(stack.layers)}\\.{index}\\.(?:{body})")
     return r"(?:.*\.)?(?:" + "|".join(parts) + ")"
@@ -633,16 +676,26 @@ def from_peft(
         raise ConfigError.single(
             "a PEFT config must be a JSON object", expected="an object", found=type(data).__name__
         )
+    bad_keys = [k for k in data if not isinstance(k, str)]
+    if bad_keys:
+        raise ConfigError.single(
+            "PEFT config keys must be strings",
+            expected="string keys",
+            found=", ".join(shown(k, 40) for k in bad_keys[:3]),
+            code="type",
+        )
     peft_type = data.get("peft_type")
-    if peft_type not in _PEFT_TYPES:
+    if not isinstance(peft_type, str) or peft_type not in _PEFT_TYPES:
         raise ConfigError(
             [
                 _problem(
                     "peft_type",
-                    f"PEFT method {peft_type!r} has no counterpart here",
+                    f"PEFT method {shown(peft_type)} has no counterpart here",
                     expected="one of " + ", ".join(repr(t) for t in _PEFT_TYPES),
-                    found=repr(peft_type),
-                    suggestion=did_you_mean(str(peft_type), _PEFT_TYPES),
+                    found=shown(peft_type),
+                    suggestion=did_you_mean(peft_type, _PEFT_TYPES)
+                    if isinstance(peft_type, str)
+                    else None,
                     code="unknown_peft_type",
                 )
             ]
@@ -654,14 +707,16 @@ def from_peft(
     fields = _lora_fields(data, peft_type == "IA3")
     if model_type is not None:
         model = _model(model_type)
-        fields.update(_placement(data, model, _counts(model, num_layers)))
+        counts = _counts(model, num_layers)
+        fields.update(_placement(data, _targeting(data), model, counts))
         return _build_lora(fields)
+    targeting = _targeting(data)
     results: dict[str, dict[str, Any]] = {}
     errors: dict[str, ConfigError] = {}
     for name, model in MODULES.items():
         try:
             counts = _counts(model, num_layers)
-            results[name] = _placement(data, model, counts)
+            results[name] = _placement(data, targeting, model, counts)
         except ConfigError as exc:
             errors[name] = exc
     distinct = {repr(sorted(r.items())) for r in results.values()}
@@ -680,7 +735,7 @@ def from_peft(
                 + "; ".join(f"{n}: {_describe(r)}" for n, r in results.items())
                 + ")",
                 expected="a model_type argument",
-                found=repr(data.get("target_modules")),
+                found=shown(data.get("target_modules")),
                 suggestion="pass model_type='" + next(iter(results)) + "' (or another)",
                 code="ambiguous_model_type",
             )
@@ -720,7 +775,7 @@ def _check_unknown(data: Mapping[str, Any], handled: set[str]) -> list[Problem]:
                 key,
                 f"the PEFT option '{key}' has no counterpart here",
                 expected="its default (None, False or empty)",
-                found=repr(value)[:80],
+                found=shown(value),
             )
         )
     return problems
@@ -730,10 +785,28 @@ def _number(data: Mapping[str, Any], key: str, default: Any, problems: list[Prob
     value = data.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int | float):
         problems.append(
-            _problem(key, f"'{key}' must be a number", expected="a number", found=repr(value))
+            _problem(key, f"'{key}' must be a number", expected="a number", found=shown(value))
         )
         return default
     return value
+
+
+def _flag(data: Mapping[str, Any], key: str, problems: list[Problem]) -> bool:
+    """A PEFT boolean: JSON true/false (or null for false), as PEFT writes them; a string such
+    as "false" is a problem, not a truthy value."""
+    value = data.get(key)
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    problems.append(
+        _problem(
+            key,
+            f"'{key}' must be true or false",
+            expected="true or false",
+            found=shown(value),
+            code="type",
+        )
+    )
+    return False
 
 
 def _lora_fields(data: Mapping[str, Any], ia3: bool) -> dict[str, Any]:
@@ -751,7 +824,7 @@ def _lora_fields(data: Mapping[str, Any], ia3: bool) -> dict[str, Any]:
                     "PEFT IA³ scales the input of feed-forward modules; IA³ here scales "
                     "module outputs only, so this cannot be expressed",
                     expected="an empty list",
-                    found=repr(ff)[:80],
+                    found=shown(ff),
                     suggestion="move the modules to output scaling (target_modules only) "
                     "and retrain, or leave them out",
                 )
@@ -768,23 +841,23 @@ def _lora_fields(data: Mapping[str, Any], ia3: bool) -> dict[str, Any]:
         }
         r = _number(data, "r", 8, problems)
         alpha = _number(data, "lora_alpha", 8, problems)
-        if data.get("use_rslora"):
-            alpha = alpha * math.sqrt(r)  # scaling alpha/sqrt(r) == (alpha*sqrt(r))/r
+        if _flag(data, "use_rslora", problems):
+            alpha = _rslora_alpha(alpha, r, problems)
         fields.update(
             r=r,
             alpha=alpha,
             dropout=_number(data, "lora_dropout", 0.0, problems),
-            use_dora=bool(data.get("use_dora", False)),
+            use_dora=_flag(data, "use_dora", problems),
         )
         init = data.get("init_lora_weights", True)
         if init not in (True, False, "gaussian"):
             problems.append(
                 _problem(
                     "init_lora_weights",
-                    f"init_lora_weights={init!r} changes the base model's weights or needs "
-                    "data; only initialisations of the LoRA matrices themselves convert",
+                    f"init_lora_weights={shown(init, 40)} changes the base model's weights or "
+                    "needs data; only initialisations of the LoRA matrices themselves convert",
                     expected="True, False or 'gaussian'",
-                    found=repr(init),
+                    found=shown(init),
                 )
             )
         bias = data.get("bias", "none")
@@ -796,12 +869,38 @@ def _lora_fields(data: Mapping[str, Any], ia3: bool) -> dict[str, Any]:
                     "PEFT's bias training changes the base model's biases, which an adapter "
                     "here cannot hold",
                     expected="'none'",
-                    found=repr(bias),
+                    found=shown(bias),
                 )
             )
     problems.extend(_check_unknown(data, handled))
     _raise(problems)
     return fields
+
+
+def _rslora_alpha(alpha: Any, r: Any, problems: list[Problem]) -> Any:
+    """rsLoRA scales by alpha/√r, which is (alpha·√r)/r: the alpha that LoRA's alpha/r needs."""
+    if r <= 0:
+        return alpha  # the r field reports it
+    try:
+        value = alpha * math.sqrt(r)
+    except OverflowError:
+        value = math.inf
+    if not math.isfinite(value):
+        problems.append(
+            _problem(
+                "r",
+                "with use_rslora, r and lora_alpha give a scaling too large to represent",
+                expected="a rank and an alpha of sensible size",
+                found=f"r={shown(r, 40)}, lora_alpha={shown(alpha, 40)}",
+                code="too_large",
+            )
+        )
+        return 8
+    return value
+
+
+def _targeting(data: Mapping[str, Any]) -> Targeting:
+    return Targeting.of(data, _as_targets(data))
 
 
 def _as_targets(data: Mapping[str, Any]) -> str | list[str]:
@@ -819,19 +918,7 @@ def _as_targets(data: Mapping[str, Any]) -> str | list[str]:
                     )
                 ]
             )
-        try:
-            re.compile(target)
-        except re.error as exc:
-            raise ConfigError(
-                [
-                    _problem(
-                        "target_modules",
-                        f"target_modules is not a valid regular expression: {exc}",
-                        found=repr(target),
-                    )
-                ]
-            ) from None
-        return target
+        return target  # compiled (with RE2) by Targeting
     if isinstance(target, list | tuple | set | frozenset) and all(
         isinstance(t, str) for t in target
     ):
@@ -843,50 +930,21 @@ def _as_targets(data: Mapping[str, Any]) -> str | list[str]:
                 "this PEFT config names no target_modules (PEFT would pick per-model "
                 "defaults); it must name the modules to adapt",
                 expected="a list of module names or a regular expression",
-                found=repr(target)[:80],
+                found=shown(target),
                 code="missing" if target is None else "type",
             )
         ]
     )
 
 
-def _peft_match(data: Mapping[str, Any], target: str | list[str], key: str) -> bool:
-    """PEFT's ``check_target_module_exists`` for one module name."""
-    exclude = data.get("exclude_modules")
-    if exclude:
-        if isinstance(exclude, str):
-            if re.fullmatch(exclude, key):
-                return False
-        elif key in exclude or any(key.endswith(f".{e}") for e in exclude):
-            return False
-    if isinstance(target, str):
-        return re.fullmatch(target, key) is not None
-    if key in target:
-        return True
-    found = any(key.endswith(f".{t}") for t in target)
-    indexes = data.get("layers_to_transform")
-    if found and indexes is not None and (not isinstance(indexes, list) or indexes):
-        pattern = data.get("layers_pattern")
-        match = None
-        if not pattern:
-            match = re.match(r".*?\.[^.]*\.(?P<idx>\d+)\.", key)
-        else:
-            for p in [pattern] if isinstance(pattern, str) else pattern:
-                match = re.match(rf"(?:^|.*?\.){p}\.(?P<idx>\d+)\.", key)
-                if match is not None:
-                    break
-        if match is None:
-            return False
-        index = int(match.group("idx"))
-        return index == indexes if isinstance(indexes, int) else index in indexes
-    return found
-
-
 def _placement(
-    data: Mapping[str, Any], model: ModelModules, counts: tuple[int, ...] | None
+    data: Mapping[str, Any],
+    targeting: Targeting,
+    model: ModelModules,
+    counts: tuple[int, ...] | None,
 ) -> dict[str, Any]:
     """selfattn/intermediate/output flags, attn_matrices and leave_out for ``model``."""
-    target = _as_targets(data)
+    target = data.get("target_modules")
     if data.get("modules_to_save"):
         raise ConfigError(
             [
@@ -895,14 +953,14 @@ def _placement(
                     "modules_to_save trains full copies of base-model modules, which an "
                     "adapter here cannot hold",
                     expected="None",
-                    found=repr(data["modules_to_save"])[:80],
+                    found=shown(data["modules_to_save"]),
                 )
             ]
         )
     prefixes = ("", f"{model.base_prefix}.")
 
     def hit(path: str) -> bool:
-        return any(_peft_match(data, target, p + path) for p in prefixes)
+        return any(targeting.matches(p + path) for p in prefixes)
 
     problems: dict[str, Problem] = {}
     for path in model.outside:
@@ -911,7 +969,7 @@ def _placement(
                 "target_modules",
                 f"target_modules also matches '{path}', outside the transformer layers, "
                 "which the reference never adapts",
-                found=repr(target)[:80],
+                found=shown(target),
             )
     layer_roles: dict[int, frozenset[str]] = {}
     offset = 0
@@ -937,7 +995,7 @@ def _placement(
                             f"'{sorted(required - found)[0]}' in layer {i} of {stack.layers}; "
                             "the reference adapts the same matrices in every attention module "
                             "(cross-attention included)",
-                            found=repr(target)[:80],
+                            found=shown(target),
                         ),
                     )
                 if found:
@@ -958,13 +1016,13 @@ def _placement(
                         for role in ADAPTABLE
                         for p in model.stacks[0].roles.get(role, ())[:1]
                     ),
-                    found=repr(target)[:80],
+                    found=shown(target),
                     code="no_match",
                 )
             ]
         )
     if len(used) > 1:
-        shown = "; ".join(
+        listing = "; ".join(
             f"layer {i}: {', '.join(sorted(r)) or 'nothing'}"
             for i, r in list(layer_roles.items())[:4]
         )
@@ -973,10 +1031,10 @@ def _placement(
                 _problem(
                     "target_modules",
                     "target_modules adapts different modules in different layers ("
-                    + shown
+                    + listing
                     + "); the reference adapts one set of modules in every layer it does "
                     "not leave out",
-                    found=repr(target)[:80],
+                    found=shown(target),
                 )
             ]
         )
@@ -1028,7 +1086,7 @@ def _never_problem(
         "target_modules",
         f"target_modules also matches '{stack.layers}.{index}.{path}' ({what}), which the "
         "reference never adapts",
-        found=repr(target)[:80],
+        found=shown(target),
         suggestion=suggestion,
     )
 
@@ -1040,7 +1098,7 @@ def _prefix_from_peft(data: Mapping[str, Any]) -> AdapterConfig:
     handled = {"num_virtual_tokens", "prefix_projection", "encoder_hidden_size", "init_weights"}
     problems.extend(_check_unknown(data, handled))
     length = _number(data, "num_virtual_tokens", 30, problems)
-    projection = bool(data.get("prefix_projection", False))
+    projection = _flag(data, "prefix_projection", problems)
     fields: dict[str, Any] = {"prefix_length": length, "flat": not projection}
     if projection:
         size = data.get("encoder_hidden_size")
@@ -1051,7 +1109,7 @@ def _prefix_from_peft(data: Mapping[str, Any]) -> AdapterConfig:
                     "prefix_projection needs encoder_hidden_size (the projection's width) to "
                     "convert; PEFT fills it in from the model only when the model is built",
                     expected="an integer",
-                    found=repr(size),
+                    found=shown(size),
                 )
             )
         else:
@@ -1078,9 +1136,9 @@ def _prompt_from_peft(data: Mapping[str, Any]) -> AdapterConfig:
         problems.append(
             _problem(
                 "prompt_tuning_init",
-                f"prompt_tuning_init={init!r} has no counterpart here",
+                f"prompt_tuning_init={shown(init, 40)} has no counterpart here",
                 expected="'RANDOM' or 'TEXT'",
-                found=repr(init),
+                found=shown(init),
             )
         )
     _raise(problems)

@@ -188,3 +188,79 @@ def test_table_matches_backend_architectures() -> None:
                 backend = tuple(getattr(a, key) for a in attns if getattr(a, key))
                 assert stack.roles.get(key, ()) == backend, (model_type, key)
             assert {a.o for a in attns} <= set(stack.roles["never"]), model_type
+
+
+LLAMA_Q = {"peft_type": "LORA", "target_modules": ["q_proj"]}
+
+ESCAPES = [
+    ({**LLAMA_Q, "use_rslora": True, "r": 2**1100}, {}, "/r", "too large"),
+    ({**LLAMA_Q, "use_rslora": True, "r": -4}, {}, "/r", "greater than or equal to 1"),
+    ({**LLAMA_Q, "exclude_modules": "("}, {}, "/exclude_modules", "not a valid regular"),
+    (
+        {**LLAMA_Q, "layers_pattern": "(", "layers_to_transform": [0]},
+        {},
+        "/layers_pattern",
+        "not a valid regular",
+    ),
+    ({**LLAMA_Q, "exclude_modules": 5}, {}, "/exclude_modules", "list of module names"),
+    ({**LLAMA_Q, "layers_to_transform": "0"}, {}, "/layers_to_transform", "layer index"),
+    ({**LLAMA_Q, "target_modules": "(?!x).*q_proj"}, {}, "/target_modules", "linear time"),
+    ({**LLAMA_Q, "peft_type": 10**5000}, {}, "/peft_type", "too large to show"),
+    ({**LLAMA_Q, "bias": 10**5000}, {}, "/bias", "changes the base model"),
+    (LLAMA_Q, {"model_type": []}, "", "model type []"),
+    (LLAMA_Q, {"num_layers": "x"}, "", "one count per stack"),
+    (LLAMA_Q, {"num_layers": 10**6}, "", "from 0 to 4096"),
+    (LLAMA_Q, {"num_layers": True}, "", "layer count"),
+]
+
+
+@pytest.mark.parametrize(("data", "kwargs", "pointer", "text"), ESCAPES)
+def test_bad_peft_input_is_a_located_config_error(
+    data: dict[str, object], kwargs: dict[str, object], pointer: str, text: str
+) -> None:
+    kwargs = {"model_type": "llama", **kwargs}
+    with pytest.raises(ConfigError, match=re.escape(text)) as info:
+        from_peft(data, **kwargs)  # type: ignore[arg-type]
+    assert info.value.problems[0].location.pointer == pointer
+
+
+def test_a_catastrophic_pattern_is_matched_in_linear_time() -> None:
+    # (.*)*x backtracks exponentially in Python's re on a 30-character name; RE2 cannot.
+    with pytest.raises(ConfigError, match="matches no adaptable module"):
+        from_peft({"peft_type": "LORA", "target_modules": "(.*)*x"})
+    data = {"peft_type": "LORA", "target_modules": "(.*)*q_proj", "exclude_modules": "(.*)*x"}
+    assert from_peft(data, "llama") == parse("lora[attn_matrices=['q']]")
+
+
+@pytest.mark.parametrize("key", ["use_dora", "use_rslora"])
+def test_peft_booleans_are_strict(key: str) -> None:
+    assert from_peft({**LLAMA_Q, key: False}, "llama") == from_peft(LLAMA_Q, "llama")
+    with pytest.raises(ConfigError, match=f"'{key}' must be true or false") as info:
+        from_peft({**LLAMA_Q, key: "false"}, "llama")
+    assert info.value.problems[0].location.pointer == f"/{key}"
+
+
+def test_prefix_projection_is_strict() -> None:
+    flat = {"peft_type": "PREFIX_TUNING", "num_virtual_tokens": 30}
+    assert from_peft({**flat, "prefix_projection": False}) == parse("prefix_tuning_flat")
+    with pytest.raises(ConfigError, match="must be true or false"):
+        from_peft({**flat, "prefix_projection": "false"})
+
+
+def test_load_of_a_peft_file_reports_the_same_problem(tmp_path: object) -> None:
+    from pathlib import Path
+
+    path = Path(str(tmp_path)) / "adapter_config.json"
+    path.write_text('{"peft_type": "LORA", "target_modules": ["q_proj"], "use_dora": "false"}')
+    with pytest.raises(ConfigError, match="must be true or false"):
+        load(path)
+
+
+@pytest.mark.parametrize("excluded", [[1], [0, 11], [1, 10, 100], list(range(12))])
+def test_leave_out_patterns_need_no_lookahead(excluded: list[int]) -> None:
+    from adapter_dsl.peft_targets import index_except
+
+    pattern = index_except(excluded)
+    assert "(?" not in pattern.replace("(?:", "")
+    for n in range(1200):
+        assert bool(re.fullmatch(pattern, str(n))) == (n not in excluded)

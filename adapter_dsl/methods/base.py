@@ -12,7 +12,7 @@ Contract of every config object:
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -78,6 +78,12 @@ class AdapterConfig(BaseModel):
     _family_root: ClassVar[type[AdapterConfig] | None] = None
     # Fields the reference does not serialise; emitted by to_dict() only when non-default.
     _extension_fields: ClassVar[frozenset[str]] = frozenset()
+    # Keys of older file formats that the class translates when constructed (not fields):
+    # lenient loading keeps them, so that both modes apply the same translation.
+    _legacy_keys: ClassVar[frozenset[str]] = frozenset()
+    # Other libraries' names for fields (PEFT's vocabulary): an unknown key that is one of them
+    # gets the field as its suggestion. key → field, or (field, how they differ).
+    _synonyms: ClassVar[Mapping[str, str | tuple[str, str]]] = {}
 
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
@@ -225,6 +231,16 @@ class AdapterConfig(BaseModel):
         return config_from_dict(data, cls=None if cls is AdapterConfig else cls)
 
     @classmethod
+    def key_suggestion(cls, key: str, candidates: Iterable[str] | None = None) -> str | None:
+        """The suggestion for an unknown ``key``: the field another library's name stands for,
+        else the closest of ``candidates`` (default: the fields)."""
+        synonym = cls._synonyms.get(key)
+        if synonym is None:
+            return did_you_mean(key, cls.model_fields if candidates is None else candidates)
+        field, note = synonym if isinstance(synonym, tuple) else (synonym, "")
+        return f"did you mean '{field}'? ('{key}' is its name elsewhere, e.g. in PEFT{note})"
+
+    @classmethod
     def field_expectation(cls, name: str) -> str | None:
         """The ``Expect`` text declared on a field's type, if any."""
         info = cls.model_fields.get(name)
@@ -275,7 +291,7 @@ def problems_from_validation(exc: ValidationError, cls: type[AdapterConfig]) -> 
                     Location(path=(field,)),
                     expected="one of " + ", ".join(fields),
                     found=repr(field),
-                    suggestion=did_you_mean(field, fields),
+                    suggestion=cls.key_suggestion(field),
                     code="unknown_key",
                 )
             )

@@ -124,6 +124,8 @@ class BnConfig(AdapterConfig):
         0.0, description="Stochastic-depth drop rate on the up-projection."
     )
 
+    _legacy_keys: ClassVar[frozenset[str]] = frozenset({"invertible_adapter"})
+
     @model_validator(mode="before")
     @classmethod
     def _legacy_invertible_key(cls, data: Any) -> Any:

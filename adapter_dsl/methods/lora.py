@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from collections.abc import Mapping
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
@@ -74,6 +75,20 @@ class LoRAConfig(AdapterConfig):
         None, description="VeRA: initial value of the scaling vector b (a number selects VeRA)."
     )
     dtype: Dtype = Field(None, description="Torch dtype of the new parameters.")
+
+    _synonyms: ClassVar[Mapping[str, str | tuple[str, str]]] = {
+        "rank": "r",
+        "lora_r": "r",
+        "lora_alpha": "alpha",
+        "lora_dropout": "dropout",
+        "init_lora_weights": "init_weights",
+        "target_modules": (
+            "attn_matrices",
+            "; here attn_matrices with selfattn_lora, intermediate_lora and output_lora choose "
+            "the modules",
+        ),
+        "layers_to_transform": ("leave_out", "; leave_out lists the layers left without LoRA"),
+    }
 
     @model_validator(mode="after")
     def _cross_field_rules(self) -> LoRAConfig:

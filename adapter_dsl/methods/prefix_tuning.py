@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Mapping
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
@@ -31,6 +32,12 @@ class PrefixTuningConfig(AdapterConfig):
     init_weights_seed: OptionalSeed = Field(
         None, description="Seed for initialising the prefix modules."
     )
+
+    _synonyms: ClassVar[Mapping[str, str | tuple[str, str]]] = {
+        "num_virtual_tokens": "prefix_length",
+        "encoder_hidden_size": "bottleneck_size",
+        "prefix_projection": ("flat", "; flat=True is prefix_projection=False"),
+    }
 
 
 PrefixTuningConfig._family_root = PrefixTuningConfig

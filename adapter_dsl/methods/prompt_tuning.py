@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, model_validator
@@ -37,6 +38,15 @@ class PromptTuningConfig(AdapterConfig):
     random_uniform_scale: PositiveNumber = Field(
         0.5, description="Half-width of the uniform initialisation (random_uniform)."
     )
+
+    _synonyms: ClassVar[Mapping[str, str | tuple[str, str]]] = {
+        "num_virtual_tokens": "prompt_length",
+        "prompt_tuning_init": (
+            "prompt_init",
+            "; its 'RANDOM' and 'TEXT' are 'random_uniform' and 'from_string' here",
+        ),
+        "prompt_tuning_init_text": "prompt_init_text",
+    }
 
     @model_validator(mode="after")
     def _cross_field_rules(self) -> PromptTuningConfig:

@@ -15,7 +15,14 @@ from .bottleneck import BnConfig, ParBnConfig, SeqBnConfig
 from .lora import LoRAConfig
 from .prefix_tuning import PrefixTuningConfig
 
-__all__ = ["ConfigUnion", "MAMConfig", "UniPELTConfig", "apply_changes"]
+__all__ = [
+    "PRESET_UNIONS",
+    "ConfigUnion",
+    "MAMConfig",
+    "UniPELTConfig",
+    "apply_changes",
+    "union_class_of",
+]
 
 
 def _members_from_input(value: Any) -> Any:
@@ -263,7 +270,10 @@ def apply_changes(
                     Location(path=path),
                     expected="a key of one of the members: " + ", ".join(fields),
                     found=repr(key),
-                    suggestion=did_you_mean(key, fields),
+                    suggestion=next(
+                        (type(m).key_suggestion(key) for m in members if key in type(m)._synonyms),
+                        did_you_mean(key, fields),
+                    ),
                     code="unknown_key",
                 )
             )
@@ -297,15 +307,20 @@ class _PresetUnion(ConfigUnion):
         kinds = ", ".join(
             f"{n}: {t.__name__}" for n, t in zip(cls.member_names, cls.member_types, strict=True)
         )
-        if len(members) != len(cls.member_types) or not all(
-            isinstance(m, t) for m, t in zip(members, cls.member_types, strict=False)
-        ):
+        if not cls.fits(members):
             raise ConfigError.single(
                 f"{cls.__name__} combines {kinds}",
                 expected=f"{cls.__name__}({', '.join(cls.member_names)}) with configs of those kinds",
                 found=", ".join(type(m).__name__ for m in members),
                 code="wrong_class",
             )
+
+    @classmethod
+    def fits(cls, members: Sequence[AdapterConfig]) -> bool:
+        """Whether ``members`` have this preset's member kinds, in its order."""
+        return len(members) == len(cls.member_types) and all(
+            isinstance(m, t) for m, t in zip(members, cls.member_types, strict=True)
+        )
 
     def __init__(self, *members: AdapterConfig, **data: Any) -> None:
         if members:
@@ -365,3 +380,12 @@ class UniPELTConfig(_PresetUnion):
 
 
 ConfigUnion._family_root = ConfigUnion
+
+#: Unions with named members, in the order a union of matching member kinds is read as them.
+PRESET_UNIONS: tuple[type[_PresetUnion], ...] = (MAMConfig, UniPELTConfig)
+
+
+def union_class_of(members: Sequence[AdapterConfig]) -> type[ConfigUnion]:
+    """The preset union whose member kinds ``members`` have (so that a reloaded MAM dict keeps
+    its member names), else ConfigUnion."""
+    return next((c for c in PRESET_UNIONS if c.fits(members)), ConfigUnion)
