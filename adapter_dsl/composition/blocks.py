@@ -463,7 +463,7 @@ class Average(AdapterCompositionBlock):
         if weights is None:
             weights = (1 / n,) * n
         elif normalize:
-            total = math.fsum(weights)
+            total = sum(weights)
             if total == 0:
                 problems.append(
                     Problem(
@@ -485,7 +485,7 @@ class Average(AdapterCompositionBlock):
         return self.weights == (1 / n,) * n
 
     def _sums_to_one(self) -> bool:
-        return abs(math.fsum(self.weights) - 1) <= _SUM_TOLERANCE
+        return abs(sum(self.weights) - 1) <= _SUM_TOLERANCE
 
     def _arguments(self) -> tuple[tuple[str, Any], ...]:
         return (("weights", self.weights),)
