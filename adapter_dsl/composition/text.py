@@ -49,10 +49,21 @@ def _parse_cached(text: str) -> AdapterCompositionBlock:  # blocks are immutable
         spans[()] = spans[("children", 0)] = tree.span
         return Stack(tree.name)
     block = _from_call(tree, (), spans, key_spans, problems)
-    problems += structure_problems(block)
+    # An unknown block stands in as a Stack: its own nesting is not judged.
+    unknown = [p.location.path for p in problems if p.code == "unknown_block"]
+    problems += [
+        p for p in structure_problems(block) if not any(_about(p.location.path, u) for u in unknown)
+    ]
     if problems:
         raise ConfigError([_locate(p, spans, key_spans) for p in problems], source=text)
     return block
+
+
+def _about(path: Path, block: Path) -> bool:
+    """Whether a problem at ``path`` is about the block at ``block`` or its direct children."""
+    return path == block or (
+        path[: len(block) + 1] == (*block, "children") and len(path) <= len(block) + 2
+    )
 
 
 def _from_call(
@@ -70,7 +81,7 @@ def _from_call(
         problems.append(
             Problem(
                 f"unknown composition block {call.name!r}",
-                Location(span=call.name_span),
+                Location(path=path, span=call.name_span),
                 expected="one of " + ", ".join(BLOCKS),
                 found=repr(call.name),
                 suggestion=did_you_mean(call.name, BLOCKS),
@@ -126,7 +137,7 @@ def _locate(problem: Problem, spans: dict[Path, Span], key_spans: dict[Path, Spa
     """A problem located by path in the block tree, located by span in the text instead."""
     loc = problem.location
     if loc.span is not None:
-        return problem
+        return problem.with_location(path=())
     path = loc.path
     if problem.code == "unknown_keyword" and path in key_spans:
         return problem.with_location(path=(), span=key_spans[path])
@@ -226,9 +237,13 @@ def dumps_setup(setup: AdapterCompositionBlock | str) -> str:
     """
     if isinstance(setup, str):
         return _format_name(setup)
-    if is_single(setup):  # what the bare name loads as
+    if is_single(setup):  # at the top, what a bare name loads as
         return _format_name(setup.first())
-    args = [dumps_setup(c) for c in setup.children]
+    return _dump_block(setup)
+
+
+def _dump_block(setup: AdapterCompositionBlock) -> str:
+    args = [_format_name(c) if isinstance(c, str) else _dump_block(c) for c in setup.children]
     args += [f"{key}={_format_value(value)}" for key, value in setup._repr_kwargs()]
     return f"{type(setup).__name__}({', '.join(args)})"
 
