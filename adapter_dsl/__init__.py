@@ -205,7 +205,7 @@ __all__ = [
 
 
 def json_schema(kind: str = "config") -> dict[str, Any]:
-    """The JSON Schema of config dicts (``"config"``) or saved-adapter files (``"saved-adapter"``)."""
+    """A JSON Schema: ``"config"``, ``"saved-adapter"``, ``"fusion-config"`` or ``"adapter-setup"``."""
     from .schema import build_schema
 
     return build_schema(kind)

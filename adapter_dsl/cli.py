@@ -543,10 +543,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add(
         "schema",
-        "Print or write the JSON Schema files (config dicts and saved adapter files).",
+        "Print or write the JSON Schema files (config dicts, saved adapter, fusion and setup files).",
         "adapter-dsl schema --output schemas",
     )
-    p.add_argument("--kind", choices=("config", "saved-adapter", "all"), default=None)
+    p.add_argument(
+        "--kind",
+        choices=("config", "saved-adapter", "fusion-config", "adapter-setup", "all"),
+        default=None,
+    )
     p.add_argument(
         "-o", "--output", metavar="DIR", help="write the files into DIR instead of printing"
     )
