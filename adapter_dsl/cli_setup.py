@@ -82,14 +82,10 @@ def load_spec(arg: str, what: str, text: str | None = None) -> tuple[Any, Any, s
         if path.is_dir():
             path = path / (_SETUP_FILE if what == SETUP else _FUSION_FILE)
         try:
-            raw = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError.single(f"cannot read {path}: {exc}", code="file_unreadable") from None
-        data = _json(raw, file=str(path))
-        try:
-            return load(data), data, "file"
-        except ConfigError as exc:
-            raise exc.located(file=str(path)) from None
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            data = None  # the loader says what is wrong, with line and column
+        return load(path), data, "file"
     return load(source.strip()), None, "string"
 
 

@@ -131,3 +131,14 @@ def test_config_union_is_a_sequence_of_its_members() -> None:
     with pytest.raises(IndexError):
         union[2]
     assert len(load("lora|seq_bn")) == 2
+
+
+def test_fusion_file_problems_have_line_and_column(tmp_path: Path) -> None:
+    data = {"config": {**DynamicAdapterFusionConfig().to_dict(), "dropout_prob": 3}}
+    path = tmp_path / "adapter_fusion_config.json"
+    path.write_text(json.dumps(data, indent=2))
+    with pytest.raises(ConfigError) as info:
+        load_fusion_config(tmp_path)
+    problem = info.value.problems[0]
+    assert problem.location.file == str(path)
+    assert problem.location.line == 12 and problem.location.pointer == "/config/dropout_prob"

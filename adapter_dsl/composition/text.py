@@ -9,13 +9,17 @@ a string and by JSON pointer in a dict.
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import re
 from collections.abc import Mapping
 from functools import lru_cache
+from pathlib import Path as FilePath
 from typing import Any
 
 from ..errors import ConfigError, Location, Path, Problem, did_you_mean
+from ..jsonpos import line_col, locate
 from ..syntax.ast import Span
 from ..syntax.setup import Call, Keyword, Name, parse_setup_text
 from .blocks import (
@@ -27,7 +31,9 @@ from .blocks import (
     structure_problems,
 )
 
-__all__ = ["dumps_setup", "load_setup", "parse_setup"]
+__all__ = ["SETUP_FILE", "dumps_setup", "load_setup", "load_setup_file", "parse_setup"]
+
+SETUP_FILE = "adapter_setup.json"  # what the reference's save_adapter_setup writes
 
 
 def parse_setup(text: str) -> AdapterCompositionBlock:
@@ -154,6 +160,8 @@ def load_setup(spec: Any) -> AdapterCompositionBlock:
         return spec  # validated when built
     if isinstance(spec, str):
         return parse_setup(spec)
+    if isinstance(spec, os.PathLike):
+        return load_setup_file(spec)
     if isinstance(spec, Mapping):
         data: Any = spec
         prefix: Path = ()
@@ -180,6 +188,50 @@ def load_setup(spec: Any) -> AdapterCompositionBlock:
         found=type(spec).__name__,
         code="invalid_type",
     )
+
+
+def load_setup_file(path: str | os.PathLike[str]) -> AdapterCompositionBlock:
+    """The setup of an ``adapter_setup.json`` file (or of the directory holding one); problems
+    carry the file, line and column."""
+    p = FilePath(path)
+    if p.is_dir():
+        p = p / SETUP_FILE
+    name = str(p)
+    try:
+        text = p.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise ConfigError.single(f"no such setup file: {name}", code="file_not_found") from None
+    except (OSError, ValueError) as exc:
+        raise ConfigError.single(f"cannot read {name}: {exc}", code="file_unreadable") from None
+    try:
+        data = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        pos = getattr(exc, "pos", 0)
+        line, column = line_col(text, pos)
+        problem = Problem(
+            f"invalid JSON: {getattr(exc, 'msg', 'nested too deeply')}",
+            Location(span=(pos, pos + 1), line=line, column=column, file=name),
+            code="json_syntax",
+        )
+        raise ConfigError([problem], source=text) from None
+    if not isinstance(data, Mapping):
+        raise ConfigError.single(
+            f"{name} does not hold an adapter setup",
+            expected='an object such as {"adapter_setup": {"type": "Stack", ...}}',
+            found=f"a JSON {type(data).__name__}",
+            code="invalid_type",
+        )
+    try:
+        return load_setup(data)
+    except ConfigError as exc:
+        located = []
+        for problem in exc.problems:
+            start, end = locate(text, problem.location.path, key=problem.code == "unknown_key")
+            line, column = line_col(text, start)
+            located.append(
+                problem.with_location(span=(start, end), line=line, column=column, file=name)
+            )
+        raise ConfigError(located, source=text) from None
 
 
 def _from_list(
