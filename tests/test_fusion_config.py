@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import adapter_dsl
 from adapter_dsl import (
@@ -142,3 +144,20 @@ def test_fusion_file_problems_have_line_and_column(tmp_path: Path) -> None:
     problem = info.value.problems[0]
     assert problem.location.file == str(path)
     assert problem.location.line == 12 and problem.location.pointer == "/config/dropout_prob"
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    st.fixed_dictionaries(
+        {name: st.booleans() for name in AdapterFusionConfig.model_fields if name != "dropout_prob"}
+        | {"dropout_prob": st.one_of(st.none(), st.floats(0, 0.99, allow_nan=False))}
+    )
+)
+def test_fusion_round_trips(values: dict[str, object]) -> None:
+    config = AdapterFusionConfig(**values)
+    assert load_fusion_config(dumps(config)) == config
+    assert load_fusion_config(config.to_dict()) == config
+    assert (
+        load_fusion_config(json.loads(json.dumps(config.to_dict()))).to_dict() == config.to_dict()
+    )
+    assert dumps(load_fusion_config(dumps(config))) == dumps(config)
