@@ -10,9 +10,7 @@ a string and by JSON pointer in a dict.
 from __future__ import annotations
 
 import json
-import math
 import os
-import re
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path as FilePath
@@ -28,10 +26,19 @@ from .blocks import (
     Fuse,
     Stack,
     block_from_dict,
+    dumps_setup,
+    is_single,
     structure_problems,
 )
 
-__all__ = ["SETUP_FILE", "dumps_setup", "load_setup", "load_setup_file", "parse_setup"]
+__all__ = [
+    "SETUP_FILE",
+    "dumps_setup",
+    "is_single",
+    "load_setup",
+    "load_setup_file",
+    "parse_setup",
+]
 
 SETUP_FILE = "adapter_setup.json"  # what the reference's save_adapter_setup writes
 
@@ -258,50 +265,3 @@ def _from_list(
     block, own = cls.assemble(children, {})
     problems += [p.prefixed(path) for p in own]
     return block
-
-
-# -- canonical printing -------------------------------------------------------------------------
-
-_BARE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_\-.@/+]*\Z")
-_WORDS = frozenset({"True", "False", "None"})
-
-
-def _format_name(name: str) -> str:
-    if _BARE_NAME.match(name) and name not in _WORDS:
-        return name
-    return repr(name)
-
-
-def _format_value(value: Any) -> str:
-    if isinstance(value, tuple | list):
-        return "[" + ", ".join(_format_value(v) for v in value) + "]"
-    if isinstance(value, float) and not math.isfinite(value):  # pragma: no cover - validated
-        raise ValueError(value)
-    return repr(value)
-
-
-def dumps_setup(setup: AdapterCompositionBlock | str) -> str:
-    """The canonical setup string: ``parse_setup(dumps_setup(s)) == s``.
-
-    Keyword arguments appear only where they differ from the defaults (a Fuse name only when
-    custom, weights only when not uniform, ``normalize_weights=False`` only when the weights
-    do not sum to 1); sizes are always written as lists.
-    """
-    if isinstance(setup, str):
-        return _format_name(setup)
-    if is_single(setup):  # at the top, what a bare name loads as
-        return _format_name(setup.first())
-    return _dump_block(setup)
-
-
-def _dump_block(setup: AdapterCompositionBlock) -> str:
-    args = [_format_name(c) if isinstance(c, str) else _dump_block(c) for c in setup.children]
-    args += [f"{key}={_format_value(value)}" for key, value in setup._repr_kwargs()]
-    return f"{type(setup).__name__}({', '.join(args)})"
-
-
-def is_single(setup: AdapterCompositionBlock) -> bool:
-    """Whether a setup is one adapter alone (``Stack(name)``, what a bare name loads as)."""
-    return (
-        isinstance(setup, Stack) and len(setup.children) == 1 and isinstance(setup.children[0], str)
-    )
