@@ -36,9 +36,6 @@ __all__ = [
     "structure_problems",
 ]
 
-Child = "str | AdapterCompositionBlock"
-
-
 class _Bad(Exception):
     """A keyword value that cannot be used: what was expected, and the path inside the value."""
 
@@ -236,7 +233,7 @@ class AdapterCompositionBlock(Sequence["str | AdapterCompositionBlock"]):
         return hash(self._key())
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild, (type(self).__name__, self.to_dict()))
+        return (_rebuild, (self.to_dict(),))
 
     # -- the reference's Sequence interface and helpers --------------------------------------
 
@@ -316,6 +313,10 @@ class AdapterCompositionBlock(Sequence["str | AdapterCompositionBlock"]):
 
     def __str__(self) -> str:
         return dumps_setup(self)
+
+
+# A child of a block: an adapter name or a nested block.
+Child = str | AdapterCompositionBlock
 
 
 def _last_name(child: str | AdapterCompositionBlock) -> str:
@@ -714,7 +715,7 @@ def _shape(path: Path, expected: str, found: Any) -> Problem:
     )
 
 
-def _rebuild(type_name: str, data: dict[str, Any]) -> AdapterCompositionBlock:
+def _rebuild(data: dict[str, Any]) -> AdapterCompositionBlock:
     return AdapterCompositionBlock.from_dict(data)
 
 
