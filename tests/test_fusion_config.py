@@ -161,3 +161,23 @@ def test_fusion_round_trips(values: dict[str, object]) -> None:
         load_fusion_config(json.loads(json.dumps(config.to_dict()))).to_dict() == config.to_dict()
     )
     assert dumps(load_fusion_config(dumps(config))) == dumps(config)
+
+
+def test_errors_say_what_was_invalid() -> None:
+    import pickle
+
+    with pytest.raises(ConfigError) as info:
+        load_fusion_config("dinamic")
+    assert str(info.value).startswith("invalid AdapterFusion config\n")
+    with pytest.raises(ConfigError) as setup_info:
+        adapter_dsl.parse_setup("Stak(a)")
+    assert str(setup_info.value).startswith("invalid adapter setup\n")
+    with pytest.raises(ConfigError) as block_info:
+        adapter_dsl.Stack()
+    assert str(block_info.value).startswith("invalid adapter setup\n")
+    again = pickle.loads(pickle.dumps(setup_info.value))
+    assert str(again) == str(setup_info.value)
+    assert str(pickle.loads(pickle.dumps(info.value))) == str(info.value)
+    with pytest.raises(ConfigError) as config_info:
+        load("lora[r=0]")
+    assert str(config_info.value).startswith("invalid adapter config\n")

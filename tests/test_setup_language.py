@@ -205,7 +205,7 @@ def test_every_problem_at_once() -> None:
         "repeated_child",
         "unknown_block",
     ]
-    assert str(err).startswith("invalid adapter config (4 problems)")
+    assert str(err).startswith("invalid adapter setup (4 problems)")
 
 
 @pytest.mark.parametrize(

@@ -36,6 +36,7 @@ __all__ = [
     "structure_problems",
 ]
 
+
 class _Bad(Exception):
     """A keyword value that cannot be used: what was expected, and the path inside the value."""
 
@@ -135,7 +136,7 @@ class AdapterCompositionBlock(Sequence["str | AdapterCompositionBlock"]):
         problems = self._fill(children, kwargs)
         problems += structure_problems(self)
         if problems:
-            raise ConfigError(problems)
+            raise ConfigError(problems, subject=SUBJECT)
 
     @classmethod
     def assemble(
@@ -298,7 +299,7 @@ class AdapterCompositionBlock(Sequence["str | AdapterCompositionBlock"]):
         block, problems = block_from_dict(data, ())
         problems += structure_problems(block)
         if problems:
-            raise ConfigError(problems)
+            raise ConfigError(problems, subject=SUBJECT)
         return block
 
     # -- printing ----------------------------------------------------------------------------
@@ -314,6 +315,8 @@ class AdapterCompositionBlock(Sequence["str | AdapterCompositionBlock"]):
     def __str__(self) -> str:
         return dumps_setup(self)
 
+
+SUBJECT = "adapter setup"  # the first line of a setup's ConfigError: "invalid adapter setup"
 
 # A child of a block: an adapter name or a nested block.
 Child = str | AdapterCompositionBlock

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
-from functools import lru_cache
+from collections.abc import Callable, Mapping
+from functools import lru_cache, wraps
 from pathlib import Path as FilePath
 from typing import Any
 
@@ -22,6 +22,7 @@ from ..syntax.ast import Span
 from ..syntax.setup import Call, Keyword, Name, parse_setup_text
 from .blocks import (
     BLOCKS,
+    SUBJECT,
     AdapterCompositionBlock,
     Fuse,
     Stack,
@@ -43,6 +44,24 @@ __all__ = [
 SETUP_FILE = "adapter_setup.json"  # what the reference's save_adapter_setup writes
 
 
+def _setup_errors(
+    fn: Callable[[Any], AdapterCompositionBlock],
+) -> Callable[[Any], AdapterCompositionBlock]:
+    """Errors of a setup say so on their first line ("invalid adapter setup")."""
+
+    @wraps(fn)
+    def wrapper(spec: Any) -> AdapterCompositionBlock:
+        try:
+            return fn(spec)
+        except ConfigError as exc:
+            if exc.subject == SUBJECT:
+                raise
+            raise ConfigError(exc.problems, exc.source, subject=SUBJECT) from None
+
+    return wrapper
+
+
+@_setup_errors
 def parse_setup(text: str) -> AdapterCompositionBlock:
     """Parse and validate a setup string; a bare adapter name is ``Stack(name)``."""
     if not isinstance(text, str):
@@ -161,6 +180,7 @@ def _locate(problem: Problem, spans: dict[Path, Span], key_spans: dict[Path, Spa
     return problem.with_location(path=(), span=spans.get(path))
 
 
+@_setup_errors
 def load_setup(spec: Any) -> AdapterCompositionBlock:
     """A validated setup from a block, a setup string or name, a list or the reference's JSON form."""
     if isinstance(spec, AdapterCompositionBlock):
@@ -197,6 +217,7 @@ def load_setup(spec: Any) -> AdapterCompositionBlock:
     )
 
 
+@_setup_errors
 def load_setup_file(path: str | os.PathLike[str]) -> AdapterCompositionBlock:
     """The setup of an ``adapter_setup.json`` file (or of the directory holding one); problems
     carry the file, line and column."""
