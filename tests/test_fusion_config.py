@@ -95,8 +95,11 @@ def test_partial_dicts_name_every_missing_field() -> None:
 def test_fusion_configs_do_not_mix_with_adapter_configs() -> None:
     with pytest.raises(ConfigError, match="cannot join a union"):
         load_fusion_config("dynamic") | load("lora")  # type: ignore[operator]
-    with pytest.raises(ConfigError, match="unknown adapter identifier 'dynamic'"):
-        load("dynamic")
+    with pytest.raises(ConfigError, match="unknown adapter identifier 'dynamic'") as info:
+        load("dynamic[temperature=True]")
+    assert info.value.problems[0].suggestion == (
+        "'dynamic' is an AdapterFusion config: use load_fusion_config()"
+    )
     with pytest.raises(ConfigError, match="cannot load a fusion config"):
         load_fusion_config(3)
 
