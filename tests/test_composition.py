@@ -213,3 +213,11 @@ def test_setup_files_with_line_and_column(tmp_path: Path) -> None:
         load_setup(tmp_path / "list.json")
     with pytest.raises(ConfigError, match="no such setup file"):
         load_setup(tmp_path / "missing.json")
+
+
+def test_one_problem_per_place_in_a_dict() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_setup({"type": "Stack"})
+    (problem,) = info.value.problems
+    assert problem.message == "a composition block needs 'children'"
+    assert problem.location.pointer == "/children"

@@ -34,6 +34,7 @@ __all__ = [
     "dumps_setup",
     "is_single",
     "structure_problems",
+    "with_structure",
 ]
 
 
@@ -297,7 +298,7 @@ class AdapterCompositionBlock(Sequence["str | AdapterCompositionBlock"]):
     def from_dict(cls, data: Any) -> AdapterCompositionBlock:
         """The block of a ``to_dict()`` (the reference's JSON form); ConfigError lists every problem."""
         block, problems = block_from_dict(data, ())
-        problems += structure_problems(block)
+        problems = with_structure(problems, block)
         if problems:
             raise ConfigError(problems, subject=SUBJECT)
         return block
@@ -629,6 +630,13 @@ def structure_problems(
     return problems
 
 
+def with_structure(problems: list[Problem], block: AdapterCompositionBlock) -> list[Problem]:
+    """``problems`` of the values plus the structure's, except where a value problem already
+    says what is wrong at the same place (a malformed ``children`` is not also "empty")."""
+    seen = {p.location.path for p in problems}
+    return problems + [p for p in structure_problems(block) if p.location.path not in seen]
+
+
 def _unknown_keyword(cls: type[AdapterCompositionBlock], key: str) -> Problem:
     names = [kw.name for kw in cls.KEYWORDS]
     return Problem(
@@ -675,7 +683,18 @@ def block_from_dict(data: Any, path: Path) -> tuple[AdapterCompositionBlock, lis
             )
         )
     children_data = data.get("children")
-    if not isinstance(children_data, list):
+    if "children" not in data:
+        problems.append(
+            Problem(
+                "a composition block needs 'children'",
+                Location(path=(*path, "children")),
+                expected="a list of adapters and blocks",
+                found="no 'children' key",
+                code="missing",
+            )
+        )
+        children_data = []
+    elif not isinstance(children_data, list):
         problems.append(_shape((*path, "children"), "a list", children_data))
         children_data = []
     if data.get("type") == "single":

@@ -30,6 +30,7 @@ from .blocks import (
     dumps_setup,
     is_single,
     structure_problems,
+    with_structure,
 )
 
 __all__ = [
@@ -197,7 +198,7 @@ def load_setup(spec: Any) -> AdapterCompositionBlock:
             if isinstance(data, str):
                 return parse_setup(data)
         block, problems = block_from_dict(data, ())
-        problems += structure_problems(block)
+        problems = with_structure(problems, block)
         if problems:
             raise ConfigError([p.prefixed(prefix) for p in problems])
         return block
@@ -205,7 +206,7 @@ def load_setup(spec: Any) -> AdapterCompositionBlock:
         problems = []
         top = _from_list(spec, 0, (), problems)
         assert isinstance(top, AdapterCompositionBlock)  # a list is never a name
-        problems += structure_problems(top)
+        problems = with_structure(problems, top)
         if problems:
             raise ConfigError(problems)
         return top
