@@ -435,3 +435,16 @@ def test_random_dicts_only_ever_raise_config_error(data: Any) -> None:
         assert all(isinstance(p.location.pointer, str) for p in exc.problems)
     else:
         assert load_setup(setup.to_dict()) == setup
+
+
+def test_a_setup_given_as_a_config_says_so() -> None:
+    from adapter_dsl import load
+
+    with pytest.raises(ConfigError) as info:
+        load("Stack(a, Fuse(b, c))")
+    assert info.value.problems[0].suggestion == (
+        "this is an adapter setup, not a config: read it with parse_setup()"
+    )
+    from adapter_dsl.syntax.parser import _SETUP_BLOCKS
+
+    assert set(BLOCKS) == _SETUP_BLOCKS  # the syntax layer's copy of the block names
