@@ -221,3 +221,14 @@ def test_one_problem_per_place_in_a_dict() -> None:
     (problem,) = info.value.problems
     assert problem.message == "a composition block needs 'children'"
     assert problem.location.pointer == "/children"
+
+
+def test_absurdly_nested_input_is_refused_without_recursion_errors() -> None:
+    data: dict[str, object] = {"type": "single", "children": ["a"]}
+    nested: list[object] = ["a"]
+    for _ in range(5000):
+        data = {"type": "Stack", "children": [data]}
+        nested = [nested]
+    for spec in (data, nested):
+        with pytest.raises(ConfigError, match="nested more than 32 levels deep"):
+            load_setup(spec)

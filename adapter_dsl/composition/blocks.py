@@ -34,6 +34,7 @@ __all__ = [
     "dumps_setup",
     "is_single",
     "structure_problems",
+    "too_deep_input",
     "with_structure",
 ]
 
@@ -664,12 +665,28 @@ def _block_class(type_name: Any, path: Path) -> tuple[type[AdapterCompositionBlo
     ]
 
 
+# Valid setups nest a few levels at most (the depth rule); deeper input is refused before it is
+# walked, so that no input can exhaust the interpreter's recursion limit.
+MAX_NESTING = 32
+
+
+def too_deep_input(path: Path) -> Problem:
+    return Problem(
+        f"the adapter setup is nested more than {MAX_NESTING} levels deep",
+        Location(path=path),
+        expected=f"at most {MAX_NESTING} levels of blocks",
+        code="too_deep",
+    )
+
+
 def block_from_dict(data: Any, path: Path) -> tuple[AdapterCompositionBlock, list[Problem]]:
     """A block from the reference's JSON form, with the problems of its values (not its nesting);
     ``{"type": "single", ...}`` at the top is that adapter alone, ``Stack(name)``."""
     problems: list[Problem] = []
     if not isinstance(data, Mapping):
         return Stack("<setup>"), [_shape(path, "an object with 'type' and 'children'", data)]
+    if len(path) > 2 * MAX_NESTING:
+        return Stack("<setup>"), [too_deep_input(path)]
     unknown = set(data) - {"type", "children", "kwargs"}
     for key in sorted(unknown, key=str):
         problems.append(

@@ -1,4 +1,4 @@
-"""Setups from every input the reference accepts, and their canonical string.
+"""Setups from every input the reference accepts (their canonical string: ``dumps_setup``).
 
 ``load_setup`` takes a block, a setup string (``"Stack(a, Fuse(b, c))"``), a bare adapter name
 (``Stack(name)``, as the reference's ``parse_composition`` makes it), a list (the reference's
@@ -22,6 +22,7 @@ from ..syntax.ast import Span
 from ..syntax.setup import Call, Keyword, Name, parse_setup_text
 from .blocks import (
     BLOCKS,
+    MAX_NESTING,
     SUBJECT,
     AdapterCompositionBlock,
     Fuse,
@@ -30,6 +31,7 @@ from .blocks import (
     dumps_setup,
     is_single,
     structure_problems,
+    too_deep_input,
     with_structure,
 )
 
@@ -78,8 +80,7 @@ def _parse_cached(text: str) -> AdapterCompositionBlock:  # blocks are immutable
     spans: dict[Path, Span] = {}
     key_spans: dict[Path, Span] = {}
     problems: list[Problem] = []
-    if isinstance(tree, Name):
-        spans[()] = spans[("children", 0)] = tree.span
+    if isinstance(tree, Name):  # a bare name: that adapter alone
         return Stack(tree.name)
     block = _from_call(tree, (), spans, key_spans, problems)
     # An unknown block stands in as a Stack: its own nesting is not judged.
@@ -269,6 +270,9 @@ def _from_list(
     # The reference's rule: a list is a Stack, except at the second level, where it is a Fuse.
     if isinstance(spec, str | AdapterCompositionBlock):
         return spec
+    if level > MAX_NESTING:
+        problems.append(too_deep_input(path))
+        return "<adapter>"
     if not isinstance(spec, list | tuple):
         problems.append(
             Problem(
