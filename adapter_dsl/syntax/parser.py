@@ -66,12 +66,6 @@ _HINTS = {
 }
 
 
-# Block names of the setup language (adapter_dsl.composition), which people pass to load().
-_SETUP_BLOCKS = frozenset(
-    {"Stack", "Fuse", "Split", "BatchSplit", "Parallel", "Average", "MultiTask"}
-)
-
-
 def grammar_text() -> str:
     """The grammar the package ships (identical to ``grammar/adapter_config.lark``)."""
     return resources.files(__package__).joinpath("adapter_config.lark").read_text("utf-8")
@@ -440,6 +434,12 @@ def _syntax_error(
         ],
         source=text,
     )
+
+
+# Block names of the setup language (adapter_dsl.composition), which people pass to load().
+_SETUP_BLOCKS = frozenset(
+    {"Stack", "Fuse", "Split", "BatchSplit", "Parallel", "Average", "MultiTask"}
+)
 
 
 def _unexpected_character(text: str, pos: int, allowed: set[str] | None) -> ConfigError:
