@@ -17,7 +17,20 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .canonical import dumps
+    from .composition import (
+        AdapterCompositionBlock,
+        Average,
+        BatchSplit,
+        Fuse,
+        MultiTask,
+        Parallel,
+        Split,
+        Stack,
+        load_setup,
+        parse_setup,
+    )
     from .errors import ConfigError, ConfigWarning, Location, Problem
+    from .fusion import load_fusion_config
     from .loading import config_from_dict as from_dict
     from .loading import load, load_file, load_lenient, parse
     from .methods.base import AdapterConfig
@@ -31,6 +44,11 @@ if TYPE_CHECKING:
         ParBnConfig,
         SeqBnConfig,
         SeqBnInvConfig,
+    )
+    from .methods.fusion import (
+        AdapterFusionConfig,
+        DynamicAdapterFusionConfig,
+        StaticAdapterFusionConfig,
     )
     from .methods.lora import (
         DoRAConfig,
@@ -83,6 +101,8 @@ for _name in [
 for _name in [
     "DoRAConfig",
     "DvoRAConfig",
+    "DynamicAdapterFusionConfig",
+    "Fuse",
     "IA3Config",
     "LoRAConfig",
     "MTLLoRAConfig",
@@ -93,6 +113,22 @@ for _name in ["DiReftConfig", "LoReftConfig", "NoReftConfig", "ReftConfig"]:
     _LAZY[_name] = (".methods.reft", _name)
 for _name in ["ConfigUnion", "MAMConfig", "UniPELTConfig"]:
     _LAZY[_name] = (".methods.union", _name)
+for _name in [
+    "AdapterCompositionBlock",
+    "Average",
+    "BatchSplit",
+    "Fuse",
+    "MultiTask",
+    "Parallel",
+    "Split",
+    "Stack",
+    "load_setup",
+    "parse_setup",
+]:
+    _LAZY[_name] = (".composition", _name)
+for _name in ["AdapterFusionConfig", "DynamicAdapterFusionConfig", "StaticAdapterFusionConfig"]:
+    _LAZY[_name] = (".methods.fusion", _name)
+_LAZY["load_fusion_config"] = (".fusion", "load_fusion_config")
 
 
 def __getattr__(name: str) -> Any:
@@ -113,8 +149,12 @@ __version__ = "0.1.0"
 
 __all__ = [
     "IDENTIFIERS",
+    "AdapterCompositionBlock",
     "AdapterConfig",
+    "AdapterFusionConfig",
     "AdapterPlusConfig",
+    "Average",
+    "BatchSplit",
     "BnConfig",
     "CompacterConfig",
     "CompacterPlusPlusConfig",
@@ -126,20 +166,27 @@ __all__ = [
     "DoubleSeqBnConfig",
     "DoubleSeqBnInvConfig",
     "DvoRAConfig",
+    "DynamicAdapterFusionConfig",
+    "Fuse",
     "IA3Config",
     "LoRAConfig",
     "LoReftConfig",
     "Location",
     "MAMConfig",
     "MTLLoRAConfig",
+    "MultiTask",
     "NoReftConfig",
     "ParBnConfig",
+    "Parallel",
     "PrefixTuningConfig",
     "Problem",
     "PromptTuningConfig",
     "ReftConfig",
     "SeqBnConfig",
     "SeqBnInvConfig",
+    "Split",
+    "Stack",
+    "StaticAdapterFusionConfig",
     "UniPELTConfig",
     "VeraConfig",
     "dumps",
@@ -148,14 +195,17 @@ __all__ = [
     "json_schema",
     "load",
     "load_file",
+    "load_fusion_config",
     "load_lenient",
+    "load_setup",
     "parse",
+    "parse_setup",
     "to_peft",
 ]
 
 
 def json_schema(kind: str = "config") -> dict[str, Any]:
-    """The JSON Schema of config dicts (``"config"``) or saved-adapter files (``"saved-adapter"``)."""
+    """A JSON Schema: ``"config"``, ``"saved-adapter"``, ``"fusion-config"`` or ``"adapter-setup"``."""
     from .schema import build_schema
 
     return build_schema(kind)

@@ -171,11 +171,15 @@ class ConfigError(ValueError):
     error is built (errors are re-located and re-raised on their way out).
     """
 
-    def __init__(self, problems: Sequence[Problem], source: str | None = None) -> None:
+    def __init__(
+        self, problems: Sequence[Problem], source: str | None = None, *, subject: str | None = None
+    ) -> None:
         if not problems:
             raise ValueError("ConfigError needs at least one problem")
         self.problems: tuple[Problem, ...] = tuple(problems)
         self.source = source
+        # What was invalid, for the first line ("invalid adapter setup"); configs by default.
+        self.subject = subject or "adapter config"
         self._rendered: str | None = None
         super().__init__()
 
@@ -204,18 +208,22 @@ class ConfigError(ValueError):
         return cls([problem], source=source)
 
     def with_source(self, source: str | None) -> ConfigError:
-        return ConfigError(self.problems, source=source)
+        return ConfigError(self.problems, source=source, subject=self.subject)
 
     def located(self, **changes: Any) -> ConfigError:
         """The same error with every problem's location updated (e.g. ``file=...``)."""
-        return ConfigError([p.with_location(**changes) for p in self.problems], source=self.source)
+        return ConfigError(
+            [p.with_location(**changes) for p in self.problems],
+            source=self.source,
+            subject=self.subject,
+        )
 
     def to_list(self) -> list[dict[str, Any]]:
         return [p.to_dict() for p in self.problems]
 
     def _render(self) -> str:
         n = len(self.problems)
-        head = "invalid adapter config" + (f" ({n:,} problems)" if n > 1 else "")
+        head = f"invalid {self.subject}" + (f" ({n:,} problems)" if n > 1 else "")
         lines = [head]
         for problem in self.problems[:MAX_RENDERED]:
             loc = problem.location
@@ -237,7 +245,13 @@ class ConfigError(ValueError):
         return self._rendered
 
     def __reduce__(self) -> tuple[Any, ...]:  # picklable across processes (e.g. DDP, xdist)
-        return (ConfigError, (self.problems, self.source))
+        return (_rebuild_error, (self.problems, self.source, self.subject))
+
+
+def _rebuild_error(
+    problems: Sequence[Problem], source: str | None, subject: str | None
+) -> ConfigError:
+    return ConfigError(problems, source, subject=subject)
 
 
 class ConfigWarning(UserWarning):

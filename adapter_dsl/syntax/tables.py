@@ -36,7 +36,7 @@ __all__ = [
 
 # Grammars under grammar/ that the package ships: grammar/<name>.lark is the only source; the
 # package holds a generated copy (<name>.lark) and its tables (<name>.tables.json).
-GRAMMARS = ("adapter_config",)
+GRAMMARS = ("adapter_config", "adapter_setup")
 
 # The lark options the driver's tree-shaping rules assume (see lalr.py).
 LARK_OPTIONS: dict[str, Any] = {
