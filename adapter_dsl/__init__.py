@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from .methods.union import ConfigUnion, MAMConfig, UniPELTConfig
     from .peft import from_peft, to_peft
     from .registry import IDENTIFIERS
+    from .spec import AdapterSpec, AdapterSpecDict
 
 # Public name → (module, attribute). Resolved on first access (PEP 562), so that
 # `import adapter_dsl` costs a few milliseconds and tools that only import it (to check a
@@ -67,6 +68,8 @@ _LAZY: dict[str, tuple[str, str]] = {
     "PromptTuningConfig": (".methods.prompt_tuning", "PromptTuningConfig"),
     "from_peft": (".peft", "from_peft"),
     "to_peft": (".peft", "to_peft"),
+    "AdapterSpec": (".spec", "AdapterSpec"),
+    "AdapterSpecDict": (".spec", "AdapterSpecDict"),
 }
 for _name in [
     "AdapterPlusConfig",
@@ -115,6 +118,8 @@ __all__ = [
     "IDENTIFIERS",
     "AdapterConfig",
     "AdapterPlusConfig",
+    "AdapterSpec",
+    "AdapterSpecDict",
     "BnConfig",
     "CompacterConfig",
     "CompacterPlusPlusConfig",

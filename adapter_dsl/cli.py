@@ -33,10 +33,12 @@ examples:
   adapter-dsl explain "unipelt[lora.r=4]"
   adapter-dsl convert "lora[r=16]" --output adapter_config.json
   adapter-dsl convert adapter_config.json                              # -> lora[r=16]
+  adapter-dsl validate adapter.yaml && adapter-dsl validate pyproject.toml --key tool.adapter
+  adapter-dsl convert "lora[r=16]" --to yaml                          # or --to toml
   adapter-dsl schema --output schemas
 
-A SPEC is an identifier (lora), a config string (lora[r=16]|seq_bn), a path to a JSON file
-(a config dict or a saved adapter's adapter_config.json), a JSON object ('{"architecture": ...}')
+A SPEC is an identifier (lora), a config string (lora[r=16]|seq_bn), a path to a JSON, YAML
+or TOML file (a config dict or a saved adapter's adapter_config.json), a JSON object ('{"architecture": ...}')
 or '-' for standard input.
 
 exit codes:
@@ -112,7 +114,7 @@ def _read_stdin() -> str:
     return sys.stdin.read()
 
 
-def _resolve(arg: str, *, lenient: bool = False) -> _Input:
+def _resolve(arg: str, *, lenient: bool = False, key: str | None = None) -> _Input:
     from .errors import ConfigError
     from .loading import load_file, load_json_text
     from .registry import IDENTIFIERS
@@ -147,7 +149,7 @@ def _resolve(arg: str, *, lenient: bool = False) -> _Input:
                 item.data = _json_or_none(Path(arg).read_text(encoding="utf-8"))
             except (OSError, UnicodeDecodeError):
                 item.data = None
-            item.config = load_file(arg, strict=not lenient, dropped=item.dropped)
+            item.config = load_file(arg, strict=not lenient, dropped=item.dropped, key=key)
         else:
             item.kind, item.text = "string", arg
             item.config = _load_value(arg, lenient, item.dropped)
@@ -167,7 +169,7 @@ def _load_value(spec: str, lenient: bool, dropped: list[Any]) -> AdapterConfig:
 
 
 def _is_path(arg: str) -> bool:
-    if arg.endswith(".json") and "[" not in arg:
+    if arg.endswith((".json", ".yaml", ".yml", ".toml")) and "[" not in arg:
         return True
     if "[" in arg or "|" in arg:
         return False
@@ -187,7 +189,7 @@ def _json_or_none(text: str) -> Any:
 def _cmd_validate(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     from .canonical import dumps
 
-    items = [_resolve(a, lenient=args.lenient) for a in args.specs]
+    items = [_resolve(a, lenient=args.lenient, key=args.key) for a in args.specs]
     invalid = sum(1 for i in items if i.error is not None)
     if args.json:
         results = []
@@ -424,7 +426,7 @@ def _cmd_convert(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     from .errors import ConfigError
     from .peft import from_peft, to_peft
 
-    item = _resolve(args.spec)
+    item = _resolve(args.spec, key=args.key)
     if isinstance(item.data, dict) and "peft_type" in item.data and args.model_type:
         # A PEFT config read against the given model type's module names.
         try:
@@ -452,6 +454,16 @@ def _cmd_convert(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
         if args.schema_ref:
             data = {"$schema": args.schema_ref, **data}
         text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    elif to in ("yaml", "toml"):
+        from .fileformats import dump_document
+
+        data = item.config.to_dict()
+        if to == "toml":
+            data = _without_nulls(data)
+            if _reload(data) != item.config:
+                err.write("error: this config needs null values, which TOML cannot write\n")
+                return EXIT_INVALID
+        text = dump_document(data, to, schema_ref=args.schema_ref)
     else:
         text = dumps(item.config) + "\n"
     if args.output in (None, "-"):
@@ -460,6 +472,25 @@ def _cmd_convert(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
         Path(args.output).write_text(text, encoding="utf-8")
         err.write(f"wrote {args.output}\n")
     return EXIT_OK
+
+
+def _without_nulls(value: Any) -> Any:
+    # Dropped keys take their defaults when read back; the caller checks nothing changed.
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value
+
+
+def _reload(data: Any) -> Any:
+    from .errors import ConfigError
+    from .loading import load
+
+    try:
+        return load(data)
+    except ConfigError:
+        return None
 
 
 # -- argument parsing --------------------------------------------------------------------------
@@ -471,6 +502,14 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> Any:
         self.print_usage(sys.stderr)
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n(see '{self.prog} --help')\n")
+
+
+def _add_key_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--key",
+        metavar="DOTTED",
+        help="in YAML and TOML files, read the config at this key (e.g. tool.adapter)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -522,6 +561,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="drop unknown keys of dicts and files with a warning instead of failing",
     )
+    _add_key_option(p)
     p.set_defaults(func=_cmd_validate)
 
     p = add(
@@ -563,9 +603,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("spec", metavar="SPEC")
     p.add_argument(
         "--to",
-        choices=("auto", "json", "string", "peft", "adapters"),
+        choices=("auto", "json", "yaml", "toml", "string", "peft", "adapters"),
         default="auto",
-        help="output form; auto: strings and identifiers become JSON, JSON becomes a string; "
+        help="output form; auto: strings and identifiers become JSON, files become a string; "
         "peft: a PEFT adapter_config.json (needs --model-type); adapters: the reference's "
         "JSON (also for PEFT input)",
     )
@@ -580,8 +620,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--schema-ref",
         metavar="URI",
-        help='add a "$schema" key with this URI to JSON output (for editors)',
+        help='point editors at a JSON Schema: a "$schema" key in JSON, the '
+        "yaml-language-server modeline in YAML, a #:schema comment in TOML",
     )
+    _add_key_option(p)
     p.set_defaults(func=_cmd_convert)
     return parser
 

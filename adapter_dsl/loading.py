@@ -113,7 +113,7 @@ def _looks_like_path(spec: str) -> bool:
     # Config strings never contain a path separator outside brackets, and never end in .json.
     if "[" in spec or "|" in spec:
         return False
-    if spec.endswith(".json") or "/" in spec or os.sep in spec:
+    if spec.endswith((".json", ".yaml", ".yml", ".toml")) or "/" in spec or os.sep in spec:
         return True
     try:
         return os.path.exists(spec)
@@ -421,9 +421,11 @@ def load_file(
     *,
     strict: bool = True,
     dropped: list[Problem] | None = None,
+    key: str | None = None,
 ) -> AdapterConfig:
-    """A config from a JSON file (or a saved adapter's directory, which holds
-    ``adapter_config.json``); problems carry the file, line, column and JSON pointer."""
+    """A config from a JSON, YAML (``.yaml``/``.yml``) or TOML (``.toml``) file, or a saved
+    adapter's directory (which holds ``adapter_config.json``); problems carry the file, line,
+    column and JSON pointer. ``key`` (YAML/TOML) names a sub-table, dotted: ``"tool.adapter"``."""
     p = Path(path)
     if p.is_dir():
         p = p / "adapter_config.json"
@@ -440,7 +442,77 @@ def load_file(
         raise ConfigError.single(f"no such config file: {name}", code="file_not_found") from None
     except (OSError, ValueError) as exc:  # ValueError: undecodable text, NUL in the name
         raise ConfigError.single(f"cannot read {name}: {exc}", code="file_unreadable") from None
+    fmt = p.suffix.lower()
+    if fmt in (".yaml", ".yml", ".toml"):
+        return load_document_text(
+            text,
+            fmt.lstrip(".").replace("yml", "yaml"),
+            file=name,
+            key=key,
+            strict=strict,
+            dropped=dropped,
+        )
+    if key is not None:
+        raise ConfigError.single(
+            "key= selects a table of a YAML or TOML file", found=name, code="usage"
+        )
     return load_json_text(text, file=name, strict=strict, dropped=dropped)
+
+
+def load_document_text(
+    text: str,
+    fmt: str,
+    *,
+    file: str = "<document>",
+    key: str | None = None,
+    strict: bool = True,
+    dropped: list[Problem] | None = None,
+) -> AdapterConfig:
+    """A config from YAML or TOML text (``fmt``): a mapping, or (YAML) a config string; ``key``
+    selects a dotted sub-table. Problems are located by line and column."""
+    from .fileformats import parse_document, select
+
+    doc = parse_document(text, fmt, file=file)
+    data, prefix = select(doc, key, file=file)
+
+    def relocate(problem: Problem) -> Problem:
+        problem = problem.prefixed(prefix)
+        span = doc.locate(problem.location.path, problem.code in ("unknown_key", "dropped_key"))
+        if span is None:
+            return problem.with_location(file=file)
+        line, column = line_col(text, span[0])
+        return problem.with_location(span=span, line=line, column=column, file=file)
+
+    if isinstance(data, str):  # a config string (``adapter: lora[r=16]``)
+        try:
+            return parse(data)
+        except ConfigError as exc:
+            at = doc.locate(prefix, False)
+            # Where the string's characters start: a plain scalar at once, a quoted one after
+            # its quote; unknown when escapes make the text differ from the value.
+            offset = (
+                next((o for o in (at[0], at[0] + 1) if text[o : o + len(data)] == data), None)
+                if at
+                else None
+            )
+            if offset is None:
+                raise exc.located(file=file) from None
+            shifted = []
+            for p in exc.problems:
+                if p.location.span is not None:
+                    start, end = (offset + i for i in p.location.span)
+                    line, column = line_col(text, start)
+                    p = p.with_location(span=(start, end), line=line, column=column)
+                shifted.append(p.with_location(file=file))
+            raise ConfigError(shifted, source=text) from None
+    local: list[Problem] = []
+    try:
+        config = config_from_dict(data, strict=strict, dropped=local)
+    except ConfigError as exc:
+        raise ConfigError([relocate(p) for p in exc.problems], source=text) from None
+    if dropped is not None:
+        dropped.extend(relocate(p) for p in local)
+    return config
 
 
 def load_json_text(
