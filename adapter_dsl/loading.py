@@ -92,6 +92,10 @@ def load_lenient(spec: Any, /, **overrides: Any) -> tuple[AdapterConfig, list[Pr
 def _resolve(spec: Any, *, strict: bool, dropped: list[Problem]) -> AdapterConfig:
     if isinstance(spec, AdapterConfig):
         return spec
+    from .integrations import omegaconf
+
+    if omegaconf.is_container(spec):  # Hydra/OmegaConf: plain data, interpolations resolved
+        spec = omegaconf.to_plain(spec)
     if isinstance(spec, Mapping):
         return config_from_dict(spec, strict=strict, dropped=dropped)
     if isinstance(spec, os.PathLike):
