@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from .peft import from_peft, to_peft
     from .registry import IDENTIFIERS
     from .spec import AdapterSpec, AdapterSpecDict
+    from .sweeps import suggest, sweep
 
 # Public name → (module, attribute). Resolved on first access (PEP 562), so that
 # `import adapter_dsl` costs a few milliseconds and tools that only import it (to check a
@@ -70,6 +71,8 @@ _LAZY: dict[str, tuple[str, str]] = {
     "to_peft": (".peft", "to_peft"),
     "AdapterSpec": (".spec", "AdapterSpec"),
     "AdapterSpecDict": (".spec", "AdapterSpecDict"),
+    "suggest": (".sweeps", "suggest"),
+    "sweep": (".sweeps", "sweep"),
 }
 for _name in [
     "AdapterPlusConfig",
@@ -155,6 +158,8 @@ __all__ = [
     "load_file",
     "load_lenient",
     "parse",
+    "suggest",
+    "sweep",
     "to_peft",
 ]
 

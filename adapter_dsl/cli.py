@@ -36,6 +36,7 @@ examples:
   adapter-dsl validate adapter.yaml && adapter-dsl validate pyproject.toml --key tool.adapter
   adapter-dsl convert "lora[r=16]" --to yaml                          # or --to toml
   adapter-dsl schema --output schemas
+  adapter-dsl sweep "lora[r=choice(4, 8, 16)]|seq_bn[reduction_factor=choice(8, 16)]"
 
 A SPEC is an identifier (lora), a config string (lora[r=16]|seq_bn), a path to a JSON, YAML
 or TOML file (a config dict or a saved adapter's adapter_config.json), a JSON object ('{"architecture": ...}')
@@ -493,6 +494,20 @@ def _reload(data: Any) -> Any:
         return None
 
 
+def _cmd_sweep(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
+    from .canonical import dumps
+    from .errors import ConfigError
+    from .sweeps import sweep
+
+    try:
+        configs = sweep(args.expression)
+    except ConfigError as exc:
+        return _fail([_Input(args.expression, error=exc)], err, args.color)
+    for config in configs:
+        out.write(dumps(config) + "\n")
+    return EXIT_OK
+
+
 # -- argument parsing --------------------------------------------------------------------------
 
 
@@ -625,6 +640,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_key_option(p)
     p.set_defaults(func=_cmd_convert)
+
+    p = add(
+        "sweep",
+        "Expand a sweep expression (choice, range) into one canonical config string per line; "
+        "every invalid grid point is reported, with its location, before any is printed.",
+        'adapter-dsl sweep "lora[r=choice(4, 8, 16), alpha=range(8, 33, 8)]"',
+    )
+    p.add_argument("expression", metavar="SWEEP")
+    p.set_defaults(func=_cmd_sweep)
     return parser
 
 
