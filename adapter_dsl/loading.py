@@ -65,14 +65,17 @@ def _parse_cached(text: str) -> AdapterConfig:
     return build(parse_text(text))
 
 
-def load(spec: Any, /, *, strict: bool = True, **overrides: Any) -> AdapterConfig:
+def load(
+    spec: Any, /, *, strict: bool = True, key: str | None = None, **overrides: Any
+) -> AdapterConfig:
     """Resolve ``spec`` to a validated config and apply ``overrides`` (validated too).
 
     ``strict=False`` drops keys that this version does not know from dicts and files, issuing a
-    :class:`~adapter_dsl.errors.ConfigWarning` for each (see :func:`load_lenient`).
+    :class:`~adapter_dsl.errors.ConfigWarning` for each (see :func:`load_lenient`). ``key``
+    selects a dotted sub-table of a YAML or TOML file (``"tool.adapter"``).
     """
     dropped: list[Problem] = []
-    config = _resolve(spec, strict=strict, dropped=dropped)
+    config = _resolve(spec, strict=strict, dropped=dropped, key=key)
     for problem in dropped:
         warnings.warn(ConfigWarning(problem), stacklevel=2)
     if overrides:
@@ -89,7 +92,9 @@ def load_lenient(spec: Any, /, **overrides: Any) -> tuple[AdapterConfig, list[Pr
     return config, dropped
 
 
-def _resolve(spec: Any, *, strict: bool, dropped: list[Problem]) -> AdapterConfig:
+def _resolve(
+    spec: Any, *, strict: bool, dropped: list[Problem], key: str | None = None
+) -> AdapterConfig:
     if isinstance(spec, AdapterConfig):
         return spec
     from .integrations import omegaconf
@@ -99,12 +104,16 @@ def _resolve(spec: Any, *, strict: bool, dropped: list[Problem]) -> AdapterConfi
     if isinstance(spec, Mapping):
         return config_from_dict(spec, strict=strict, dropped=dropped)
     if isinstance(spec, os.PathLike):
-        return load_file(spec, strict=strict, dropped=dropped)
+        return load_file(spec, strict=strict, dropped=dropped, key=key)
+    if key is not None and not (isinstance(spec, str) and _looks_like_path(spec)):
+        raise ConfigError.single(
+            "key= selects a table of a YAML or TOML file", found=repr(spec)[:80], code="usage"
+        )
     if isinstance(spec, str):
         if spec in IDENTIFIERS:
             return preset_config(spec)
         if _looks_like_path(spec):
-            return load_file(spec, strict=strict, dropped=dropped)
+            return load_file(spec, strict=strict, dropped=dropped, key=key)
         return parse(spec)
     raise ConfigError.single(
         "cannot load a config from this value",
@@ -446,11 +455,13 @@ def load_file(
         raise ConfigError.single(f"no such config file: {name}", code="file_not_found") from None
     except (OSError, ValueError) as exc:  # ValueError: undecodable text, NUL in the name
         raise ConfigError.single(f"cannot read {name}: {exc}", code="file_unreadable") from None
-    fmt = p.suffix.lower()
-    if fmt in (".yaml", ".yml", ".toml"):
+    from .fileformats import FORMATS
+
+    fmt = FORMATS.get(p.suffix.lower(), "json")
+    if fmt != "json":
         return load_document_text(
             text,
-            fmt.lstrip(".").replace("yml", "yaml"),
+            fmt,
             file=name,
             key=key,
             strict=strict,

@@ -80,6 +80,10 @@ def test_toml_table_and_sub_table(tmp_path: Path) -> None:
         "pyproject.toml",
         '[project]\nname = "x"\n\n[tool.adapter]\narchitecture = "lora"\nr = 0\n',
     )
+    with pytest.raises(ConfigError, match="greater than or equal to 1"):
+        load(str(pyproject), key="tool.adapter")
+    with pytest.raises(ConfigError, match="key= selects a table"):
+        load("lora[r=4]", key="tool.adapter")
     err = error_of(pyproject, key="tool.adapter")
     (problem,) = err.problems
     assert problem.location.pointer == "/tool/adapter/r"
