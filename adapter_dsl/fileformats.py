@@ -57,11 +57,22 @@ def _syntax_error(fmt: str, message: str, text: str, pos: int, file: str) -> Con
 
 def parse_document(text: str, fmt: str, *, file: str) -> Document:
     """Parse ``text`` as ``"yaml"`` or ``"toml"``; syntax errors are located ConfigErrors."""
-    if fmt == "yaml":
-        return _parse_yaml(text, file)
-    if fmt == "toml":
-        return _parse_toml(text, file)
-    raise ValueError(f"unknown document format {fmt!r}")
+    parsers = {"yaml": _parse_yaml, "toml": _parse_toml}
+    if fmt not in parsers:
+        raise ValueError(f"unknown document format {fmt!r}")
+    try:
+        return parsers[fmt](text, file)
+    except RecursionError:  # both parsers recurse into nested values: no config nests so deep
+        raise ConfigError(
+            [
+                Problem(
+                    f"the {fmt.upper()} is nested too deeply to be a config",
+                    Location(file=file),
+                    expected="at most a few levels of mappings and lists",
+                    code="too_deep",
+                )
+            ]
+        ) from None
 
 
 def select(doc: Document, key: str | None, *, file: str) -> tuple[Any, Path]:
@@ -110,9 +121,48 @@ def dump_document(data: Any, fmt: str, *, schema_ref: str | None = None) -> str:
 # -- YAML --------------------------------------------------------------------------------------
 
 
+MAX_FLOW_DEPTH = 64  # [ and { nesting; PyYAML's scanner slows down quadratically with depth
+
+
+def _flow_depth_exceeded(text: str) -> int | None:
+    """The offset where ``[``/``{`` nesting passes MAX_FLOW_DEPTH (quotes and comments skipped;
+    a bracket inside a plain scalar counts too, which only errs on the safe side)."""
+    if text.count("[") + text.count("{") <= MAX_FLOW_DEPTH:
+        return None
+    depth, quote, prev = 0, "", "\n"
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        if quote:
+            if c == quote:
+                quote = ""
+            elif c == "\\" and quote == '"':
+                i += 1
+        elif c in "'\"":
+            quote = c
+        elif c == "#" and prev in " \t\n":
+            end = text.find("\n", i)
+            i = n if end < 0 else end
+            c = "\n"
+        elif c in "[{":
+            depth += 1
+            if depth > MAX_FLOW_DEPTH:
+                return i
+        elif c in "]}":
+            depth = max(0, depth - 1)
+        prev = c
+        i += 1
+    return None
+
+
 def _parse_yaml(text: str, file: str) -> Document:
     import yaml
 
+    too_deep = _flow_depth_exceeded(text)
+    if too_deep is not None:
+        raise _syntax_error(
+            "yaml", f"values nested more than {MAX_FLOW_DEPTH} levels deep", text, too_deep, file
+        )
     try:
         for event in yaml.parse(text, Loader=yaml.SafeLoader):
             if isinstance(event, yaml.AliasEvent):

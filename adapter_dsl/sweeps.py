@@ -117,7 +117,7 @@ def _values(call: Call) -> tuple[tuple[Any, ...] | None, list[Problem]]:
                     code="sweep_too_large",
                 )
             ]
-        values = tuple(start + i * step for i in range(count))
+        values = tuple(_clean(start + i * step) for i in range(count))
         if not values:
             return None, [_problem("range() is empty", call.span, expected="start < stop")]
         return values, []
@@ -132,6 +132,11 @@ def _values(call: Call) -> tuple[tuple[Any, ...] | None, list[Problem]]:
             )
         ]
     return None, []
+
+
+def _clean(value: int | float) -> int | float:
+    # 3 * 0.1 is 0.30000000000000004: float steps are rounded to 12 significant digits.
+    return float(f"{value:.12g}") if isinstance(value, float) else value
 
 
 def _has_call(value: Any) -> bool:

@@ -40,13 +40,14 @@ def test_the_grid_is_the_product_in_order() -> None:
         ("lora[r=range(3)]", [0, 1, 2]),
         ("lora[r=range(16, 0, -4)]", [16, 12, 8, 4]),
         ("lora[dropout=range(0.0, 0.3, 0.1)]", [0.0, 0.1, 0.2]),
+        ("lora[dropout=range(0.1, 0.45, 0.1)]", [0.1, 0.2, 0.3, 0.4]),
     ],
 )
 def test_range_is_hydras(text: str, values: list[float]) -> None:
     from adapter_dsl.sweeps import dimensions
 
     (dim,) = dimensions(text)[1]
-    assert dim.values == pytest.approx(values)
+    assert dim.values == tuple(values)  # exactly: 0.1 + 2 * 0.1 is written 0.3
 
 
 def test_every_invalid_point_is_reported_at_once_with_its_location() -> None:

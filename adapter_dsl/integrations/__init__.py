@@ -7,9 +7,11 @@ Each name loads its module (and that module's third-party library) on first acce
   training scripts (``hf``; the second needs the torch backend);
 - :func:`config_type`, :class:`ConfigString` — ``argparse``'s ``type=``, and
   :func:`resolve_argument` — typer's ``parser=`` (``cli_types``);
-  :func:`click_type` — a click parameter type (``click_types``);
-- :func:`load_omegaconf` — OmegaConf/Hydra containers (``omegaconf``);
-- :func:`suggest` — an Optuna trial's values for a sweep expression (``optuna``).
+- :func:`click_type` — a click parameter type (``click_types``).
+
+Elsewhere: ``adapter_dsl.AdapterSpec`` (pydantic fields), ``adapter_dsl.load`` of YAML/TOML
+files and of OmegaConf containers (``omegaconf`` here), ``adapter_dsl.sweep`` and
+``adapter_dsl.suggest`` (Optuna), and the Hub conventions in ``adapter_dsl.backend.hub``.
 """
 
 from __future__ import annotations

@@ -73,6 +73,13 @@ def test_yaml_syntax_and_safety(
     assert (problem.location.line, problem.location.column) == (line, column)
 
 
+@pytest.mark.parametrize(("name", "text"), [("a.yaml", "r: "), ("a.toml", "r = ")])
+def test_deep_nesting_is_a_config_error(tmp_path: Path, name: str, text: str) -> None:
+    path = write(tmp_path, name, text + "[" * 5000 + "]" * 5000 + "\n")
+    assert error_of(path).problems[0].code in ("too_deep", "yaml_syntax")
+    assert "nested" in error_of(path).problems[0].message
+
+
 def test_toml_table_and_sub_table(tmp_path: Path) -> None:
     assert load(write(tmp_path, "a.toml", 'architecture = "lora"\nr = 16\n')) == LoRAConfig(r=16)
     pyproject = write(
