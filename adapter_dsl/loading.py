@@ -485,7 +485,7 @@ def load_document_text(
 ) -> AdapterConfig:
     """A config from YAML or TOML text (``fmt``): a mapping, or (YAML) a config string; ``key``
     selects a dotted sub-table. Problems are located by line and column."""
-    from .fileformats import parse_document, select
+    from .fileformats import line_col, parse_document, select
 
     doc = parse_document(text, fmt, file=file)
     data, prefix = select(doc, key, file=file)
