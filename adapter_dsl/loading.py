@@ -455,23 +455,28 @@ def load_file(
         raise ConfigError.single(f"no such config file: {name}", code="file_not_found") from None
     except (OSError, ValueError) as exc:  # ValueError: undecodable text, NUL in the name
         raise ConfigError.single(f"cannot read {name}: {exc}", code="file_unreadable") from None
+    return load_config_text(text, file=name, key=key, strict=strict, dropped=dropped)
+
+
+def load_config_text(
+    text: str,
+    *,
+    file: str,
+    key: str | None = None,
+    strict: bool = True,
+    dropped: list[Problem] | None = None,
+) -> AdapterConfig:
+    """A config from the text of ``file``, read as JSON, YAML or TOML by the file's suffix."""
     from .fileformats import FORMATS
 
-    fmt = FORMATS.get(p.suffix.lower(), "json")
+    fmt = FORMATS.get(Path(file).suffix.lower(), "json")
     if fmt != "json":
-        return load_document_text(
-            text,
-            fmt,
-            file=name,
-            key=key,
-            strict=strict,
-            dropped=dropped,
-        )
+        return load_document_text(text, fmt, file=file, key=key, strict=strict, dropped=dropped)
     if key is not None:
         raise ConfigError.single(
-            "key= selects a table of a YAML or TOML file", found=name, code="usage"
+            "key= selects a table of a YAML or TOML file", found=file, code="usage"
         )
-    return load_json_text(text, file=name, strict=strict, dropped=dropped)
+    return load_json_text(text, file=file, strict=strict, dropped=dropped)
 
 
 def load_document_text(
