@@ -4,8 +4,9 @@
 or a saved adapter's envelope), a path object (``pathlib.Path`` to a JSON, YAML or TOML file) or
 a config object; it validates to our config object and serialises to the canonical string
 (``AdapterSpecDict``: to the reference's dict). A plain string is always config text, never a
-file name, so a model fed untrusted input never opens a file. Our problems become one pydantic
-``ValidationError`` entry of type ``adapter_config`` whose message is ours (location and caret).
+file name, so a model fed untrusted input never opens a file. Each of our problems becomes a
+pydantic ``ValidationError`` entry of type ``adapter_config``, located below the field by the
+problem's path, whose message is ours (where, what, expected, found, suggestion and caret).
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import GetCoreSchemaHandler, GetJsonSchemaHandler
-from pydantic_core import PydanticCustomError, core_schema
+from pydantic_core import PydanticCustomError, ValidationError, core_schema
 
-from .errors import ConfigError
+from .errors import ConfigError, Problem
 from .methods.base import AdapterConfig
 
 if TYPE_CHECKING:
@@ -113,8 +114,30 @@ def _validate(value: Any) -> AdapterConfig:
     try:
         return validate_spec(value)
     except ConfigError as err:
-        # The message has no {placeholders} of pydantic's: braces in it are left as they are.
-        raise PydanticCustomError("adapter_config", str(err), {"problems": err.to_list()}) from None
+        # One entry per problem, located below the field by the problem's path (pydantic
+        # extends the field's location with it); the message is ours, caret included.
+        raise ValidationError.from_exception_data(
+            "AdapterSpec",
+            [
+                {
+                    "type": PydanticCustomError(
+                        "adapter_config",
+                        _message(problem, err.source),
+                        {"problem": problem.to_dict()},
+                    ),
+                    "loc": problem.location.path,
+                    "input": value,
+                }
+                for problem in err.problems
+            ],
+        ) from None
+
+
+def _message(problem: Problem, source: str | None) -> str:
+    # The problem as ConfigError renders it, without the "invalid adapter config" heading.
+    # pydantic fills {name} placeholders only for names in the context: other braces stay.
+    lines = str(ConfigError([problem], source=source)).splitlines()[1:]
+    return "\n".join(line[4:] for line in lines)
 
 
 def _to_string(value: Any) -> str:

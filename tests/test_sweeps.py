@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 
 import pytest
 
@@ -89,6 +90,18 @@ def test_intervals_have_no_grid() -> None:
 )
 def test_bad_sweeps(text: str, message: str) -> None:
     assert message in problems(text)[0].message
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("lora[r=1x]", "expected one of ',', ']'"),  # no ')': nothing is open to close
+        ("lora[r=choice(1, 2]", "expected one of ')', ','"),
+    ],
+)
+def test_closers_in_messages_are_the_open_ones(text: str, expected: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(expected)):
+        sweep(text)
 
 
 def test_a_config_string_refuses_sweeps() -> None:

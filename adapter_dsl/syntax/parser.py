@@ -401,11 +401,11 @@ def _check_limits(text: str) -> None:
                 )
             ],
         )
-    if text.count("[") + text.count("{") <= MAX_DEPTH:
+    if text.count("[") + text.count("{") + text.count("(") <= MAX_DEPTH:
         return  # cannot be nested too deep: skip the scan
     depth = 0
     for i, c in _brackets(text, len(text)):
-        depth += 1 if c in "[{" else -1
+        depth += 1 if c in "[{(" else -1
         if depth > MAX_DEPTH:
             raise ConfigError(
                 [
@@ -434,7 +434,7 @@ def _brackets(text: str, stop: int) -> Iterator[tuple[int, str]]:
                 quote = None
         elif c in "'\"":
             quote = c
-        elif c in "[]{}":
+        elif c in "[]{}()":
             yield i, c
 
 
@@ -448,14 +448,14 @@ def _describe_token(token: Any) -> str:
     return repr(str(token))
 
 
-_CLOSERS = {"[": "RSQB", "{": "RBRACE"}
+_CLOSERS = {"[": "RSQB", "{": "RBRACE", "(": "RPAR"}
 
 
 def _innermost_open(text: str, pos: int) -> str | None:
     """The innermost bracket still open at ``pos`` (strings skipped)."""
     stack: list[str] = []
     for _, c in _brackets(text, pos):
-        if c in "[{":
+        if c in "[{(":
             stack.append(c)
         elif stack:
             stack.pop()
@@ -528,6 +528,8 @@ def _unexpected_end(text: str, expected: set[str]) -> ConfigError:
         suggestion = "add the missing ']'"
     elif "RBRACE" in expected:
         suggestion = "add the missing '}'"
+    elif "RPAR" in expected:
+        suggestion = "add the missing ')'"
     elif "IDENT" in expected and text.rstrip().endswith("|"):
         suggestion = "remove the trailing '|' or add another method after it"
     pos = len(text)

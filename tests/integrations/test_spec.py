@@ -50,15 +50,20 @@ def test_serialises_to_the_canonical_string_or_the_dict() -> None:
     assert again == job
 
 
-def test_errors_are_validation_errors_with_our_message() -> None:
+def test_each_problem_is_a_validation_error_entry_with_our_message() -> None:
     with pytest.raises(ValidationError) as info:
-        Job(adapter="lora[r=16, compositon_mode='scale']")
+        Job(adapter="lora[r=0, compositon_mode='scale']")
+    r, key = info.value.errors()
+    assert (r["type"], r["loc"]) == ("adapter_config", ("adapter", "r"))
+    assert r["msg"].startswith("column 8 at /r: invalid value for 'r'")
+    assert key["loc"] == ("adapter", "compositon_mode")
+    assert "did you mean 'composition_mode'?" in key["msg"]
+    assert key["msg"].endswith("\nlora[r=0, compositon_mode='scale']\n          ^^^^^^^^^^^^^^^")
+    assert key["ctx"]["problem"]["pointer"] == "/compositon_mode"
+    with pytest.raises(ValidationError) as info:
+        Job(adapter="lora[r=1x]")  # a syntax error is at the field itself
     (entry,) = info.value.errors()
-    assert entry["type"] == "adapter_config"
-    assert entry["loc"] == ("adapter",)
-    assert "did you mean 'composition_mode'?" in entry["msg"]
-    assert "               ^^^^^^^^^^^^^^^" in entry["msg"]  # the caret under the key
-    assert entry["ctx"]["problems"][0]["pointer"] == "/compositon_mode"
+    assert entry["loc"] == ("adapter",) and "unexpected word 'x'" in entry["msg"]
 
 
 def test_braces_in_a_message_survive() -> None:
