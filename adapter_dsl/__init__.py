@@ -64,6 +64,8 @@ if TYPE_CHECKING:
     from .methods.union import ConfigUnion, MAMConfig, UniPELTConfig
     from .peft import from_peft, to_peft
     from .registry import IDENTIFIERS
+    from .spec import AdapterSpec, AdapterSpecDict
+    from .sweeps import suggest, sweep
 
 # Public name → (module, attribute). Resolved on first access (PEP 562), so that
 # `import adapter_dsl` costs a few milliseconds and tools that only import it (to check a
@@ -85,6 +87,10 @@ _LAZY: dict[str, tuple[str, str]] = {
     "PromptTuningConfig": (".methods.prompt_tuning", "PromptTuningConfig"),
     "from_peft": (".peft", "from_peft"),
     "to_peft": (".peft", "to_peft"),
+    "AdapterSpec": (".spec", "AdapterSpec"),
+    "AdapterSpecDict": (".spec", "AdapterSpecDict"),
+    "suggest": (".sweeps", "suggest"),
+    "sweep": (".sweeps", "sweep"),
 }
 for _name in [
     "AdapterPlusConfig",
@@ -153,6 +159,8 @@ __all__ = [
     "AdapterConfig",
     "AdapterFusionConfig",
     "AdapterPlusConfig",
+    "AdapterSpec",
+    "AdapterSpecDict",
     "Average",
     "BatchSplit",
     "BnConfig",
@@ -200,6 +208,8 @@ __all__ = [
     "load_setup",
     "parse",
     "parse_setup",
+    "suggest",
+    "sweep",
     "to_peft",
 ]
 

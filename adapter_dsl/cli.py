@@ -36,13 +36,16 @@ examples:
   adapter-dsl format "dynamic[temperature=True]" "Average(a, b, weights=[1, 1])"
   adapter-dsl convert "lora[r=16]" --output adapter_config.json
   adapter-dsl convert adapter_config.json                              # -> lora[r=16]
+  adapter-dsl validate adapter.yaml && adapter-dsl validate pyproject.toml --key tool.adapter
+  adapter-dsl convert "lora[r=16]" --to yaml                          # or --to toml
   adapter-dsl schema --output schemas
+  adapter-dsl sweep "lora[r=choice(4, 8, 16)]|seq_bn[reduction_factor=choice(8, 16)]"
 
-A SPEC is an identifier (lora), a config string (lora[r=16]|seq_bn), a path to a JSON file
-(a config dict or a saved adapter's adapter_config.json), a JSON object ('{"architecture": ...}')
-or '-' for standard input. An adapter setup (Stack(a, Fuse(b, c)), adapter_setup.json) or an
-AdapterFusion config (dynamic, static[temperature=True], adapter_fusion_config.json) is
-recognised by its form, or read as such with --setup or --fusion.
+A SPEC is an identifier (lora), a config string (lora[r=16]|seq_bn), a path to a JSON, YAML
+or TOML file (a config dict or a saved adapter's adapter_config.json), a JSON object
+('{"architecture": ...}') or '-' for standard input. An adapter setup (Stack(a, Fuse(b, c)),
+adapter_setup.json) or an AdapterFusion config (dynamic, static[temperature=True],
+adapter_fusion_config.json) is recognised by its form, or read as such with --setup or --fusion.
 
 exit codes:
   0  success (every config valid)
@@ -117,10 +120,12 @@ def _read_stdin() -> str:
     return sys.stdin.read()
 
 
-def _resolve(arg: str, *, lenient: bool = False, what: str | None = None) -> _Input:
+def _resolve(
+    arg: str, *, lenient: bool = False, what: str | None = None, key: str | None = None
+) -> _Input:
     from .cli_setup import classify, load_spec
     from .errors import ConfigError
-    from .loading import load_json_text, read_config_file
+    from .loading import load_config_text, load_json_text, read_config_file
     from .registry import IDENTIFIERS
 
     item = _Input(arg)
@@ -157,7 +162,9 @@ def _resolve(arg: str, *, lenient: bool = False, what: str | None = None) -> _In
                 arg = str(Path(arg) / "adapter_config.json")
             text = read_config_file(Path(arg), arg)  # bounded; refuses FIFOs and devices
             item.data = _json_or_none(text)
-            item.config = load_json_text(text, file=arg, strict=not lenient, dropped=item.dropped)
+            item.config = load_config_text(
+                text, file=arg, key=key, strict=not lenient, dropped=item.dropped
+            )
         else:
             item.kind, item.text = "string", arg
             item.config = _load_value(arg, lenient, item.dropped)
@@ -177,7 +184,7 @@ def _load_value(spec: str, lenient: bool, dropped: list[Any]) -> AdapterConfig:
 
 
 def _is_path(arg: str) -> bool:
-    if arg.endswith(".json") and "[" not in arg:
+    if arg.endswith((".json", ".yaml", ".yml", ".toml")) and "[" not in arg:
         return True
     if "[" in arg or "|" in arg:
         return False
@@ -197,7 +204,7 @@ def _json_or_none(text: str) -> Any:
 def _cmd_validate(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     from .canonical import dumps
 
-    items = [_resolve(a, lenient=args.lenient, what=_what(args)) for a in args.specs]
+    items = [_resolve(a, lenient=args.lenient, what=_what(args), key=args.key) for a in args.specs]
     invalid = sum(1 for i in items if i.error is not None)
     if args.json:
         results = []
@@ -452,7 +459,7 @@ def _cmd_convert(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     from .errors import ConfigError
     from .peft import from_peft, to_peft
 
-    item = _resolve(args.spec)
+    item = _resolve(args.spec, key=args.key)
     if isinstance(item.data, dict) and "peft_type" in item.data and args.model_type:
         # A PEFT config read against the given model type's module names.
         try:
@@ -485,6 +492,16 @@ def _cmd_convert(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
         if args.schema_ref:
             data = {"$schema": args.schema_ref, **data}
         text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    elif to in ("yaml", "toml"):
+        from .fileformats import dump_document
+
+        data = item.config.to_dict()
+        if to == "toml":
+            data = _without_nulls(data)
+            if _reload(data) != item.config:
+                err.write("error: this config needs null values, which TOML cannot write\n")
+                return EXIT_INVALID
+        text = dump_document(data, to, schema_ref=args.schema_ref)
     else:
         text = dumps(item.config) + "\n"
     if args.output in (None, "-"):
@@ -492,6 +509,39 @@ def _cmd_convert(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     else:
         Path(args.output).write_text(text, encoding="utf-8")
         err.write(f"wrote {args.output}\n")
+    return EXIT_OK
+
+
+def _without_nulls(value: Any) -> Any:
+    # Dropped keys take their defaults when read back; the caller checks nothing changed.
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value
+
+
+def _reload(data: Any) -> Any:
+    from .errors import ConfigError
+    from .loading import load
+
+    try:
+        return load(data)
+    except ConfigError:
+        return None
+
+
+def _cmd_sweep(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
+    from .canonical import dumps
+    from .errors import ConfigError
+    from .sweeps import sweep
+
+    try:
+        configs = sweep(args.expression)
+    except ConfigError as exc:
+        return _fail([_Input(args.expression, error=exc)], err, args.color)
+    for config in configs:
+        out.write(dumps(config) + "\n")
     return EXIT_OK
 
 
@@ -515,6 +565,14 @@ def _kind_flags(p: argparse.ArgumentParser) -> None:
         "--fusion",
         action="store_true",
         help="read the SPECs as AdapterFusion configs (dynamic, ...)",
+    )
+
+
+def _add_key_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--key",
+        metavar="DOTTED",
+        help="in YAML and TOML files, read the config at this key (e.g. tool.adapter)",
     )
 
 
@@ -568,6 +626,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="drop unknown keys of dicts and files with a warning instead of failing",
     )
+    _add_key_option(p)
     p.set_defaults(func=_cmd_validate)
 
     p = add(
@@ -615,9 +674,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("spec", metavar="SPEC")
     p.add_argument(
         "--to",
-        choices=("auto", "json", "string", "peft", "adapters"),
+        choices=("auto", "json", "yaml", "toml", "string", "peft", "adapters"),
         default="auto",
-        help="output form; auto: strings and identifiers become JSON, JSON becomes a string; "
+        help="output form; auto: strings and identifiers become JSON, files become a string; "
         "peft: a PEFT adapter_config.json (needs --model-type); adapters: the reference's "
         "JSON (also for PEFT input)",
     )
@@ -632,9 +691,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--schema-ref",
         metavar="URI",
-        help='add a "$schema" key with this URI to JSON output (for editors)',
+        help='point editors at a JSON Schema: a "$schema" key in JSON, the '
+        "yaml-language-server modeline in YAML, a #:schema comment in TOML",
     )
+    _add_key_option(p)
     p.set_defaults(func=_cmd_convert)
+
+    p = add(
+        "sweep",
+        "Expand a sweep expression (choice, range) into one canonical config string per line; "
+        "every invalid grid point is reported, with its location, before any is printed.",
+        'adapter-dsl sweep "lora[r=choice(4, 8, 16), alpha=range(8, 33, 8)]"',
+    )
+    p.add_argument("expression", metavar="SWEEP")
+    p.set_defaults(func=_cmd_sweep)
     return parser
 
 

@@ -66,14 +66,17 @@ def _parse_cached(text: str) -> AdapterConfig:
     return build(parse_text(text))
 
 
-def load(spec: Any, /, *, strict: bool = True, **overrides: Any) -> AdapterConfig:
+def load(
+    spec: Any, /, *, strict: bool = True, key: str | None = None, **overrides: Any
+) -> AdapterConfig:
     """Resolve ``spec`` to a validated config and apply ``overrides`` (validated too).
 
     ``strict=False`` drops keys that this version does not know from dicts and files, issuing a
-    :class:`~adapter_dsl.errors.ConfigWarning` for each (see :func:`load_lenient`).
+    :class:`~adapter_dsl.errors.ConfigWarning` for each (see :func:`load_lenient`). ``key``
+    selects a dotted sub-table of a YAML or TOML file (``"tool.adapter"``).
     """
     dropped: list[Problem] = []
-    config = _resolve(spec, strict=strict, dropped=dropped)
+    config = _resolve(spec, strict=strict, dropped=dropped, key=key)
     for problem in dropped:
         warnings.warn(ConfigWarning(problem), stacklevel=2)
     if overrides:
@@ -90,18 +93,28 @@ def load_lenient(spec: Any, /, **overrides: Any) -> tuple[AdapterConfig, list[Pr
     return config, dropped
 
 
-def _resolve(spec: Any, *, strict: bool, dropped: list[Problem]) -> AdapterConfig:
+def _resolve(
+    spec: Any, *, strict: bool, dropped: list[Problem], key: str | None = None
+) -> AdapterConfig:
     if isinstance(spec, AdapterConfig):
         return spec
+    from .integrations import omegaconf
+
+    if omegaconf.is_container(spec):  # Hydra/OmegaConf: plain data, interpolations resolved
+        spec = omegaconf.to_plain(spec)
     if isinstance(spec, Mapping):
         return config_from_dict(spec, strict=strict, dropped=dropped)
     if isinstance(spec, os.PathLike):
-        return load_file(spec, strict=strict, dropped=dropped)
+        return load_file(spec, strict=strict, dropped=dropped, key=key)
+    if key is not None and not (isinstance(spec, str) and _looks_like_path(spec)):
+        raise ConfigError.single(
+            "key= selects a table of a YAML or TOML file", found=repr(spec)[:80], code="usage"
+        )
     if isinstance(spec, str):
         if spec in IDENTIFIERS:
             return preset_config(spec)
         if _looks_like_path(spec):
-            return load_file(spec, strict=strict, dropped=dropped)
+            return load_file(spec, strict=strict, dropped=dropped, key=key)
         return parse(spec)
     raise ConfigError.single(
         "cannot load a config from this value",
@@ -114,7 +127,7 @@ def _path_syntax(spec: str) -> bool:
     # Config strings never contain a path separator outside brackets, and never end in .json.
     if "[" in spec or "|" in spec:
         return False
-    return spec.endswith(".json") or "/" in spec or os.sep in spec
+    return spec.endswith((".json", ".yaml", ".yml", ".toml")) or "/" in spec or os.sep in spec
 
 
 def _looks_like_path(spec: str) -> bool:
@@ -501,15 +514,17 @@ def load_file(
     *,
     strict: bool = True,
     dropped: list[Problem] | None = None,
+    key: str | None = None,
 ) -> AdapterConfig:
-    """A config from a JSON file (or a saved adapter's directory, which holds
-    ``adapter_config.json``); problems carry the file, line, column and JSON pointer."""
+    """A config from a JSON, YAML (``.yaml``/``.yml``) or TOML (``.toml``) file, or a saved
+    adapter's directory (which holds ``adapter_config.json``); problems carry the file, line,
+    column and JSON pointer. ``key`` (YAML/TOML) names a sub-table, dotted: ``"tool.adapter"``."""
     p = Path(path)
     if p.is_dir():
         p = p / "adapter_config.json"
     name = str(p)
     text = read_config_file(p, name)
-    return load_json_text(text, file=name, strict=strict, dropped=dropped)
+    return load_config_text(text, file=name, key=key, strict=strict, dropped=dropped)
 
 
 def read_config_file(p: Path, name: str) -> str:
@@ -548,6 +563,83 @@ def read_config_file(p: Path, name: str) -> str:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise ConfigError.single(f"cannot read {name}: {exc}", code="file_unreadable") from None
+
+
+def load_config_text(
+    text: str,
+    *,
+    file: str,
+    key: str | None = None,
+    strict: bool = True,
+    dropped: list[Problem] | None = None,
+) -> AdapterConfig:
+    """A config from the text of ``file``, read as JSON, YAML or TOML by the file's suffix."""
+    from .fileformats import FORMATS
+
+    fmt = FORMATS.get(Path(file).suffix.lower(), "json")
+    if fmt != "json":
+        return load_document_text(text, fmt, file=file, key=key, strict=strict, dropped=dropped)
+    if key is not None:
+        raise ConfigError.single(
+            "key= selects a table of a YAML or TOML file", found=file, code="usage"
+        )
+    return load_json_text(text, file=file, strict=strict, dropped=dropped)
+
+
+def load_document_text(
+    text: str,
+    fmt: str,
+    *,
+    file: str = "<document>",
+    key: str | None = None,
+    strict: bool = True,
+    dropped: list[Problem] | None = None,
+) -> AdapterConfig:
+    """A config from YAML or TOML text (``fmt``): a mapping, or (YAML) a config string; ``key``
+    selects a dotted sub-table. Problems are located by line and column."""
+    from .fileformats import line_col, parse_document, select
+
+    doc = parse_document(text, fmt, file=file)
+    data, prefix = select(doc, key, file=file)
+
+    def relocate(problem: Problem) -> Problem:
+        problem = problem.prefixed(prefix)
+        span = doc.locate(problem.location.path, problem.code in ("unknown_key", "dropped_key"))
+        if span is None:
+            return problem.with_location(file=file)
+        line, column = line_col(text, span[0])
+        return problem.with_location(span=span, line=line, column=column, file=file)
+
+    if isinstance(data, str):  # a config string (``adapter: lora[r=16]``)
+        try:
+            return parse(data)
+        except ConfigError as exc:
+            at = doc.locate(prefix, False)
+            # Where the string's characters start: a plain scalar at once, a quoted one after
+            # its quote; unknown when escapes make the text differ from the value.
+            offset = (
+                next((o for o in (at[0], at[0] + 1) if text[o : o + len(data)] == data), None)
+                if at
+                else None
+            )
+            if offset is None:
+                raise exc.located(file=file) from None
+            shifted = []
+            for p in exc.problems:
+                if p.location.span is not None:
+                    start, end = (offset + i for i in p.location.span)
+                    line, column = line_col(text, start)
+                    p = p.with_location(span=(start, end), line=line, column=column)
+                shifted.append(p.with_location(file=file))
+            raise ConfigError(shifted, source=text) from None
+    local: list[Problem] = []
+    try:
+        config = config_from_dict(data, strict=strict, dropped=local)
+    except ConfigError as exc:
+        raise ConfigError([relocate(p) for p in exc.problems], source=text) from None
+    if dropped is not None:
+        dropped.extend(relocate(p) for p in local)
+    return config
 
 
 def load_json_text(

@@ -97,6 +97,8 @@ def save_adapter(
 ) -> Path:
     """Write adapter ``name`` to ``directory`` (created or replaced atomically); returns it.
 
+    Besides the config and the weights, a ``README.md`` model card for the Hub is written.
+
     ``format="adapters"`` writes the reference library's layout instead (see
     :mod:`adapter_dsl.backend.interop.reference`).
     """
@@ -128,12 +130,18 @@ def save_adapter(
         k: v.detach().to("cpu").contiguous().clone()
         for k, v in adapter_state_dict(model, entry).items()
     }
+    from adapter_dsl.backend.hub import CARD_FILE, describe, model_card
+
+    card = model_card(
+        name=name, files=[CONFIG_FILE, WEIGHTS_FILE, CARD_FILE], **describe(model, entry)
+    )
 
     def write(tmp: Path) -> None:
         (tmp / CONFIG_FILE).write_text(
             json.dumps(envelope, indent=2, sort_keys=True) + "\n", encoding="utf-8"
         )
         save_file(tensors, str(tmp / WEIGHTS_FILE), metadata={"format": "pt"})
+        (tmp / CARD_FILE).write_text(card, encoding="utf-8")  # the Hub's model card
 
     write_directory_atomically(target, write)
     return target
@@ -344,11 +352,16 @@ def load_adapter(
 ) -> str:
     """Load a saved adapter into ``model``; returns its name and (by default) activates it.
 
+    ``directory`` is a saved adapter's directory or a Hub id (``"org/name"``) already in the
+    local Hugging Face cache (never downloaded).
+
     Raises ``ConfigError`` (with the model unchanged) for a missing or corrupt file, an invalid
     config, another model type or hidden size, a name already in use, or any tensor whose name
     or shape differs from what the config builds on this model.
     """
-    directory = Path(directory)
+    from adapter_dsl.backend.hub import resolve_location
+
+    directory = resolve_location(directory)
     # Directories saved by the reference library or by PEFT are handled in interop/.
     from adapter_dsl.backend.interop import load_foreign
 

@@ -8,12 +8,22 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-__all__ = ["Arg", "ConfigText", "Method", "Span"]
+__all__ = ["Arg", "Call", "ConfigText", "Method", "Span"]
 
 Span = tuple[int, int]  # [start, end) character offsets in the source text
 
 
 # NamedTuples: immutable like frozen dataclasses, and much cheaper to build on the parse path.
+class Call(NamedTuple):
+    """``name(args)``, a sweep over a value; only sweep expressions have them."""
+
+    name: str
+    name_span: Span
+    args: tuple[Any, ...]
+    arg_spans: tuple[Span, ...]
+    span: Span
+
+
 class Arg(NamedTuple):
     """``key=value``; ``key`` may be qualified (``lora.r``)."""
 

@@ -11,15 +11,15 @@ import re
 from collections.abc import Iterator
 from functools import cache
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..errors import ConfigError, Location, Problem
-from .ast import Arg, ConfigText, Method, Span
+from .ast import Arg, Call, ConfigText, Method, Span
 
 if TYPE_CHECKING:
     from .lalr import TableParser
 
-__all__ = ["MAX_DEPTH", "MAX_LENGTH", "grammar_text", "parse_text"]
+__all__ = ["MAX_DEPTH", "MAX_LENGTH", "grammar_text", "parse_sweep_text", "parse_text"]
 
 MAX_LENGTH = 20_000  # characters; longer strings are not configs
 MAX_DEPTH = 16  # nesting of brackets and braces
@@ -49,6 +49,8 @@ _TERMINALS = {
     "COLON": "':'",
     "DOT": "'.'",
     "VBAR": "'|'",
+    "LPAR": "'('",
+    "RPAR": "')'",
     "$END": "the end of the text",
 }
 
@@ -72,16 +74,18 @@ def grammar_text() -> str:
 
 
 @cache
-def _parser() -> TableParser:
+def _parser(sweep: bool = False) -> TableParser:
     from .lalr import TableParser, shipped_tables
 
-    return TableParser(shipped_tables(__package__, GRAMMAR), callbacks())
+    return TableParser(shipped_tables(__package__, GRAMMAR), callbacks(sweep=sweep))
 
 
-def callbacks() -> dict[str, Any]:
-    """Rule (or alias) name → function building the syntax tree from the rule's children."""
+def callbacks(*, sweep: bool = False) -> dict[str, Any]:
+    """Rule (or alias) name → function building the syntax tree from the rule's children;
+    ``sweep``: calls become :class:`Call` values instead of an error."""
     h = _ToAst()
     return {
+        "call": h.call if sweep else h.refuse_call,
         "string": h.string,
         "number": h.number,
         "word": h.word,
@@ -132,6 +136,28 @@ def _unescape(literal: str, offset: int) -> str:
     return _ESCAPE.sub(replace, literal[1:-1])
 
 
+# The names of adapter_dsl.sweeps.SWEEP_FUNCTIONS (a test keeps them equal): a config string
+# with one of them is told about sweeps; any other call gets the "no calls" hint.
+SWEEP_CALLS = frozenset({"choice", "range", "interval", "log_interval"})
+
+
+class _CallRefused(Exception):
+    """A call in a config string: raised at its argument, for the outermost call."""
+
+    def __init__(self, name: str, span: Span, paren: int) -> None:
+        self.name = name
+        self.span = span
+        self.paren = paren
+
+
+class _Refused(NamedTuple):
+    """Stands for a call while a config string is parsed (lists and calls pass it up)."""
+
+    name: str
+    span: Span
+    paren: int
+
+
 class _DuplicateKey(Exception):
     def __init__(self, key: Any, span: Span) -> None:
         self.key = key
@@ -168,16 +194,40 @@ class _ToAst:
 
     def list_value(self, children: list[Any]) -> _Value:
         start, end = _punct(children)
-        return _Value([c.value for c in children if isinstance(c, _Value)], start, end)
+        values = [c.value for c in children if isinstance(c, _Value)]
+        for v in values:
+            if type(v) is _Refused:
+                return _Value(v, start, end)
+        return _Value(values, start, end)
 
     def dict_value(self, children: list[Any]) -> _Value:
         out: dict[Any, Any] = {}
         for key, value in (c for c in children if isinstance(c, tuple)):
             if isinstance(key.value, list | dict) or key.value in out:
                 raise _DuplicateKey(key.value, (key.start, key.end))
+            if type(value.value) is _Refused:
+                return value
             out[key.value] = value.value
         start, end = _punct(children)
         return _Value(out, start, end)
+
+    def call(self, children: list[Any]) -> _Value:
+        tok = children[0]
+        args = [c for c in children if isinstance(c, _Value)]
+        span = (tok.start_pos, children[-1].end_pos)
+        value = Call(
+            tok.value,
+            (tok.start_pos, tok.end_pos),
+            tuple(a.value for a in args),
+            tuple((a.start, a.end) for a in args),
+            span,
+        )
+        return _Value(value, *span)
+
+    def refuse_call(self, children: list[Any]) -> _Value:
+        tok = children[0]
+        span = (tok.start_pos, children[-1].end_pos)
+        return _Value(_Refused(tok.value, span, children[1].start_pos), *span)
 
     def pair(self, children: list[Any]) -> tuple[_Value, _Value]:
         return (children[0], children[2])
@@ -190,6 +240,9 @@ class _ToAst:
 
     def arg(self, children: list[Any]) -> Arg:
         (key, key_span), _, value = children
+        if type(value.value) is _Refused:
+            refused = value.value
+            raise _CallRefused(refused.name, refused.span, refused.paren)
         return Arg(key, key_span, value.value, (value.start, value.end))
 
     def args(self, children: list[Any]) -> tuple[tuple[Arg, ...], Span]:
@@ -207,18 +260,25 @@ class _ToAst:
         return tuple(c for c in children if isinstance(c, Method))
 
 
-def parse_text(text: str) -> ConfigText:
-    """Parse a config string; raise ConfigError with the offending span on bad syntax."""
+def parse_text(text: str, *, sweep: bool = False) -> ConfigText:
+    """Parse a config string; raise ConfigError with the offending span on bad syntax.
+
+    ``sweep=True`` parses a sweep expression: values may be calls (:class:`Call`)."""
     _check_limits(text)
     from .lalr import ParseFailure
 
     try:
-        methods = _parser().parse(text)
+        methods = _parser(sweep).parse(text)
     except ParseFailure as exc:
         raise _parse_failure(text, exc) from None
-    except (_DuplicateKey, _BadEscape) as exc:
+    except (_DuplicateKey, _BadEscape, _CallRefused) as exc:
         raise _value_error(text, exc) from None
     return ConfigText(methods, text)
+
+
+def parse_sweep_text(text: str) -> ConfigText:
+    """Parse a sweep expression (``lora[r=choice(4, 8)]``): values may be calls."""
+    return parse_text(text, sweep=True)
 
 
 def _parse_failure(text: str, failure: Any) -> ConfigError:
@@ -247,6 +307,18 @@ def _value_error(text: str, error: Exception) -> ConfigError:
             found=repr(error.text),
             suggestion="write a backslash as \\\\",
             code="syntax",
+        )
+    elif isinstance(error, _CallRefused) and error.name not in SWEEP_CALLS:
+        return _syntax_error(text, error.paren, "unexpected '('", None, suggestion=_HINTS["("])
+    elif isinstance(error, _CallRefused):
+        problem = Problem(
+            f"{error.name}(...) is a sweep over values, not a value",
+            Location(span=error.span),
+            expected="a literal value such as 8, 'q' or [0, 1]",
+            found=f"{error.name}(...)",
+            suggestion="expand sweeps with adapter_dsl.sweep(), adapter_dsl.suggest() "
+            "or `adapter-dsl sweep`",
+            code="sweep_in_config",
         )
     else:
         assert isinstance(error, _DuplicateKey)
@@ -282,11 +354,11 @@ def _check_limits(text: str) -> None:
                 )
             ],
         )
-    if text.count("[") + text.count("{") <= MAX_DEPTH:
+    if text.count("[") + text.count("{") + text.count("(") <= MAX_DEPTH:
         return  # cannot be nested too deep: skip the scan
     depth = 0
     for i, c in _brackets(text, len(text)):
-        depth += 1 if c in "[{" else -1
+        depth += 1 if c in "[{(" else -1
         if depth > MAX_DEPTH:
             raise ConfigError(
                 [
@@ -315,7 +387,7 @@ def _brackets(text: str, stop: int) -> Iterator[tuple[int, str]]:
                 quote = None
         elif c in "'\"":
             quote = c
-        elif c in "[]{}":
+        elif c in "[]{}()":
             yield i, c
 
 
@@ -329,14 +401,14 @@ def _describe_token(token: Any) -> str:
     return repr(str(token))
 
 
-_CLOSERS = {"[": "RSQB", "{": "RBRACE"}
+_CLOSERS = {"[": "RSQB", "{": "RBRACE", "(": "RPAR"}
 
 
 def _innermost_open(text: str, pos: int) -> str | None:
     """The innermost bracket still open at ``pos`` (strings skipped)."""
     stack: list[str] = []
     for _, c in _brackets(text, pos):
-        if c in "[{":
+        if c in "[{(":
             stack.append(c)
         elif stack:
             stack.pop()
@@ -417,6 +489,8 @@ def _unexpected_end(text: str, expected: set[str]) -> ConfigError:
         suggestion = "add the missing ']'"
     elif "RBRACE" in expected:
         suggestion = "add the missing '}'"
+    elif "RPAR" in expected:
+        suggestion = "add the missing ')'"
     elif "IDENT" in expected and text.rstrip().endswith("|"):
         suggestion = "remove the trailing '|' or add another method after it"
     pos = len(text)

@@ -60,6 +60,7 @@ def test_save_then_load_into_fresh_model_reproduces_outputs(
     assert envelope["name"] == "task" and envelope["model_type"] == kind
     assert envelope["hidden_size"] == 32 and envelope["version"].startswith("adapter_dsl.")
     assert sorted(p.name for p in out.iterdir()) == [
+        "README.md",  # the model card
         "adapter_config.json",
         "adapter_model.safetensors",
     ]

@@ -105,6 +105,7 @@ def test_trainer_trains_only_adapter_and_head(tmp_path: Path, method: str) -> No
     assert {"task", HEAD_FILE, MANIFEST_FILE, "trainer_state.json", "optimizer.pt"} <= names
     assert not names & {"model.safetensors", "pytorch_model.bin", "config.json"}, names
     assert {p.name for p in (ckpt / "task").iterdir()} == {
+        "README.md",
         "adapter_config.json",
         "adapter_model.safetensors",
     }
