@@ -250,8 +250,11 @@ def _yaml_span(root: Any, path: Path, key: bool) -> Span | None:
 
 _TOML_POSITION = re.compile(r"\(at line (\d+), column (\d+)\)")
 _HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(?:#.*)?$")
+# Possessive repetitions: a dotted key's parts are delimited, so giving characters back never
+# finds another match, and a long line of blanks and dots cannot backtrack.
 _KEY_LINE = re.compile(
-    r"^\s*((?:[A-Za-z0-9_-]+|\"[^\"]*\"|'[^']*')(?:\s*\.\s*(?:[A-Za-z0-9_-]+|\"[^\"]*\"|'[^']*'))*)\s*=\s*"
+    r"^\s*((?:[A-Za-z0-9_-]++|\"[^\"]*+\"|'[^']*+')"
+    r"(?:\s*+\.\s*+(?:[A-Za-z0-9_-]++|\"[^\"]*+\"|'[^']*+'))*+)\s*=\s*"
 )
 _KEY_PART = re.compile(r"[A-Za-z0-9_-]+|\"[^\"]*\"|'[^']*'")
 
