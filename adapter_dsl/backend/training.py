@@ -50,6 +50,7 @@ from adapter_dsl.backend.serialization import load_adapter as _load_adapter
 from adapter_dsl.backend.serialization import save_adapter as _save_adapter
 from adapter_dsl.backend.state import peek_state
 from adapter_dsl.errors import ConfigError
+from adapter_dsl.loading import read_config_file
 
 __all__ = [
     "HEAD_FILE",
@@ -220,8 +221,8 @@ def _fail(message: str, **kw: Any) -> ConfigError:
 def _read_manifest(directory: Path) -> dict[str, Any]:
     path = directory / MANIFEST_FILE
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        data = json.loads(read_config_file(path, str(path)))  # bounded, regular files only
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, ConfigError) as exc:
         raise _fail(
             f"'{directory}' is not an adapter checkpoint: cannot read {MANIFEST_FILE} ({exc})",
             expected=f"a directory written by save_trainable() or AdapterTrainer, with {MANIFEST_FILE}",
