@@ -74,7 +74,7 @@ def test_reference_dialect_examples() -> None:
     assert info.value.problems[0].code == "unknown_dialect"
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(configs())
 def test_the_reference_dialect_round_trips_here_or_says_why_not(config: AdapterConfig) -> None:
     try:
