@@ -168,8 +168,8 @@ def _reference_single(config: AdapterConfig, where: tuple[str | int, ...]) -> st
                     expected=f"{field}={format_value(type(config).model_fields[field].default)}"
                     " (its default)",
                     found=f"{field}={format_value(getattr(config, field))}",
-                    suggestion="write the config as a dict or JSON file, or use "
-                    "dumps(cfg) with adapter_dsl",
+                    suggestion=f"leave {field} at its default for a config that adapters "
+                    "1.3.0 can load",
                     code="not_in_reference",
                 )
             ]

@@ -86,3 +86,25 @@ def test_the_reference_dialect_round_trips_here_or_says_why_not(config: AdapterC
     for chunk in text.split("|"):  # what the reference does first
         assert "." not in chunk.split("[", 1)[0]
         assert "[" not in chunk or chunk.endswith("]")
+
+
+def test_the_cli_formats_in_either_dialect() -> None:
+    import io
+
+    from adapter_dsl.cli import EXIT_INVALID, EXIT_OK, main
+
+    out, err = io.StringIO(), io.StringIO()
+    spec = "mam[adapter.reduction_factor=4]"
+    assert main(["format", "--dialect", "reference", spec, "lora"], stdout=out, stderr=err) == 0
+    assert out.getvalue() == "prefix_tuning[bottleneck_size=800]|par_bn[reduction_factor=4]\nlora\n"
+    out = io.StringIO()
+    assert main(["format", spec], stdout=out, stderr=err) == EXIT_OK
+    assert out.getvalue() == spec + "\n"
+    out, err = io.StringIO(), io.StringIO()
+    code = main(
+        ["format", "--dialect", "reference", "prompt_tuning[random_uniform_scale=0.3]"],
+        stdout=out,
+        stderr=err,
+    )
+    assert code == EXIT_INVALID and out.getvalue() == ""
+    assert "has no field 'random_uniform_scale'" in err.getvalue()
