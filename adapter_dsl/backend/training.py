@@ -234,7 +234,24 @@ def _read_manifest(directory: Path) -> dict[str, Any]:
         or not isinstance(data.get("head", []), list)
     ):
         raise _fail(f"{path} is malformed", expected='{"adapters": [...], "head": [...]}')
+    for entry in [*data["adapters"], data.get("head_file") or HEAD_FILE]:
+        _plain_name(entry, path)
     return data
+
+
+def _plain_name(entry: Any, manifest: Path) -> str:
+    """A name from the manifest, used as a path under the checkpoint directory: relative and
+    without ``..``, so that data in the file never names a file elsewhere (``../x``, ``/etc``)."""
+    name = str(entry)
+    path = Path(name)
+    if not name or path.is_absolute() or ".." in path.parts or "\\" in name:
+        raise _fail(
+            f"{manifest} names {name[:80]!r}, which is not a file or folder of the checkpoint",
+            expected="plain names of entries of the checkpoint directory",
+            found=repr(name[:80]),
+            code="path_in_data",
+        )
+    return name
 
 
 def _copy_checked(
