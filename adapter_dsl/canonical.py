@@ -1,22 +1,36 @@
 """Config → canonical config string: the closest identifier plus only the keys that differ.
 
-Canonical strings are minimal, stable (keys in field order) and use only literal syntax the
-reference parser accepts too (quoted strings, ``True``/``False``/``None``), so
-``parse(dumps(c)) == c`` here and the same string means the same thing to the reference.
+Canonical strings are minimal, stable (keys in field order) and use Python literal syntax
+(quoted strings, ``True``/``False``/``None``), so ``parse(dumps(c)) == c``. Two dialects:
+
+* ``"adapter_dsl"`` (the default): this package's language. It may address union members with
+  dotted keys (``mam[adapter.reduction_factor=4]``) and set fields that adapters 1.3.0 lacks
+  (``random_uniform_scale``, ``subtract_projection``); the reference's parser rejects both.
+* ``"reference"``: only what adapters 1.3.0's ``AdapterConfig.load`` parses to the same
+  ``to_dict()``. A changed preset union is written member by member (``a[...]|b[...]``), never
+  with dotted keys; fields the reference lacks are refused with a ConfigError; and in strings
+  ``|`` and ``=`` are written as ``\\x7c`` / ``\\x3d`` escapes, because the reference splits the
+  whole text at ``|`` and rewrites every ``word=`` before evaluating the literals.
+  ``tests/fixtures/reference/dialect_corpus.json`` records the reference parsing such strings.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 from .composition import AdapterCompositionBlock, dumps_setup
+from .errors import ConfigError, Location, Problem
 from .methods.base import AdapterConfig
 from .methods.fusion import AdapterFusionConfig
 from .methods.union import ConfigUnion
 from .registry import FUSION_IDENTIFIERS, IDENTIFIERS, preset_config
 
-__all__ = ["diff", "dumps", "format_value"]
+__all__ = ["DIALECTS", "Dialect", "diff", "dumps", "format_value"]
+
+Dialect = Literal["adapter_dsl", "reference"]
+DIALECTS: tuple[Dialect, ...] = ("adapter_dsl", "reference")
 
 
 def format_value(value: Any) -> str:
@@ -118,12 +132,101 @@ def _single_best_diff(config: AdapterConfig) -> dict[str, Any]:
     return min((c[1] for c in _single_candidates(config)), key=len)
 
 
-def dumps(config: AdapterConfig | AdapterCompositionBlock) -> str:
-    """The canonical string of a config object or of an adapter setup (``Stack(a, b)``)."""
+def dumps(
+    config: AdapterConfig | AdapterCompositionBlock, *, dialect: Dialect = "adapter_dsl"
+) -> str:
+    """The canonical string of a config object or of an adapter setup (``Stack(a, b)``), in
+    ``dialect`` (see the module docstring): ``"adapter_dsl"`` (this package's language) or
+    ``"reference"`` (what adapters 1.3.0 parses to the same ``to_dict()``, or a ConfigError
+    saying why it cannot; setups and fusion configs are written in the reference's own Python
+    notation, so the dialects agree on them)."""
+    if dialect not in DIALECTS:
+        raise ConfigError.single(
+            f"unknown dialect {dialect!r}",
+            expected=" or ".join(repr(d) for d in DIALECTS),
+            found=repr(dialect)[:60],
+            code="unknown_dialect",
+        )
     if isinstance(config, AdapterCompositionBlock):
         return dumps_setup(config)
     if isinstance(config, AdapterFusionConfig):
         return _dump_fusion(config)
+    if dialect == "reference":
+        return _dump_reference(config)
     if isinstance(config, ConfigUnion):
         return _dump_union(config)
     return _dump_single(config)
+
+
+# -- the reference's dialect -------------------------------------------------------------------
+
+
+def _dump_reference(config: AdapterConfig) -> str:
+    if not isinstance(config, ConfigUnion):
+        return _reference_single(config, ())
+    for ident, preset in IDENTIFIERS.items():
+        union = not preset.deprecated and issubclass(preset.cls, ConfigUnion)
+        if union and preset_config(ident) == config:
+            return ident
+    # No dotted keys in the reference: a changed union is written member by member.
+    return "|".join(_reference_single(m, ("configs", i)) for i, m in enumerate(config.configs))
+
+
+def _reference_single(config: AdapterConfig, where: tuple[str | int, ...]) -> str:
+    extension = type(config)._extension_fields
+    candidates = [c for c in _single_candidates(config) if not set(c[1]) & extension]
+    if not candidates:
+        field = next(k for k in _single_best_diff(config) if k in extension)
+        raise ConfigError(
+            [
+                Problem(
+                    f"adapters 1.3.0 has no field '{field}', so no string it parses sets it",
+                    Location(path=(*where, field)),
+                    expected=f"{field}={format_value(type(config).model_fields[field].default)}"
+                    " (its default)",
+                    found=f"{field}={format_value(getattr(config, field))}",
+                    suggestion=f"leave {field} at its default for a config that adapters "
+                    "1.3.0 can load",
+                    code="not_in_reference",
+                )
+            ]
+        )
+    ident, changes = min(candidates, key=lambda c: len(c[1]))
+    if not changes:
+        return ident
+    parts = [f"{k}={_reference_literal(v, (*where, k))}" for k, v in changes.items()]
+    return ident + "[" + ", ".join(parts) + "]"
+
+
+def _reference_literal(value: Any, where: tuple[str | int, ...]) -> str:
+    """A Python literal that survives the reference's ``|`` split and ``word=`` rewriting."""
+    if isinstance(value, str):
+        return repr(value).replace("|", "\\x7c").replace("=", "\\x3d")
+    if isinstance(value, float) and not math.isfinite(value):
+        if math.isnan(value):
+            raise ConfigError(
+                [
+                    Problem(
+                        "NaN has no literal that the reference's parser reads",
+                        Location(path=where),
+                        found="nan",
+                        code="not_in_reference",
+                    )
+                ]
+            )
+        return "1e999" if value > 0 else "-1e999"  # literal_eval reads these as ±inf
+    if isinstance(value, Mapping):
+        items = sorted(value.items(), key=lambda kv: (not str(kv[0]).isdigit(), _order(kv[0])))
+        return (
+            "{"
+            + ", ".join(
+                f"{_reference_literal(k, where)}: {_reference_literal(v, (*where, str(k)))}"
+                for k, v in items
+            )
+            + "}"
+        )
+    if isinstance(value, list | tuple):
+        return (
+            "[" + ", ".join(_reference_literal(v, (*where, i)) for i, v in enumerate(value)) + "]"
+        )
+    return format_value(value)

@@ -264,13 +264,21 @@ def _fail(items: Sequence[_Input], err: IO[str], color: str) -> int:
 
 def _cmd_format(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     from .canonical import dumps
+    from .errors import ConfigError
 
     items = [_resolve(a, what=_what(args)) for a in args.specs]
     if any(i.error is not None for i in items):
         return _fail(items, err, args.color)
+    lines = []
     for i in items:
         assert i.config is not None
-        out.write(dumps(i.config) + "\n")
+        try:
+            lines.append(dumps(i.config, dialect=args.dialect))
+        except ConfigError as exc:  # the reference's dialect cannot express it
+            i.error = exc
+    if any(i.error is not None for i in items):
+        return _fail(items, err, args.color)
+    out.write("".join(line + "\n" for line in lines))
     return EXIT_OK
 
 
@@ -635,6 +643,13 @@ def build_parser() -> argparse.ArgumentParser:
         'adapter-dsl format "pfeiffer[reduction_factor=16]"',
     )
     p.add_argument("specs", nargs="+", metavar="SPEC")
+    p.add_argument(
+        "--dialect",
+        choices=("adapter_dsl", "reference"),
+        default="adapter_dsl",
+        help="adapter_dsl (default): this package's language; reference: only what "
+        "adapters 1.3.0 parses to the same config",
+    )
     _kind_flags(p)
     p.set_defaults(func=_cmd_format)
 

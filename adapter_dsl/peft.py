@@ -60,6 +60,11 @@ differently: PEFT normalises ``W + (alpha/r)·BA`` and leaves the bias unscaled,
 normalises ``W + BA`` and rescales the bias. They agree when ``alpha == r`` and the adapted
 modules have no bias (e.g. LLaMA).
 
+PEFT dicts are untrusted input: booleans must be JSON ``true``/``false`` (a string such as
+``"false"`` is a located problem, never read as true), sizes are bounded (``num_layers`` at most
+:data:`MAX_LAYERS` per stack; patterns and name lists in :mod:`adapter_dsl.peft_targets`), and
+every bad value is a located ``ConfigError``.
+
 Everything else is a ``ConfigError`` naming what PEFT cannot express (bottleneck adapters,
 unions, ReFT, MTL-LoRA, gating, VeRA's full ``vera_D``/``vera_B`` matrices, seeds, dtypes, …) or
 what this package cannot express (PEFT options that change the computation, such as

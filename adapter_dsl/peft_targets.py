@@ -102,7 +102,7 @@ def compile_pattern(pattern: str, key: str, wrap: str = "{}") -> _Pattern:
         ) from None
 
 
-def _names(value: Any, key: str) -> tuple[str, ...] | None:
+def _names(value: Any) -> tuple[str, ...] | None:
     """A list of module names (PEFT also takes a set), or None when ``value`` is not one."""
     if not isinstance(value, list | tuple | set | frozenset):
         return None
@@ -139,8 +139,8 @@ def _layer_indexes(data: Any) -> int | frozenset[int] | None:
 class Targeting:
     """The validated matching keys of a PEFT dict: which module names PEFT would adapt."""
 
-    target: _Pattern | tuple[str, ...]
-    exclude: _Pattern | tuple[str, ...] = ()
+    target: _Pattern | frozenset[str]
+    exclude: _Pattern | frozenset[str] = frozenset()
     layer_indexes: int | frozenset[int] | None = None
     layer_patterns: tuple[_Pattern, ...] = ()
     _seen: dict[str, bool] = field(default_factory=dict, repr=False)
@@ -149,16 +149,25 @@ class Targeting:
     def of(cls, data: Any, target: str | list[str]) -> Targeting:
         """From a PEFT dict whose ``target_modules`` has been read as ``target``."""
         problems: list[Problem] = []
-        compiled: _Pattern | tuple[str, ...] = ()
-        try:
-            compiled = (
-                compile_pattern(target, "target_modules")
-                if isinstance(target, str)
-                else tuple(target)
+        compiled: _Pattern | frozenset[str] = frozenset()
+        if isinstance(target, str):
+            try:
+                compiled = compile_pattern(target, "target_modules")
+            except ConfigError as exc:
+                problems.extend(exc.problems)
+        elif len(target) > MAX_NAMES:
+            problems.append(
+                _problem(
+                    "target_modules",
+                    "target_modules lists too many module names",
+                    f"{len(target)} names",
+                    expected=f"at most {MAX_NAMES:,}",
+                    code="too_long",
+                )
             )
-        except ConfigError as exc:
-            problems.extend(exc.problems)
-        exclude: _Pattern | tuple[str, ...] = ()
+        else:
+            compiled = frozenset(target)
+        exclude: _Pattern | frozenset[str] = frozenset()
         raw = data.get("exclude_modules")
         if isinstance(raw, str) and raw:
             try:
@@ -166,7 +175,7 @@ class Targeting:
             except ConfigError as exc:
                 problems.extend(exc.problems)
         elif raw:
-            names = _names(raw, "exclude_modules")
+            names = _names(raw)
             if names is None:
                 problems.append(
                     _problem(
@@ -177,7 +186,7 @@ class Targeting:
                     )
                 )
             else:
-                exclude = names
+                exclude = frozenset(names)
         indexes: int | frozenset[int] | None = None
         try:
             indexes = _layer_indexes(data)
@@ -187,7 +196,7 @@ class Targeting:
         raw = data.get("layers_pattern")
         raw_list = [raw] if isinstance(raw, str) else raw
         if raw_list:
-            names = _names(raw_list, "layers_pattern")
+            names = _names(raw_list)
             if names is None:
                 problems.append(
                     _problem(
@@ -225,9 +234,7 @@ class Targeting:
             return False
         if isinstance(self.target, _Pattern):
             return self.target.fullmatch(name)
-        if name in self.target:
-            return True
-        if not any(name.endswith(f".{t}") for t in self.target):
+        if not _listed(self.target, name):
             return False
         if self.layer_indexes is None:
             return True
@@ -239,8 +246,14 @@ class Targeting:
         return index in self.layer_indexes
 
 
-def _listed(names: tuple[str, ...], name: str) -> bool:
-    return name in names or any(name.endswith(f".{n}") for n in names)
+def _listed(names: frozenset[str], name: str) -> bool:
+    """PEFT's ``name in names or any(name.endswith(f".{n}") for n in names)``; for long lists
+    through the name's dotted suffixes, in time independent of ``len(names)``."""
+    if name in names:
+        return True
+    if len(names) <= 16:
+        return any(name.endswith(f".{n}") for n in names)
+    return any(name[i + 1 :] in names for i, ch in enumerate(name) if ch == ".")
 
 
 def _layer_index(name: str, patterns: tuple[_Pattern, ...]) -> int | None:

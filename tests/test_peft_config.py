@@ -264,3 +264,15 @@ def test_leave_out_patterns_need_no_lookahead(excluded: list[int]) -> None:
     assert "(?" not in pattern.replace("(?:", "")
     for n in range(1200):
         assert bool(re.fullmatch(pattern, str(n))) == (n not in excluded)
+
+
+def test_long_lists_of_full_module_names_match_as_in_peft() -> None:
+    from adapter_dsl.peft_targets import MAX_NAMES
+
+    names = [f"model.layers.{i}.self_attn.{m}" for i in range(64) for m in ("q_proj", "v_proj")]
+    noise = [f"unrelated.module_{i}" for i in range(2000)]
+    assert from_peft({"peft_type": "LORA", "target_modules": names + noise}, "llama") == parse(
+        "lora"
+    )
+    with pytest.raises(ConfigError, match="too many module names"):
+        from_peft({"peft_type": "LORA", "target_modules": ["q_proj"] * (MAX_NAMES + 1)}, "llama")

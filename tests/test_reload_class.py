@@ -71,7 +71,7 @@ def preset_unions(draw: st.DrawFn) -> ConfigUnion:
         raise
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(preset_unions())
 def test_random_preset_unions_keep_their_class_through_a_dict(config: ConfigUnion) -> None:
     again = load(config.to_dict())

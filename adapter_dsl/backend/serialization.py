@@ -37,6 +37,7 @@ from adapter_dsl.backend import core
 from adapter_dsl.backend.architectures import base_model_of, get_architecture, model_type_of
 from adapter_dsl.backend.state import AdapterEntry, peek_state
 from adapter_dsl.errors import ConfigError
+from adapter_dsl.loading import read_config_file
 
 __all__ = ["CONFIG_FILE", "WEIGHTS_FILE", "adapter_state_dict", "load_adapter", "save_adapter"]
 
@@ -198,7 +199,7 @@ def _read_envelope(directory: Path) -> dict[str, Any]:
             found=str(directory),
         )
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(read_config_file(path, str(path)))  # bounded, regular files only
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise _fail(f"cannot read {path}: {exc}", found=str(path)) from exc
     if not isinstance(data, dict) or not isinstance(data.get("config"), dict):

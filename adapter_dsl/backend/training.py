@@ -50,6 +50,7 @@ from adapter_dsl.backend.serialization import load_adapter as _load_adapter
 from adapter_dsl.backend.serialization import save_adapter as _save_adapter
 from adapter_dsl.backend.state import peek_state
 from adapter_dsl.errors import ConfigError
+from adapter_dsl.loading import read_config_file
 
 __all__ = [
     "HEAD_FILE",
@@ -220,8 +221,8 @@ def _fail(message: str, **kw: Any) -> ConfigError:
 def _read_manifest(directory: Path) -> dict[str, Any]:
     path = directory / MANIFEST_FILE
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        data = json.loads(read_config_file(path, str(path)))  # bounded, regular files only
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, ConfigError) as exc:
         raise _fail(
             f"'{directory}' is not an adapter checkpoint: cannot read {MANIFEST_FILE} ({exc})",
             expected=f"a directory written by save_trainable() or AdapterTrainer, with {MANIFEST_FILE}",
@@ -233,7 +234,24 @@ def _read_manifest(directory: Path) -> dict[str, Any]:
         or not isinstance(data.get("head", []), list)
     ):
         raise _fail(f"{path} is malformed", expected='{"adapters": [...], "head": [...]}')
+    for entry in [*data["adapters"], data.get("head_file") or HEAD_FILE]:
+        _plain_name(entry, path)
     return data
+
+
+def _plain_name(entry: Any, manifest: Path) -> str:
+    """A name from the manifest, used as a path under the checkpoint directory: relative and
+    without ``..``, so that data in the file never names a file elsewhere (``../x``, ``/etc``)."""
+    name = str(entry)
+    path = Path(name)
+    if not name or path.is_absolute() or ".." in path.parts or "\\" in name:
+        raise _fail(
+            f"{manifest} names {name[:80]!r}, which is not a file or folder of the checkpoint",
+            expected="plain names of entries of the checkpoint directory",
+            found=repr(name[:80]),
+            code="path_in_data",
+        )
+    return name
 
 
 def _copy_checked(

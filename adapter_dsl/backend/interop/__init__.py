@@ -18,6 +18,9 @@ from typing import Any, Literal
 
 from torch import nn
 
+from adapter_dsl.errors import ConfigError
+from adapter_dsl.loading import read_config_file
+
 __all__ = ["detect_format", "load_foreign"]
 
 Format = Literal["adapter_dsl", "adapters", "peft"]
@@ -25,8 +28,8 @@ Format = Literal["adapter_dsl", "adapters", "peft"]
 
 def _read_json(path: Path) -> dict[str, Any] | None:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        data = json.loads(read_config_file(path, str(path)))  # bounded, regular files only
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, ConfigError):
         return None
     return data if isinstance(data, dict) else None
 

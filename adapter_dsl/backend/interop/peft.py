@@ -45,6 +45,7 @@ from adapter_dsl.backend.architectures import (
 )
 from adapter_dsl.backend.serialization import provisional_adapter, read_tensor_file
 from adapter_dsl.errors import ConfigError
+from adapter_dsl.loading import read_config_file
 
 __all__ = ["PEFT_PREFIX", "load_adapter", "load_peft_adapter", "read_peft_weights"]
 
@@ -87,8 +88,8 @@ def read_peft_weights(directory: str | os.PathLike[str]) -> tuple[Path, dict[str
 def _read_config(directory: Path) -> dict[str, Any]:
     path = directory / CONFIG_FILE
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        data = json.loads(read_config_file(path, str(path)))  # bounded, regular files only
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, ConfigError) as exc:
         raise _fail(f"cannot read {path}: {exc}") from None
     if not isinstance(data, dict) or "peft_type" not in data:
         raise _fail(f"{path} is not a PEFT adapter config", expected="a 'peft_type' key")
