@@ -91,14 +91,27 @@ def _shown(text: str) -> str:
 
 
 def _json_text(data: Any, stream: IO[str] | None = None) -> str:
-    """JSON output: non-ASCII characters as they are where the destination can encode them,
-    else (a lone surrogate from the input, a non-UTF-8 terminal) as ``\\u`` escapes."""
+    """JSON output that is safe on a terminal and exact as data: characters that do not print
+    (controls, bidi overrides, lone surrogates) are written as ``\\u`` escapes, the rest as they
+    are where the destination can encode them (else everything non-ASCII is escaped)."""
     text = json.dumps(data, indent=2, ensure_ascii=False)
+    if not text.isprintable():
+        # Outside strings the text has only printable characters and newlines, so each escape
+        # lands inside a string and decodes to the very character it replaces.
+        text = "".join(c if c.isprintable() or c == "\n" else _json_escape(c) for c in text)
     try:
         text.encode(getattr(stream, "encoding", None) or "utf-8")
     except (UnicodeEncodeError, LookupError):
         text = json.dumps(data, indent=2, ensure_ascii=True)
     return text + "\n"
+
+
+def _json_escape(c: str) -> str:
+    code = ord(c)
+    if code > 0xFFFF:  # a UTF-16 surrogate pair, as JSON writes it
+        code -= 0x10000
+        return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
+    return f"\\u{code:04x}"
 
 
 def _render_error(err: ConfigError, style: _Style) -> str:

@@ -122,6 +122,14 @@ def test_control_and_bidi_characters_from_input_are_escaped(
     assert any(e in shown for e in ("\\x1b", "\\u202e", "\\x9b", "\\u2066", "\\x07"))
 
 
+@pytest.mark.parametrize("spec", ["\u202e", "x\x9b", '{"architecture": "lora", "\u2066": 1}'])
+def test_json_output_escapes_what_does_not_print(spec: str) -> None:
+    code, out, _ = run("validate", "--json", spec)
+    assert code == 1
+    assert not [c for c in RAW if c in out]
+    assert json.loads(out)["results"][0]["input"] == spec  # exact as data
+
+
 def test_validate_json_problems_are_printable_too() -> None:
     code, out, _ = run("validate", "--json", '{"architecture": "lora", "x\\u001b[31m": 1}')
     assert code == 1
