@@ -140,6 +140,17 @@ def dumps(
     ``"reference"`` (what adapters 1.3.0 parses to the same ``to_dict()``, or a ConfigError
     saying why it cannot; setups and fusion configs are written in the reference's own Python
     notation, so the dialects agree on them)."""
+    if not isinstance(config, AdapterConfig | AdapterCompositionBlock):
+        from .errors import quote
+
+        kind = "config string or dict" if isinstance(config, str | Mapping) else "value"
+        raise ConfigError.single(
+            f"dumps() takes a config object, not a {kind}",
+            expected="a config object (from load(), parse() or a config class) or an adapter setup",
+            found=f"{type(config).__name__} {quote(config)}",
+            suggestion="load it first: dumps(load(spec))",
+            code="type",
+        )
     if dialect not in DIALECTS:
         raise ConfigError.single(
             f"unknown dialect {dialect!r}",

@@ -6,6 +6,7 @@ of fields. ``Expect`` metadata is what error messages print after "expected".
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
@@ -15,6 +16,8 @@ from pydantic import AfterValidator, BeforeValidator, Field, StrictBool, StrictI
 __all__ = [
     "ACTIVATIONS",
     "DTYPES",
+    "MAX_COUNT",
+    "MAX_SEED",
     "AttnMatrices",
     "Bool",
     "Dtype",
@@ -124,6 +127,14 @@ ACTIVATIONS: tuple[str, ...] = (
     "xielu",
 )
 
+# Upper bounds of integer fields (in the schema as "maximum"). Sizes, ranks, lengths, counts and
+# layer indices fit an int32, as the tensors they shape need; no real config comes near it.
+MAX_COUNT = 2**31 - 1
+MAX_SEED = 2**64 - 1  # the largest seed torch.manual_seed takes
+# Numbers (int or float) must fit a float: a larger int cannot be a factor, scale or rate, and
+# past Python's 4,300-digit limit it could not even be printed back.
+_FLOAT_MAX = sys.float_info.max
+
 DTYPES: tuple[str, ...] = ("float32", "float16", "bfloat16", "float64", "float", "half", "double")
 
 
@@ -149,6 +160,8 @@ def as_number(value: Any) -> Any:
         raise ValueError(f"{type(value).__name__} is not a number")
     if value != value or value in (float("inf"), float("-inf")):
         raise ValueError("expected a finite number")
+    if isinstance(value, int) and abs(value) > _FLOAT_MAX:
+        raise ValueError("too large: a number must fit a 64-bit float (at most about 1.8e308)")
     return value
 
 
@@ -228,9 +241,11 @@ def _reduction_factor(value: Any) -> Any:
 
 
 Bool = Annotated[StrictBool, Expect("true or false")]
-PositiveInt = Annotated[StrictInt, Field(ge=1), Expect("an integer ≥ 1")]
-NonNegInt = Annotated[StrictInt, Field(ge=0), Expect("an integer ≥ 0")]
-OptionalSeed = Annotated[StrictInt | None, Field(ge=0), Expect("an integer seed ≥ 0, or None")]
+PositiveInt = Annotated[StrictInt, Field(ge=1, le=MAX_COUNT), Expect("an integer ≥ 1")]
+NonNegInt = Annotated[StrictInt, Field(ge=0, le=MAX_COUNT), Expect("an integer ≥ 0")]
+OptionalSeed = Annotated[
+    StrictInt | None, Field(ge=0, le=MAX_SEED), Expect("an integer seed ≥ 0, or None")
+]
 PositiveNumber = Annotated[
     int | float, BeforeValidator(as_positive), BeforeValidator(as_number), Expect("a number > 0")
 ]

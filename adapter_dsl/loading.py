@@ -16,8 +16,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError, ConfigWarning, Location, Problem, did_you_mean
-from .jsonpos import Lines, locate_all
+from .errors import ConfigError, ConfigWarning, Location, Problem, did_you_mean, quote
+from .jsonpos import Lines, line_col, locate_all
+from .limits import ENV_VAR, max_length
 from .methods.base import AdapterConfig
 from .methods.bottleneck import AdapterPlusConfig, BnConfig
 from .methods.lora import LoRAConfig, MTLLoRAConfig
@@ -48,7 +49,9 @@ FAMILIES: dict[str | None, type[AdapterConfig]] = {
 ENVELOPE_KEYS = frozenset(
     {"config", "hidden_size", "model_class", "model_name", "model_type", "name", "version", "type"}
 )
-MAX_FILE_BYTES = 1_000_000
+
+
+_CACHED_LENGTH = 4096  # longer strings are parsed afresh: the cache holds its keys
 
 
 def parse(text: str) -> AdapterConfig:
@@ -57,6 +60,8 @@ def parse(text: str) -> AdapterConfig:
         raise ConfigError.single(
             "parse() takes a config string", expected="str", found=type(text).__name__
         )
+    if len(text) > min(_CACHED_LENGTH, max_length()):  # (the limit may have been lowered)
+        return build(parse_text(text))
     return _parse_cached(text)
 
 
@@ -119,7 +124,7 @@ def _resolve(
     raise ConfigError.single(
         "cannot load a config from this value",
         expected="an identifier, a config string, a dict, a path to a JSON file or a config object",
-        found=f"{type(spec).__name__} {spec!r}"[:80],
+        found=f"{type(spec).__name__} {quote(spec)}"[:80],
     )
 
 
@@ -153,6 +158,9 @@ _BOTTLENECK_ONLY = frozenset(BnConfig.model_fields) - {
     "use_gating",
 }
 MAX_DEPTH = 32  # nesting of dicts and lists in a config dict; real configs need 4
+# An int wider than this is larger than any float and than every bound of an integer field, and
+# near Python's 4,300-digit limit it cannot be printed: refused before any message quotes it.
+_MAX_INT_BITS = 1024
 
 
 def _too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
@@ -166,6 +174,24 @@ def _too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
         elif isinstance(item, list | tuple):
             stack.extend((v, depth + 1) for v in item)
     return False
+
+
+def _huge_int(value: Any) -> tuple[str | int, ...] | None:
+    """The path of the first int (value or key) too large to be valid anywhere, if any.
+    ``value`` is nested at most MAX_DEPTH deep (checked first)."""
+    stack: list[tuple[Any, tuple[str | int, ...]]] = [(value, ())]
+    while stack:
+        item, path = stack.pop()
+        if isinstance(item, int) and item.bit_length() > _MAX_INT_BITS:
+            return path
+        if isinstance(item, Mapping):
+            for k, v in item.items():
+                if isinstance(k, int) and k.bit_length() > _MAX_INT_BITS:
+                    return path
+                stack.append((v, (*path, k if isinstance(k, str | int) else quote(k))))
+        elif isinstance(item, list | tuple):
+            stack.extend((v, (*path, i)) for i, v in enumerate(item))
+    return None
 
 
 def config_from_dict(
@@ -192,7 +218,7 @@ def config_from_dict(
         raise ConfigError.single(
             "config keys must be strings",
             expected="string keys (field names)",
-            found=", ".join(repr(k) for k in bad_keys[:3]),
+            found=", ".join(quote(k) for k in bad_keys[:3]),
             code="type",
         )
     if _too_deep(data):
@@ -200,6 +226,15 @@ def config_from_dict(
             f"the config is nested more than {MAX_DEPTH} levels deep",
             expected=f"at most {MAX_DEPTH} levels of objects and lists",
             code="too_deep",
+        )
+    huge = _huge_int(data)
+    if huge is not None:
+        raise ConfigError.single(
+            "number too large",
+            expected="a number that fits a 64-bit float (integer fields: at most 2**31 - 1)",
+            found=f"an integer of more than {_MAX_INT_BITS} bits",
+            code="too_large",
+            path=huge,
         )
     data, prefix = _unwrap(data)
     if cls is None:
@@ -220,13 +255,15 @@ def config_from_dict(
         raise ConfigError(
             [
                 Problem(
-                    f"unknown architecture {architecture!r}",
+                    f"unknown architecture {quote(architecture)}",
                     Location(path=(*prefix, "architecture")),
                     expected="one of "
                     + ", ".join(repr(n) for n in names)
                     + ", or no key (bottleneck)",
-                    found=repr(architecture),
-                    suggestion=did_you_mean(str(architecture), names),
+                    found=quote(architecture),
+                    suggestion=did_you_mean(architecture, names)
+                    if isinstance(architecture, str)
+                    else None,
                     code="unknown_architecture",
                 )
             ]
@@ -528,11 +565,13 @@ def load_file(
 
 
 def read_config_file(p: Path, name: str) -> str:
-    """The text of a regular file of at most MAX_FILE_BYTES bytes, or a ConfigError.
+    """The text of a regular file of at most :func:`~adapter_dsl.limits.max_length` bytes, or a
+    ConfigError.
 
     Opened without blocking and checked after opening (no race with a swapped file), so that a
     FIFO, a device such as /dev/zero or a huge file is refused instead of read.
     """
+    limit = max_length()
     try:
         fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
     except FileNotFoundError:
@@ -549,14 +588,15 @@ def read_config_file(p: Path, name: str) -> str:
                 code="file_unreadable",
             )
         try:
-            data = handle.read(MAX_FILE_BYTES + 1)  # bounded, whatever st_size claims
+            data = handle.read(limit + 1)  # bounded, whatever st_size claims
         except OSError as exc:
             raise ConfigError.single(f"cannot read {name}: {exc}", code="file_unreadable") from None
-    if len(data) > MAX_FILE_BYTES:
+    if len(data) > limit:
         raise ConfigError.single(
             f"{name} is too large to be a config file",
-            expected=f"at most {MAX_FILE_BYTES} bytes",
-            found=f"{max(info.st_size, len(data))} bytes",
+            expected=f"at most {limit:,} bytes",
+            found=f"{max(info.st_size, len(data)):,} bytes",
+            suggestion=f"set {ENV_VAR} to allow larger files",
             code="file_too_large",
         )
     try:
@@ -648,10 +688,37 @@ def load_json_text(
     file: str = "<json>",
     strict: bool = True,
     dropped: list[Problem] | None = None,
+    cls: type[AdapterConfig] | None = None,
 ) -> AdapterConfig:
-    """A config from JSON text, with problems located by line and column."""
+    """A config from JSON text, with problems located by line and column (validated as ``cls``
+    when given, as in :func:`config_from_dict`)."""
+    limit = max_length()
+    if len(text) > limit:
+        raise ConfigError.single(
+            f"the JSON text is too long ({len(text):,} characters)",
+            expected=f"at most {limit:,} characters",
+            suggestion=f"set {ENV_VAR} to allow longer input",
+            code="too_long",
+        ).located(file=file)
     try:
-        data = json.loads(text, object_pairs_hook=_no_duplicate_keys)
+        data = json.loads(text, object_pairs_hook=_no_duplicate_keys, parse_int=_json_int)
+    except _HugeJSONNumber as exc:
+        start = text.find(exc.digits)
+        line, column = line_col(text, start)
+        raise ConfigError(
+            [
+                Problem(
+                    "number too large",
+                    Location(
+                        span=(start, start + len(exc.digits)), line=line, column=column, file=file
+                    ),
+                    expected="a number that fits a 64-bit float (integer fields: at most 2**31 - 1)",
+                    found=f"an integer of {len(exc.digits):,} digits",
+                    code="too_large",
+                )
+            ],
+            source=text,
+        ) from None
     except json.JSONDecodeError as exc:
         raise ConfigError(
             [
@@ -677,7 +744,9 @@ def load_json_text(
         ).located(file=file) from None
     local: list[Problem] = []
     try:
-        config = config_from_dict(data, strict=strict, dropped=local)
+        config = config_from_dict(
+            data, None if cls is AdapterConfig else cls, strict=strict, dropped=local
+        )
     except ConfigError as exc:
         raise ConfigError(_in_text(exc.problems, text, file), source=text) from None
     if dropped is not None:
@@ -697,6 +766,19 @@ def _in_text(problems: Sequence[Problem], text: str, file: str) -> list[Problem]
         line, column = lines.line_col(start)
         out.append(problem.with_location(span=(start, end), line=line, column=column, file=file))
     return out
+
+
+class _HugeJSONNumber(ValueError):
+    def __init__(self, digits: str) -> None:
+        self.digits = digits
+        super().__init__("number too large")
+
+
+def _json_int(digits: str) -> int:
+    # Refused before int() would raise past Python's digit limit (or spend time converting).
+    if len(digits) > 310:  # beyond any float: valid nowhere in a config
+        raise _HugeJSONNumber(digits)
+    return int(digits)
 
 
 class _DuplicateJSONKey(ValueError):

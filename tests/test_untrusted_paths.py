@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from adapter_dsl import ConfigError, load, load_lenient, loading
+from adapter_dsl import ConfigError, load, load_lenient
 from adapter_dsl.cli import EXIT_INVALID, main
 
 SECRET = "TOP-SECRET first line of a file nobody named"
@@ -82,7 +82,7 @@ def test_an_explicit_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
 def test_an_explicit_file_is_read_up_to_the_bound(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(loading, "MAX_FILE_BYTES", 64)
+    monkeypatch.setenv("ADAPTER_DSL_MAX_LENGTH", "64")
     path = tmp_path / "big.json"
     path.write_text(json.dumps({"architecture": "lora", "r": 8, "padding": "x" * 100}))
     err = error_of(path)

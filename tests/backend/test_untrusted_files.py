@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from adapter_dsl import ConfigError, loading
+from adapter_dsl import ConfigError
 from adapter_dsl.backend import add_adapter, load_adapter, save_adapter
 from adapter_dsl.backend.state import peek_state
 from tests.backend.conftest import make_model
@@ -29,7 +29,7 @@ def test_a_saved_config_over_the_bound_is_refused(
     model = make_model("bert")
     add_adapter(model, "a", "lora")
     save_adapter(model, "a", tmp_path / "a")
-    monkeypatch.setattr(loading, "MAX_FILE_BYTES", 64)
+    monkeypatch.setenv("ADAPTER_DSL_MAX_LENGTH", "64")
     with pytest.raises(ConfigError, match="too large to be a config file"):
         load_adapter(make_model("bert"), tmp_path / "a")
 
