@@ -43,7 +43,7 @@ def classify(arg: str, text: str | None = None) -> str | None:
     if stripped.startswith("{"):
         try:
             data = json.loads(stripped)
-        except ValueError:
+        except (ValueError, RecursionError):  # the loader then says what is wrong with it
             return None
         return SETUP if _is_setup_data(data) else FUSION if _is_fusion_data(data) else None
     if text is None and (arg.endswith(".json") or os.path.isdir(arg)):

@@ -304,7 +304,7 @@ def _parse_failure(text: str, failure: Any) -> ConfigError:
         f"unexpected {_describe_token(token)}",
         expected,
         end=failure.end,
-        suggestion=_HINTS.get(str(token)),
+        suggestion=_hint(text, failure.pos, str(token)),
     )
 
 
@@ -488,11 +488,16 @@ _SETUP_BLOCKS = frozenset(
 )
 
 
+def _hint(text: str, pos: int, found: str) -> str | None:
+    """The hint for what was found at ``pos``: ``Stack(`` and friends are setups, not configs."""
+    if found == "(" and text[:pos].strip() in _SETUP_BLOCKS:
+        return "this is an adapter setup, not a config: read it with parse_setup()"
+    return _HINTS.get(found)
+
+
 def _unexpected_character(text: str, pos: int, allowed: set[str] | None) -> ConfigError:
     char = text[pos]
-    suggestion = _HINTS.get(char)
-    if char == "(" and text[:pos].strip() in _SETUP_BLOCKS:
-        suggestion = "this is an adapter setup, not a config: read it with parse_setup()"
+    suggestion = _hint(text, pos, char)
     if char in "'\"":
         suggestion = "close the string with a matching quote"
         return _syntax_error(
