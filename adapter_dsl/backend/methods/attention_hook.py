@@ -33,6 +33,7 @@ __all__ = [
     "extend_mask",
     "install",
     "real_implementation",
+    "uninstall",
 ]
 
 PREFIX_ATTENTION = "adapter_dsl_prefix"
@@ -193,17 +194,23 @@ def _register() -> None:
         _registered = True
 
 
-def install(module: nn.Module) -> Callable[[], None]:
-    """Route ``module``'s attention through :func:`prefix_attention_forward`; returns the undo."""
+def install(module: nn.Module) -> tuple[bool, Any]:
+    """Route ``module``'s attention through :func:`prefix_attention_forward`.
+
+    Returns what :func:`uninstall` needs (data, not a closure, so that it survives copies and
+    pickles of the model): whether a view was installed, and the config it replaced.
+    """
     _register()
     original = getattr(module, "config", None)
     if isinstance(original, AttentionConfigView):
-        return lambda: None
+        return (False, None)
     # A plain (non-module) attribute, set through __dict__ to keep the type checker out of it.
     module.__dict__["config"] = AttentionConfigView(original)
+    return (True, original)
 
-    def undo() -> None:
-        if isinstance(module.__dict__.get("config"), AttentionConfigView):
-            module.__dict__["config"] = original
 
-    return undo
+def uninstall(module: nn.Module, installed: tuple[bool, Any]) -> None:
+    """Undo :func:`install` (``installed`` is its result)."""
+    done, original = installed
+    if done and isinstance(module.__dict__.get("config"), AttentionConfigView):
+        module.__dict__["config"] = original
