@@ -115,14 +115,28 @@ class Problem:
         return f"{where}: {text}" if where else text
 
 
-class ConfigError(ValueError):
-    """Raised for every invalid config; ``problems`` lists everything found, not only the first."""
+DEFAULT_HEADING = "invalid adapter config"
 
-    def __init__(self, problems: Sequence[Problem], source: str | None = None) -> None:
+
+class ConfigError(ValueError):
+    """Raised for every invalid config; ``problems`` lists everything found, not only the first.
+
+    ``heading`` is the first line of the message: "invalid adapter config" for a bad config, or
+    what failed for a valid config that an operation could not apply ("cannot add adapter 'x'
+    to BertModel").
+    """
+
+    def __init__(
+        self,
+        problems: Sequence[Problem],
+        source: str | None = None,
+        heading: str = DEFAULT_HEADING,
+    ) -> None:
         if not problems:
             raise ValueError("ConfigError needs at least one problem")
         self.problems: tuple[Problem, ...] = tuple(problems)
         self.source = source
+        self.heading = heading
         super().__init__(self._render())
 
     @classmethod
@@ -150,18 +164,26 @@ class ConfigError(ValueError):
         return cls([problem], source=source)
 
     def with_source(self, source: str | None) -> ConfigError:
-        return ConfigError(self.problems, source=source)
+        return ConfigError(self.problems, source=source, heading=self.heading)
+
+    def headed(self, heading: str) -> ConfigError:
+        """The same problems under another first line (what operation failed)."""
+        return ConfigError(self.problems, source=self.source, heading=heading)
 
     def located(self, **changes: Any) -> ConfigError:
         """The same error with every problem's location updated (e.g. ``file=...``)."""
-        return ConfigError([p.with_location(**changes) for p in self.problems], source=self.source)
+        return ConfigError(
+            [p.with_location(**changes) for p in self.problems],
+            source=self.source,
+            heading=self.heading,
+        )
 
     def to_list(self) -> list[dict[str, Any]]:
         return [p.to_dict() for p in self.problems]
 
     def _render(self) -> str:
         n = len(self.problems)
-        head = "invalid adapter config" + (f" ({n} problems)" if n > 1 else "")
+        head = self.heading + (f" ({n} problems)" if n > 1 else "")
         lines = [head]
         for problem in self.problems:
             loc = problem.location
@@ -179,7 +201,7 @@ class ConfigError(ValueError):
         return self._render()
 
     def __reduce__(self) -> tuple[Any, ...]:  # picklable across processes (e.g. DDP, xdist)
-        return (ConfigError, (self.problems, self.source))
+        return (ConfigError, (self.problems, self.source, self.heading))
 
 
 class ConfigWarning(UserWarning):

@@ -207,6 +207,13 @@ class LoRAHandler(MethodHandler):
                     expected="plain LoRA or IA3 on this model",
                     found="vera_d/vera_b floats" if vera else "use_dora=True",
                 )
+            if config.use_dora and _weight_oi(base).is_meta:
+                raise _error(
+                    f"DoRA cannot be added to {t.path}: its weight is on the meta device",
+                    expected="materialised weights (DoRA's magnitude starts as their norm)",
+                    found="a meta-device weight",
+                    suggestion="load the model's weights first, or use plain LoRA",
+                )
             shapes.add(tuple(_weight_oi(base).shape))
         if vera and len(shapes) > 1:
             raise _error(
