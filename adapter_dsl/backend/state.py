@@ -24,9 +24,20 @@ from torch.utils.hooks import RemovableHandle
 
 from adapter_dsl.backend.architectures import ArchitectureSpec
 
-__all__ = ["STATE_ATTR", "AdapterEntry", "AdapterState", "Ledger", "get_state", "peek_state"]
+__all__ = [
+    "PRETRAINED_KEY",
+    "STATE_ATTR",
+    "AdapterEntry",
+    "AdapterState",
+    "Ledger",
+    "SavePretrained",
+    "get_state",
+    "peek_state",
+]
 
 STATE_ATTR = "_adapter_dsl_state"
+#: The model-config key under which ``save_pretrained`` carries the adapters (see SavePretrained).
+PRETRAINED_KEY = "adapter_dsl"
 
 
 class _Missing:
@@ -219,6 +230,58 @@ class AdapterState:
         return out
 
 
+class SavePretrained:
+    """``model.save_pretrained`` of an adapted Hugging Face model (installed on the instance).
+
+    The adapters' tensors are part of the state dict, so transformers writes them with the
+    model; this adds their configs and the active setup to ``config.json`` under
+    :data:`PRETRAINED_KEY`, which :func:`adapter_dsl.backend.pretrained.from_pretrained` reads to
+    rebuild them (the reference stores its adapters in the model config, too). A merged adapter
+    is saved as what it is then, part of the weights: neither its own tensors nor its config
+    are written.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+
+    def __call__(self, save_directory: Any, *args: Any, **kwargs: Any) -> Any:
+        model = self.model
+        save = type(model).save_pretrained.__get__(model)  # type: ignore[attr-defined]
+        state = peek_state(model)
+        if state is None:
+            return save(save_directory, *args, **kwargs)
+        carried = {n: e for n, e in state.adapters.items() if not e.merged}
+        merged = [e for e in state.adapters.values() if e.merged]
+        if merged and "state_dict" not in kwargs:
+            owned = {id(m) for e in merged for m in e.owned_modules()}
+            dropped = {
+                f"{qual}.{key}" if qual else key
+                for qual, module in model.named_modules()
+                if id(module) in owned
+                for key in module.state_dict()
+            }
+            full = model.state_dict()
+            kwargs["state_dict"] = {k: v for k, v in full.items() if k not in dropped}
+        config = model.config
+        previous = config.__dict__.get(PRETRAINED_KEY, _MISSING)
+        setattr(
+            config,
+            PRETRAINED_KEY,
+            {
+                "format_version": 1,
+                "adapters": {n: e.config.to_dict() for n, e in carried.items()},
+                "active": [n for n in state.active if n in carried],
+            },
+        )
+        try:
+            return save(save_directory, *args, **kwargs)
+        finally:
+            if previous is _MISSING:
+                delattr(config, PRETRAINED_KEY)
+            else:
+                setattr(config, PRETRAINED_KEY, previous)
+
+
 def peek_state(model: nn.Module) -> AdapterState | None:
     """The model's state, or ``None`` when no adapter was ever added."""
     state = model.__dict__.get(STATE_ATTR)
@@ -232,6 +295,8 @@ def get_state(model: nn.Module, arch: ArchitectureSpec) -> AdapterState:
         state = AdapterState(arch=arch)
         # Plain attribute (not a module/parameter/buffer): invisible to state_dict and .to().
         model.__dict__[STATE_ATTR] = state
+        if callable(getattr(type(model), "save_pretrained", None)):
+            model.__dict__["save_pretrained"] = SavePretrained(model)
     return state
 
 
@@ -239,3 +304,5 @@ def drop_state_if_empty(model: nn.Module) -> None:
     state = peek_state(model)
     if state is not None and not state.adapters and not state.shared:
         del model.__dict__[STATE_ATTR]
+        if isinstance(model.__dict__.get("save_pretrained"), SavePretrained):
+            del model.__dict__["save_pretrained"]
