@@ -55,14 +55,11 @@ class AttentionConfigView:
     ``model.set_attn_implementation(...)`` is still honoured (the view then forwards to it).
     """
 
-    __slots__ = ("_target",)
+    # The target lives in the instance __dict__ and is read as a plain attribute (never through
+    # ``object.__getattribute__``), so that torch.compile traces attention without graph breaks.
 
     def __init__(self, target: Any) -> None:
-        object.__setattr__(self, "_target", target)
-
-    @property
-    def target(self) -> Any:
-        return object.__getattribute__(self, "_target")
+        self.__dict__["target"] = target
 
     @property
     def _attn_implementation(self) -> str:
@@ -70,13 +67,14 @@ class AttentionConfigView:
 
     def __getattr__(self, name: str) -> Any:
         # Dunder lookups (copy, pickle) must not be answered by the target: a deep copy of the
-        # model has to copy the view, not silently replace it by a config.
-        if name.startswith("__"):
+        # model has to copy the view, not silently replace it by a config. "target" is only
+        # missing while an instance is being built.
+        if name.startswith("__") or name == "target":
             raise AttributeError(name)
-        return getattr(object.__getattribute__(self, "_target"), name)
+        return getattr(self.target, name)
 
     def __setattr__(self, name: str, value: Any) -> None:
-        setattr(object.__getattribute__(self, "_target"), name, value)
+        setattr(self.target, name, value)
 
     def __reduce__(self) -> tuple[Any, tuple[Any]]:
         # copy/deepcopy/pickle rebuild the view around a copy of the target config.
