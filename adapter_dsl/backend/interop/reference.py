@@ -69,6 +69,7 @@ from adapter_dsl.backend.serialization import (
     rename_adapter_key,
     write_directory_atomically,
 )
+from adapter_dsl.backend.sharding import gathered, is_sharded, writes_here
 from adapter_dsl.errors import ConfigError
 
 __all__ = [
@@ -363,10 +364,7 @@ def reference_state_dict(
     from adapter_dsl.backend.serialization import adapter_state_dict
 
     _, entry = core._entry(model, name)
-    tensors = {
-        k: v.detach().to("cpu").contiguous().clone()
-        for k, v in adapter_state_dict(model, entry).items()
-    }
+    tensors, _ = gathered(adapter_state_dict(model, entry))  # shards of fully_shard gathered
     base_path = _base_path(model)
     pool = f"{base_path}.{POOL}." if base_path else f"{POOL}."
     for key, tensor in list(tensors.items()):
@@ -418,6 +416,8 @@ def save_reference_adapter(
     envelope = reference_envelope(model, name)
     tensors = reference_state_dict(model, name, share_copies=not use_safetensors)
     target = Path(directory)
+    if not writes_here(is_sharded(model)):  # every rank gathered; rank 0 writes
+        return target
 
     def write(tmp: Path) -> None:
         (tmp / CONFIG_FILE).write_text(
