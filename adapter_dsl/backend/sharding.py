@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-__all__ = ["gathered", "is_sharded", "writes_here"]
+__all__ = ["copy_full_into", "gathered", "is_sharded", "writes_here"]
 
 
 def is_sharded(model: nn.Module) -> bool:
@@ -47,3 +47,18 @@ def writes_here(sharded: bool) -> bool:
     import torch.distributed as dist
 
     return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+
+
+def copy_full_into(target: Tensor, value: Tensor) -> None:
+    """``target.copy_(value)`` for a full ``value``; a sharded ``target`` takes its own shard
+    (computed locally on every rank from the same full value: no communication)."""
+    from torch.distributed.tensor import DTensor, distribute_tensor
+
+    value = value.to(dtype=target.dtype)
+    if isinstance(target, DTensor):
+        value = distribute_tensor(
+            value.to(target.device), target.device_mesh, target.placements, src_data_rank=None
+        )
+        target.copy_(value)
+        return
+    target.copy_(value.to(device=target.device))

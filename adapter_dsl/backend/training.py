@@ -48,7 +48,7 @@ from adapter_dsl.backend.architectures import base_model_of
 from adapter_dsl.backend.serialization import CONFIG_FILE, WEIGHTS_FILE, adapter_state_dict
 from adapter_dsl.backend.serialization import load_adapter as _load_adapter
 from adapter_dsl.backend.serialization import save_adapter as _save_adapter
-from adapter_dsl.backend.sharding import gathered, is_sharded, writes_here
+from adapter_dsl.backend.sharding import copy_full_into, gathered, is_sharded, writes_here
 from adapter_dsl.backend.state import peek_state
 from adapter_dsl.errors import ConfigError
 
@@ -330,7 +330,7 @@ def load_trainable(model: nn.Module, directory: str | os.PathLike[str]) -> dict[
         raise
     with torch.no_grad():
         for target, value in pairs:
-            target.copy_(value.to(dtype=target.dtype, device=target.device))
+            copy_full_into(target, value)  # a fully_shard parameter takes its shard
     if names:
         core.set_active(model, names)
     return manifest

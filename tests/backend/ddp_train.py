@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from adapter_dsl.backend import add_adapter
-from adapter_dsl.backend.training import prepare_for_training, save_trainable
+from adapter_dsl.backend.training import load_trainable, prepare_for_training, save_trainable
 from adapter_dsl.demo import synthetic_batch, tiny_classifier
 
 GLOBAL_BATCH = 16
@@ -69,6 +69,14 @@ def train_ddp(out: Path, steps: int, *, fsdp: bool = False) -> None:
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
         save_trainable(model, out / f"rank{rank}", names, head)
+        if fsdp and world > 1:
+            # Resuming: every rank reads rank 0's files into its shards, then saves them again.
+            dist.barrier()
+            with torch.no_grad():
+                for p in trainable:
+                    p.zero_()
+            load_trainable(model, out / "rank0")
+            save_trainable(model, out / "reloaded", names, head)
     finally:
         if world > 1:
             dist.destroy_process_group()

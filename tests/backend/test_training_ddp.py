@@ -161,3 +161,7 @@ def test_fsdp2_trains_like_one_process_and_rank0_saves_the_gathered_adapter(
         assert sharded[key].shape == single[key].shape, key
         torch.testing.assert_close(sharded[key], single[key], rtol=0, atol=1e-5, msg=key)
     assert float(sharded["classifier.bias"].abs().sum()) > 0
+    # load_trainable put each rank's shard back (resuming); saving again gives the same files.
+    reloaded = _weights(tmp_path / "fsdp" / "reloaded")
+    for key in sharded:
+        assert torch.equal(reloaded[key], sharded[key]), key
