@@ -30,7 +30,7 @@ METHODS = {
         "mam",
         "prompt_tuning",
     ],
-    "llama": ["unipelt", "dora|seq_bn_inv|direft", "ia3|prefix_tuning_flat", "noreft"],
+    "llama": ["unipelt", "dora|seq_bn_inv|direft", "ia3|noreft"],
 }
 CASES = [(kind, method) for kind, methods in METHODS.items() for method in methods]
 
