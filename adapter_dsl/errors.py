@@ -165,25 +165,44 @@ def _printable_or_none(text: str | None) -> str | None:
     return None if text is None else printable(text)
 
 
+DEFAULT_HEADING = "invalid adapter config"
+
+
 class ConfigError(ValueError):
     """Raised for every invalid config; ``problems`` lists everything found, not only the first.
 
     ``str(err)`` shows the first :data:`MAX_RENDERED` problems, each with its source line and
     carets, in time linear in the source's length; it is rendered on first use, not when the
     error is built (errors are re-located and re-raised on their way out).
+
+    ``heading`` is the first line of the message: "invalid adapter config" for a bad config,
+    ``subject`` names another kind of input ("adapter setup" → "invalid adapter setup"), or the
+    heading says what failed for a valid config that an operation could not apply ("cannot add
+    adapter 'x' to BertModel").
     """
 
     def __init__(
-        self, problems: Sequence[Problem], source: str | None = None, *, subject: str | None = None
+        self,
+        problems: Sequence[Problem],
+        source: str | None = None,
+        heading: str = DEFAULT_HEADING,
+        *,
+        subject: str | None = None,
     ) -> None:
         if not problems:
             raise ValueError("ConfigError needs at least one problem")
         self.problems: tuple[Problem, ...] = tuple(problems)
         self.source = source
-        # What was invalid, for the first line ("invalid adapter setup"); configs by default.
-        self.subject = subject or "adapter config"
+        self.heading = f"invalid {subject}" if subject is not None else heading
         self._rendered: str | None = None
         super().__init__()
+
+    @property
+    def subject(self) -> str | None:
+        """What was invalid ("adapter config", "adapter setup"), when the heading says so."""
+        return (
+            self.heading.removeprefix("invalid ") if self.heading.startswith("invalid ") else None
+        )
 
     @classmethod
     def single(
@@ -210,14 +229,18 @@ class ConfigError(ValueError):
         return cls([problem], source=source)
 
     def with_source(self, source: str | None) -> ConfigError:
-        return ConfigError(self.problems, source=source, subject=self.subject)
+        return ConfigError(self.problems, source=source, heading=self.heading)
+
+    def headed(self, heading: str) -> ConfigError:
+        """The same problems under another first line (what operation failed)."""
+        return ConfigError(self.problems, source=self.source, heading=heading)
 
     def located(self, **changes: Any) -> ConfigError:
         """The same error with every problem's location updated (e.g. ``file=...``)."""
         return ConfigError(
             [p.with_location(**changes) for p in self.problems],
             source=self.source,
-            subject=self.subject,
+            heading=self.heading,
         )
 
     def to_list(self) -> list[dict[str, Any]]:
@@ -225,7 +248,7 @@ class ConfigError(ValueError):
 
     def _render(self) -> str:
         n = len(self.problems)
-        head = f"invalid {self.subject}" + (f" ({n:,} problems)" if n > 1 else "")
+        head = self.heading + (f" ({n:,} problems)" if n > 1 else "")
         lines = [head]
         for problem in self.problems[:MAX_RENDERED]:
             loc = problem.location
@@ -247,13 +270,7 @@ class ConfigError(ValueError):
         return self._rendered
 
     def __reduce__(self) -> tuple[Any, ...]:  # picklable across processes (e.g. DDP, xdist)
-        return (_rebuild_error, (self.problems, self.source, self.subject))
-
-
-def _rebuild_error(
-    problems: Sequence[Problem], source: str | None, subject: str | None
-) -> ConfigError:
-    return ConfigError(problems, source, subject=subject)
+        return (ConfigError, (self.problems, self.source, self.heading))
 
 
 class ConfigWarning(UserWarning):

@@ -29,6 +29,7 @@ from adapter_dsl.backend.core import (
     unmerge_adapter,
 )
 from adapter_dsl.backend.methods.prompt_tuning import set_prompt_tokenizer
+from adapter_dsl.backend.pretrained import from_pretrained, restore_adapters
 from adapter_dsl.backend.serialization import load_adapter, save_adapter
 
 __all__ = [
@@ -37,11 +38,13 @@ __all__ = [
     "add_adapter",
     "delete_adapter",
     "format_summary",
+    "from_pretrained",
     "get_architecture",
     "list_adapters",
     "load_adapter",
     "merge_adapter",
     "resolve_config",
+    "restore_adapters",
     "save_adapter",
     "set_active",
     "set_prompt_tokenizer",

@@ -8,13 +8,19 @@ already built is undone.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from os import PathLike
 from typing import Any
 
 from torch import nn
 
-from adapter_dsl.backend.architectures import ArchitectureSpec, base_model_of, get_architecture
+from adapter_dsl.backend.architectures import (
+    ArchitectureSpec,
+    base_model_of,
+    get_architecture,
+    num_layers,
+)
 from adapter_dsl.backend.methods.base import family_of, get_handler, members_of
 from adapter_dsl.backend.state import (
     AdapterEntry,
@@ -24,7 +30,7 @@ from adapter_dsl.backend.state import (
     get_state,
     peek_state,
 )
-from adapter_dsl.errors import ConfigError, did_you_mean
+from adapter_dsl.errors import DEFAULT_HEADING, ConfigError, did_you_mean
 
 __all__ = [
     "adapter_summary",
@@ -52,6 +58,22 @@ def resolve_config(config: ConfigLike) -> Any:
     return load(config)
 
 
+@contextmanager
+def failing_as(heading: str) -> Iterator[None]:
+    """Head a ``ConfigError`` raised inside with what failed ("cannot add adapter 'x' to …"):
+    the config itself was valid, so "invalid adapter config" would mislead."""
+    try:
+        yield
+    except ConfigError as exc:
+        if exc.heading != DEFAULT_HEADING:
+            raise
+        raise exc.headed(heading) from None
+
+
+# Adapters are keys of ModuleDicts/ParameterDicts, which refuse keys that are their attributes.
+_CONTAINERS = (nn.ModuleDict(), nn.ParameterDict())
+
+
 def _check_name(name: Any) -> str:
     if not isinstance(name, str) or not name or "." in name or name != name.strip():
         raise ConfigError.single(
@@ -60,7 +82,26 @@ def _check_name(name: Any) -> str:
             found=repr(name),
             code="invalid_name",
         )
+    if any(hasattr(container, name) for container in _CONTAINERS):
+        raise ConfigError.single(
+            f"'{name}' cannot be an adapter name: it is an attribute of torch module containers",
+            expected="a name such as 'task_a'",
+            found=repr(name),
+            suggestion=f"use e.g. '{name}_adapter'",
+            code="invalid_name",
+        )
     return name
+
+
+def _check_layout(model: nn.Module, arch: ArchitectureSpec) -> None:
+    """The model must have the layers its table row describes (a config alone says nothing)."""
+    if num_layers(model, arch) == 0:
+        raise ConfigError.single(
+            f"the model reports model_type '{arch.model_type}' but has none of its layers",
+            expected="layers at " + " or ".join(repr(g.layers) for g in arch.groups),
+            found=type(model).__name__,
+            code="unsupported_model",
+        )
 
 
 def _entry(model: nn.Module, name: str) -> tuple[AdapterState, AdapterEntry]:
@@ -107,9 +148,14 @@ def add_adapter(
     Nothing on the model changes unless the whole config can be built. ``set_active=True`` also
     makes it the only active adapter (the reference's default is inactive, as here).
     """
-    _check_name(name)
     cfg = resolve_config(config)
+    with failing_as(f"cannot add adapter {name!r} to {type(model).__name__}"):
+        return _add(model, _check_name(name), cfg, set_active)
+
+
+def _add(model: nn.Module, name: str, cfg: Any, set_active: bool) -> Any:
     arch = get_architecture(model)
+    _check_layout(model, arch)
     existing = peek_state(model)
     if existing is not None and name in existing.adapters:
         raise ConfigError.single(
@@ -156,7 +202,16 @@ def _names(names: str | Iterable[str] | None) -> tuple[str, ...]:
         return ()
     if isinstance(names, str):
         return (names,)
-    return tuple(names)
+    wanted = tuple(names) if isinstance(names, Iterable) else (names,)
+    for n in wanted:
+        if not isinstance(n, str):
+            raise ConfigError.single(
+                "adapters are named by strings",
+                expected="an adapter name, a list of names or None",
+                found=repr(names),
+                code="invalid_name",
+            )
+    return wanted
 
 
 def set_active(model: nn.Module, names: str | Iterable[str] | None) -> None:
@@ -164,7 +219,11 @@ def set_active(model: nn.Module, names: str | Iterable[str] | None) -> None:
 
     Merged adapters are un-merged first, like the reference's ``set_active_adapters``.
     """
-    wanted = _names(names)
+    with failing_as(f"cannot activate {names!r} on {type(model).__name__}"):
+        _set_active(model, _names(names))
+
+
+def _set_active(model: nn.Module, wanted: tuple[str, ...]) -> None:
     for n in wanted:
         _entry(model, n)
     if len(set(wanted)) != len(wanted):
@@ -189,7 +248,8 @@ def train_adapter(model: nn.Module, names: str | Iterable[str]) -> None:
     not tied to the embeddings) keeps its own ``requires_grad`` and so trains by default;
     freeze it yourself, or use ``training.prepare_for_training(..., head=False)``, if not.
     """
-    wanted = _names(names)
+    with failing_as(f"cannot train {names!r} on {type(model).__name__}"):
+        wanted = _names(names)
     set_active(model, wanted)
     for p in base_model_of(model).parameters():
         p.requires_grad_(False)
@@ -201,7 +261,8 @@ def train_adapter(model: nn.Module, names: str | Iterable[str]) -> None:
 
 def delete_adapter(model: nn.Module, name: str) -> None:
     """Remove adapter ``name``: hooks, modules and wrappers go, the model is as before."""
-    state, entry = _entry(model, name)
+    with failing_as(f"cannot delete adapter {name!r} from {type(model).__name__}"):
+        state, entry = _entry(model, name)
     if entry.merged:
         unmerge_adapter(model, name)
     for family, member, ledger in reversed(entry.members):
@@ -216,6 +277,11 @@ def merge_adapter(model: nn.Module, name: str) -> None:
 
     The adapter is then removed from the active setup (its effect lives in the weights).
     """
+    with failing_as(f"cannot merge adapter {name!r} into {type(model).__name__}"):
+        _merge(model, name)
+
+
+def _merge(model: nn.Module, name: str) -> None:
     state, entry = _entry(model, name)
     if entry.merged:
         raise ConfigError.single(f"adapter '{name}' is already merged", code="already_merged")
@@ -234,12 +300,13 @@ def merge_adapter(model: nn.Module, name: str) -> None:
 
 def unmerge_adapter(model: nn.Module, name: str) -> None:
     """Undo :func:`merge_adapter`: restore the base weights."""
-    state, entry = _entry(model, name)
-    if not entry.merged:
-        raise ConfigError.single(f"adapter '{name}' is not merged", code="not_merged")
-    for family, member, _ in reversed(entry.members):
-        get_handler(family).unmerge(model, state.arch, name, member)
-    entry.merged = False
+    with failing_as(f"cannot unmerge adapter {name!r} from {type(model).__name__}"):
+        state, entry = _entry(model, name)
+        if not entry.merged:
+            raise ConfigError.single(f"adapter '{name}' is not merged", code="not_merged")
+        for family, member, _ in reversed(entry.members):
+            get_handler(family).unmerge(model, state.arch, name, member)
+        entry.merged = False
 
 
 def adapter_summary(model: nn.Module) -> list[dict[str, Any]]:

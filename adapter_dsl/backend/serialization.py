@@ -35,6 +35,7 @@ from torch import Tensor, nn
 
 from adapter_dsl.backend import core
 from adapter_dsl.backend.architectures import base_model_of, get_architecture, model_type_of
+from adapter_dsl.backend.sharding import gathered, writes_here
 from adapter_dsl.backend.state import AdapterEntry, peek_state
 from adapter_dsl.errors import ConfigError
 from adapter_dsl.loading import read_config_file
@@ -116,7 +117,6 @@ def save_adapter(
             f"adapter '{name}' is merged; unmerge_adapter() it before saving", code="merged"
         )
     target = Path(directory)
-    target.parent.mkdir(parents=True, exist_ok=True)
     cfg = model.config
     envelope = {
         "config": entry.config.to_dict(),
@@ -127,10 +127,11 @@ def save_adapter(
         "name": name,
         "version": f"adapter_dsl.{_version()}",
     }
-    tensors = {
-        k: v.detach().to("cpu").contiguous().clone()
-        for k, v in adapter_state_dict(model, entry).items()
-    }
+    # Shards of a fully_shard model are gathered on every rank; rank 0 writes.
+    tensors, sharded = gathered(adapter_state_dict(model, entry))
+    if not writes_here(sharded):
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
     from adapter_dsl.backend.hub import CARD_FILE, describe, model_card
 
     card = model_card(

@@ -6,12 +6,15 @@ disappears with it. It is *not* an ``nn.Module``, so it never shows up in ``stat
 Every change a handler makes to a model goes through a :class:`Ledger` (one per adapter and
 member config). Deleting the adapter replays the ledger backwards, which removes hooks, detaches
 added modules and puts wrapped modules back, so the model's modules and outputs are restored
-exactly. Handlers may keep structures shared between adapters (e.g. one hook set per bottleneck
+exactly. Undo steps are data (a module-level function and the objects it acts on), never
+closures: ``copy.deepcopy(model)`` then rebinds every step to the copy's own modules, so a copy
+is independent of its original, and ``torch.save(model)`` can pickle the whole adapted model. Handlers may keep structures shared between adapters (e.g. one hook set per bottleneck
 location) in ``AdapterState.shared[family]``; they create and clean those up themselves.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,10 +24,52 @@ from torch.utils.hooks import RemovableHandle
 
 from adapter_dsl.backend.architectures import ArchitectureSpec
 
-__all__ = ["STATE_ATTR", "AdapterEntry", "AdapterState", "Ledger", "get_state", "peek_state"]
+__all__ = [
+    "PRETRAINED_KEY",
+    "STATE_ATTR",
+    "AdapterEntry",
+    "AdapterState",
+    "Ledger",
+    "SavePretrained",
+    "get_state",
+    "peek_state",
+]
 
 STATE_ATTR = "_adapter_dsl_state"
-_MISSING = object()
+#: The model-config key under which ``save_pretrained`` carries the adapters (see SavePretrained).
+PRETRAINED_KEY = "adapter_dsl"
+
+
+class _Missing:
+    """Marks "no module was there before" in an undo step (a class, so that it pickles)."""
+
+    def __reduce__(self) -> str:
+        return "_MISSING"
+
+
+_MISSING = _Missing()
+
+
+def _check_step(fn: Callable[..., None]) -> None:
+    """Refuse closures and lambdas: they can be neither pickled nor rebound by a deep copy."""
+    target = fn.func if isinstance(fn, functools.partial) else fn
+    qualname = getattr(target, "__qualname__", "")
+    if "<locals>" in qualname or "<lambda>" in qualname:
+        raise TypeError(
+            f"undo step {qualname} is a local function; pass a module-level function and its "
+            "arguments (on_undo(fn, *args)) so that copies and pickles of the model rebind it"
+        )
+
+
+def _detach(parent: nn.Module, attr: str, previous: object) -> None:
+    if previous is _MISSING:
+        delattr(parent, attr)
+    else:
+        parent._modules[attr] = previous  # type: ignore[assignment]
+
+
+def _pop_entry(container: nn.ModuleDict | nn.ParameterDict, key: str) -> None:
+    container.pop(key)
 
 
 class Ledger:
@@ -42,7 +87,7 @@ class Ledger:
     """
 
     def __init__(self) -> None:
-        self._undo: list[Callable[[], None]] = []
+        self._undo: list[tuple[Callable[..., None], tuple[Any, ...]]] = []
         self._owned: list[nn.Module] = []
         self._frozen: set[int] = set()
 
@@ -55,14 +100,7 @@ class Ledger:
             # Never shadow a non-module attribute of the host model.
             raise AttributeError(f"{type(parent).__name__} already has an attribute '{attr}'")
         setattr(parent, attr, module)
-
-        def undo() -> None:
-            if previous is _MISSING:
-                delattr(parent, attr)
-            else:
-                parent._modules[attr] = previous  # type: ignore[assignment]
-
-        self._undo.append(undo)
+        self._undo.append((_detach, (parent, attr, previous)))
         if owned:
             self._owned.append(module)
 
@@ -72,11 +110,7 @@ class Ledger:
         if key in container:
             raise KeyError(f"'{key}' is already present")
         container[key] = module
-
-        def undo() -> None:
-            container.pop(key)
-
-        self._undo.append(undo)
+        self._undo.append((_pop_entry, (container, key)))
         if owned:
             self._owned.append(module)
 
@@ -85,14 +119,17 @@ class Ledger:
         original = parent._modules[attr]
         assert original is not None
         setattr(parent, attr, wrapper)
-        self._undo.append(lambda: setattr(parent, attr, original))
+        self._undo.append((setattr, (parent, attr, original)))
         return original
 
     def hook(self, handle: RemovableHandle) -> None:
-        self._undo.append(handle.remove)
+        self._undo.append((RemovableHandle.remove, (handle,)))
 
-    def on_undo(self, fn: Callable[[], None]) -> None:
-        self._undo.append(fn)
+    def on_undo(self, fn: Callable[..., None], *args: Any) -> None:
+        """Call ``fn(*args)`` on undo; ``fn`` is a module-level function (or a ``partial`` of
+        one), never a closure, so that the step follows the model into copies and pickles."""
+        _check_step(fn)
+        self._undo.append((fn, args))
 
     def own(self, module: nn.Module) -> None:
         self._owned.append(module)
@@ -121,7 +158,8 @@ class Ledger:
     def undo(self) -> None:
         """Revert every recorded change, newest first. Idempotent."""
         while self._undo:
-            self._undo.pop()()
+            fn, args = self._undo.pop()
+            fn(*args)
         self._owned.clear()
 
 
@@ -192,6 +230,58 @@ class AdapterState:
         return out
 
 
+class SavePretrained:
+    """``model.save_pretrained`` of an adapted Hugging Face model (installed on the instance).
+
+    The adapters' tensors are part of the state dict, so transformers writes them with the
+    model; this adds their configs and the active setup to ``config.json`` under
+    :data:`PRETRAINED_KEY`, which :func:`adapter_dsl.backend.pretrained.from_pretrained` reads to
+    rebuild them (the reference stores its adapters in the model config, too). A merged adapter
+    is saved as what it is then, part of the weights: neither its own tensors nor its config
+    are written.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+
+    def __call__(self, save_directory: Any, *args: Any, **kwargs: Any) -> Any:
+        model = self.model
+        save = type(model).save_pretrained.__get__(model)  # type: ignore[attr-defined]
+        state = peek_state(model)
+        if state is None:
+            return save(save_directory, *args, **kwargs)
+        carried = {n: e for n, e in state.adapters.items() if not e.merged}
+        merged = [e for e in state.adapters.values() if e.merged]
+        if merged and "state_dict" not in kwargs:
+            owned = {id(m) for e in merged for m in e.owned_modules()}
+            dropped = {
+                f"{qual}.{key}" if qual else key
+                for qual, module in model.named_modules()
+                if id(module) in owned
+                for key in module.state_dict()
+            }
+            full = model.state_dict()
+            kwargs["state_dict"] = {k: v for k, v in full.items() if k not in dropped}
+        config = model.config
+        previous = config.__dict__.get(PRETRAINED_KEY, _MISSING)
+        setattr(
+            config,
+            PRETRAINED_KEY,
+            {
+                "format_version": 1,
+                "adapters": {n: e.config.to_dict() for n, e in carried.items()},
+                "active": [n for n in state.active if n in carried],
+            },
+        )
+        try:
+            return save(save_directory, *args, **kwargs)
+        finally:
+            if previous is _MISSING:
+                delattr(config, PRETRAINED_KEY)
+            else:
+                setattr(config, PRETRAINED_KEY, previous)
+
+
 def peek_state(model: nn.Module) -> AdapterState | None:
     """The model's state, or ``None`` when no adapter was ever added."""
     state = model.__dict__.get(STATE_ATTR)
@@ -205,6 +295,8 @@ def get_state(model: nn.Module, arch: ArchitectureSpec) -> AdapterState:
         state = AdapterState(arch=arch)
         # Plain attribute (not a module/parameter/buffer): invisible to state_dict and .to().
         model.__dict__[STATE_ATTR] = state
+        if callable(getattr(type(model), "save_pretrained", None)):
+            model.__dict__["save_pretrained"] = SavePretrained(model)
     return state
 
 
@@ -212,3 +304,5 @@ def drop_state_if_empty(model: nn.Module) -> None:
     state = peek_state(model)
     if state is not None and not state.adapters and not state.shared:
         del model.__dict__[STATE_ATTR]
+        if isinstance(model.__dict__.get("save_pretrained"), SavePretrained):
+            del model.__dict__["save_pretrained"]

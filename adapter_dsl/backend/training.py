@@ -48,6 +48,7 @@ from adapter_dsl.backend.architectures import base_model_of
 from adapter_dsl.backend.serialization import CONFIG_FILE, WEIGHTS_FILE, adapter_state_dict
 from adapter_dsl.backend.serialization import load_adapter as _load_adapter
 from adapter_dsl.backend.serialization import save_adapter as _save_adapter
+from adapter_dsl.backend.sharding import copy_full_into, gathered, is_sharded, writes_here
 from adapter_dsl.backend.state import peek_state
 from adapter_dsl.errors import ConfigError
 from adapter_dsl.loading import read_config_file
@@ -189,15 +190,20 @@ def save_trainable(
 
     model = _unwrap(model)
     target = Path(directory)
-    target.mkdir(parents=True, exist_ok=True)
     names = list(adapters)
     head_names = list(head)
+    params = dict(model.named_parameters())
+    # Every rank of a fully_shard model gathers (collectives, in the same order); rank 0 writes.
+    tensors, _ = gathered({n: params[n] for n in head_names})
+    writer = writes_here(is_sharded(model))
+    if writer:
+        target.mkdir(parents=True, exist_ok=True)
     for name in names:
         _save_adapter(model, name, target / name)
-    params = dict(model.named_parameters())
+    if not writer:
+        return target
     head_path = target / HEAD_FILE
     if head_names:
-        tensors = {n: params[n].detach().to("cpu").contiguous().clone() for n in head_names}
         tmp = head_path.with_name(f".{HEAD_FILE}.{os.getpid()}")
         save_file(tensors, str(tmp), metadata={"format": "pt"})
         os.replace(tmp, head_path)
@@ -342,7 +348,7 @@ def load_trainable(model: nn.Module, directory: str | os.PathLike[str]) -> dict[
         raise
     with torch.no_grad():
         for target, value in pairs:
-            target.copy_(value.to(dtype=target.dtype, device=target.device))
+            copy_full_into(target, value)  # a fully_shard parameter takes its shard
     if names:
         core.set_active(model, names)
     return manifest

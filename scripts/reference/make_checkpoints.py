@@ -2,7 +2,8 @@
 
 Run from the repository root, inside the reference virtual environment (see README.md here):
 
-    .venv-ref/bin/python scripts/reference/make_checkpoints.py
+    .venv-ref/bin/python scripts/reference/make_checkpoints.py          # everything, afresh
+    .venv-ref/bin/python scripts/reference/make_checkpoints.py --add    # only new cases
 
 It writes ``tests/fixtures/reference/checkpoints/``:
 
@@ -139,6 +140,15 @@ VARIANT_CASES = [
     "noreft[prefix_positions=2, suffix_positions=1]",
     "double_seq_bn[cross_adapter=True]",
 ]
+#: Cases whose reference state dict holds one tensor under two names (``ln_before``: the
+#: LayerNorm is both ``adapter_norm_before`` and ``adapter_down.0``). Appended last, so that
+#: the other cases keep their seeds; ``--add`` records only cases missing from the manifest.
+ALIAS_CASES = [
+    "seq_bn[ln_before=True, ln_after=True, residual_before_ln='post_add', scaling='channel']",
+    "par_bn[ln_before=True]",
+    "double_seq_bn[ln_before=True]",
+]
+ALL_CASES = SEED_CASES + VARIANT_CASES + ALIAS_CASES
 #: Cases saved with ``use_safetensors=True`` (the rest use the default pytorch_adapter.bin).
 #: The reference cannot write prefix tuning with safetensors (its pool is shared by every layer,
 #: so the state dict holds tensors that share memory); such cases fall back to the .bin file and
@@ -152,7 +162,10 @@ SAFETENSORS = {
     "compacter[reduction_factor=8]",
 }
 #: Cases recorded only on some models.
-ONLY_ON = {"double_seq_bn[cross_adapter=True]": {"bart"}}
+ONLY_ON = {
+    "double_seq_bn[cross_adapter=True]": {"bart"},
+    **{case: {"bert", "llama"} for case in ALIAS_CASES},
+}
 
 #: The fixed batch: 2 × 7 tokens, the second row right-padded (attention mask 0).
 INPUT_IDS = [[5, 17, 42, 8, 91, 33, 60], [7, 25, 64, 12, 50, 0, 0]]
@@ -315,9 +328,28 @@ def _saved_keys(path: Path) -> list[str]:
     return list(_load(path))
 
 
+def add_missing() -> int:
+    """``--add``: record the cases that the committed manifest lacks; leave the rest as it is."""
+    path = OUT_DIR / "manifest.json"
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    for model, info in manifest["models"].items():
+        base_dir = OUT_DIR / model / "base"
+        known = {case["config"] for case in info["cases"]}
+        for index, case in enumerate(ALL_CASES):
+            if case in known or (case in ONLY_ON and model not in ONLY_ON[case]):
+                continue
+            info["cases"].append(record_case(model, base_dir, case, index))
+            status = info["cases"][-1].get("error", {}).get("type", "ok")
+            print(f"{model:8} {case:70} {status}", file=sys.stderr)
+    path.write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
+    return 0
+
+
 def main() -> int:
     _quiet()
     torch.set_num_threads(1)
+    if "--add" in sys.argv[1:]:
+        return add_missing()
     if OUT_DIR.exists():
         shutil.rmtree(OUT_DIR)
     manifest: dict[str, Any] = {
@@ -345,7 +377,7 @@ def main() -> int:
             str(base_dir / "outputs.safetensors"),
         )
         cases = []
-        for index, case in enumerate(SEED_CASES + VARIANT_CASES):
+        for index, case in enumerate(ALL_CASES):
             if case in ONLY_ON and model not in ONLY_ON[case]:
                 continue
             cases.append(record_case(model, base_dir, case, index))

@@ -3,12 +3,15 @@
     python tests/backend/ddp_train.py OUT                       # one process, global batch 16
     python -m torch.distributed.run --nproc_per_node=2 tests/backend/ddp_train.py OUT
     accelerate launch --multi_gpu --num_processes=2 tests/backend/ddp_train.py OUT --mode trainer
+    python -m torch.distributed.run --nproc_per_node=2 tests/backend/ddp_train.py OUT --mode fsdp
 
 ``--mode ddp`` (default): a plain loop; under a launcher the model is wrapped in
 ``DistributedDataParallel`` (gloo) and rank r trains on its 16/world share of every global batch,
 so all ranks together see exactly the single-process batches. ``--mode trainer``:
 ``AdapterTrainer`` (which wraps the model in DDP itself under a launcher). Every rank writes its
-adapter and head with ``save_trainable`` to ``OUT/rank<r>``.
+adapter and head with ``save_trainable`` to ``OUT/rank<r>``. ``--mode fsdp``: the plain loop on
+a model sharded with FSDP2 (``fully_shard`` per encoder layer and at the root, gloo on CPU);
+every rank calls ``save_trainable`` (it gathers the shards) and rank 0 writes ``OUT/rank0``.
 """
 
 from __future__ import annotations
@@ -20,14 +23,25 @@ from pathlib import Path
 import torch
 
 from adapter_dsl.backend import add_adapter
-from adapter_dsl.backend.training import prepare_for_training, save_trainable
+from adapter_dsl.backend.training import load_trainable, prepare_for_training, save_trainable
 from adapter_dsl.demo import synthetic_batch, tiny_classifier
 
 GLOBAL_BATCH = 16
 ADAPTER = "seq_bn[reduction_factor=2]"
 
 
-def train_ddp(out: Path, steps: int) -> None:
+def _shard(model: torch.nn.Module, world: int) -> torch.nn.Module:
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import fully_shard
+
+    mesh = init_device_mesh("cpu", (world,))
+    for layer in model.bert.encoder.layer:
+        fully_shard(layer, mesh=mesh)
+    fully_shard(model, mesh=mesh)
+    return model
+
+
+def train_ddp(out: Path, steps: int, *, fsdp: bool = False) -> None:
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel
 
@@ -39,8 +53,11 @@ def train_ddp(out: Path, steps: int) -> None:
         model = tiny_classifier(seed=0, dropout=0.0)
         add_adapter(model, "task", ADAPTER)
         names, head = prepare_for_training(model, "task")
+        wrapped: torch.nn.Module = model
+        if world > 1:
+            wrapped = _shard(model, world) if fsdp else DistributedDataParallel(model)
+        # After sharding: fully_shard replaces the parameters by sharded ones.
         trainable = [p for p in model.parameters() if p.requires_grad]
-        wrapped: torch.nn.Module = DistributedDataParallel(model) if world > 1 else model
         optimizer = torch.optim.SGD(trainable, lr=0.5, momentum=0.9)
         data = torch.Generator().manual_seed(0)
         share = GLOBAL_BATCH // world
@@ -48,10 +65,18 @@ def train_ddp(out: Path, steps: int) -> None:
             ids, labels = synthetic_batch(GLOBAL_BATCH, data)  # the same on every rank
             mine = slice(rank * share, (rank + 1) * share)
             loss = wrapped(input_ids=ids[mine], labels=labels[mine]).loss
-            loss.backward()  # DDP averages the gradients over the ranks
+            loss.backward()  # DDP and FSDP average the gradients over the ranks
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
         save_trainable(model, out / f"rank{rank}", names, head)
+        if fsdp and world > 1:
+            # Resuming: every rank reads rank 0's files into its shards, then saves them again.
+            dist.barrier()
+            with torch.no_grad():
+                for p in trainable:
+                    p.zero_()
+            load_trainable(model, out / "rank0")
+            save_trainable(model, out / "reloaded", names, head)
     finally:
         if world > 1:
             dist.destroy_process_group()
@@ -91,11 +116,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("out", type=Path)
     parser.add_argument("--steps", type=int, default=8)
-    parser.add_argument("--mode", choices=["ddp", "trainer"], default="ddp")
+    parser.add_argument("--mode", choices=["ddp", "fsdp", "trainer"], default="ddp")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    if args.mode == "ddp":
-        train_ddp(args.out, args.steps)
+    if args.mode in ("ddp", "fsdp"):
+        train_ddp(args.out, args.steps, fsdp=args.mode == "fsdp")
     else:
         train_trainer(args.out, args.steps)
 

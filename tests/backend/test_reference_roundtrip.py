@@ -33,6 +33,11 @@ CASES: list[tuple[str, str]] = [
     ("bert", "compacter[reduction_factor=8]"),
     ("bert", "unipelt"),
     ("bert", "prompt_tuning"),
+    # The reference registers ln_before's LayerNorm twice: both names must be in the file.
+    (
+        "bert",
+        "seq_bn[ln_before=True, ln_after=True, residual_before_ln='post_add', scaling='channel']",
+    ),
     ("roberta", "lora[r=4, alpha=16, attn_matrices=['q','k','v'], intermediate_lora=True]"),
     ("gpt2", "double_seq_bn"),
     ("gpt2", "lora"),

@@ -130,3 +130,38 @@ def test_accelerate_launch_runs_adapter_trainer_on_two_ranks(tmp_path: Path) -> 
     saved = _weights(ckpt)
     for key in rank0:
         assert torch.equal(saved[key], rank0[key]), key
+
+
+@pytest.mark.slow
+def test_fsdp2_trains_like_one_process_and_rank0_saves_the_gathered_adapter(
+    tmp_path: Path,
+) -> None:
+    _launch(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node=2",
+            "--nnodes=1",
+            "--master_addr=127.0.0.1",
+            f"--master_port={_free_port()}",
+            str(SCRIPT),
+            str(tmp_path / "fsdp"),
+            "--mode=fsdp",
+            f"--steps={STEPS}",
+        ]
+    )
+    # Every rank gathered the shards; only rank 0 wrote, full tensors as from one process.
+    assert not (tmp_path / "fsdp" / "rank1").exists()
+    sharded = _weights(tmp_path / "fsdp" / "rank0")
+    single = _single_process(tmp_path / "single")
+    assert set(sharded) == set(single)
+    assert any(".adapters.task." in k for k in sharded) and "classifier.weight" in sharded
+    for key in sharded:
+        assert sharded[key].shape == single[key].shape, key
+        torch.testing.assert_close(sharded[key], single[key], rtol=0, atol=1e-5, msg=key)
+    assert float(sharded["classifier.bias"].abs().sum()) > 0
+    # load_trainable put each rank's shard back (resuming); saving again gives the same files.
+    reloaded = _weights(tmp_path / "fsdp" / "reloaded")
+    for key in sharded:
+        assert torch.equal(reloaded[key], sharded[key]), key

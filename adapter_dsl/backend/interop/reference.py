@@ -16,7 +16,10 @@ every directory whose ``adapter_config.json`` does not carry our version tag):
   ``base_model_prefix`` (``bert.``, ``transformer.``, ``model.``) on either side, and the
   reference's per-layer copies of the prefix-tuning pool
   (``<layer>.<attention>.prefix_tuning.pool.prefix_tunings.<n>.…``, n_layers+1 copies of each
-  tensor) onto the one pool ``prefix_tuning.prefix_tunings.<n>.…`` (the copies must agree);
+  tensor) onto the one pool ``prefix_tuning.prefix_tunings.<n>.…`` (the copies must agree),
+  and the second names under which the reference registers a module (:data:`ALIASES`: with
+  ``ln_before`` its LayerNorm is both ``adapter_norm_before`` and ``adapter_down.0``, so its
+  state dict holds both keys for one tensor; the copies must agree);
   every other name is already the reference's (the backend builds the same module paths);
 * every translated name and shape is checked against a freshly built adapter before a single
   weight is copied; on any problem the model is left unchanged.
@@ -38,8 +41,9 @@ writes what the reference's ``model.load_adapter(dir)`` reads: the envelope with
 ``"version": "adapters.1.3.0"`` and ``pytorch_adapter.bin`` (or ``adapter.safetensors`` with
 ``use_safetensors=True``; the reference reads that only when asked to with
 ``load_adapter(..., use_safetensors=True)``). Keys are the model's own plus, like the
-reference's files, a copy of the prefix pool under every attention module; shared parameters
-are included (so Compacter files are complete, unlike the reference's own).
+reference's files, a copy of the prefix pool under every attention module and the alias names
+of :data:`ALIASES`; shared parameters are included (so Compacter files are complete, unlike the
+reference's own).
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ import os
 import re
 import warnings
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -64,10 +69,13 @@ from adapter_dsl.backend.serialization import (
     rename_adapter_key,
     write_directory_atomically,
 )
+from adapter_dsl.backend.sharding import gathered, is_sharded, writes_here
 from adapter_dsl.errors import ConfigError
 
 __all__ = [
+    "ALIASES",
     "REFERENCE_VERSION",
+    "Alias",
     "ReferenceWeights",
     "is_reference_envelope",
     "load_reference_adapter",
@@ -94,6 +102,43 @@ LEGACY_RENAMES = (
 #: The prefix-tuning pool on the base model (reference name, also the backend's).
 POOL = "prefix_tuning"
 _POOL_COPY = re.compile(r"^(?:.+\.)?prefix_tuning\.pool\.(prefix_tunings\..+)$")
+
+
+@dataclass(frozen=True)
+class Alias:
+    """A module the reference registers under a second name inside an adapter, so that its
+    state dicts (and files) hold each of its tensors twice."""
+
+    container: str  # the adapter container, e.g. "adapters" (…adapters.<name>.…)
+    alias: str  # the second name, e.g. "adapter_norm_before"
+    canonical: str  # the path we build, e.g. "adapter_down.0"
+    module_type: type[nn.Module]  # only then (adapter_down.0 is a Linear without ln_before)
+
+    def _pattern(self, name: str) -> re.Pattern[str]:
+        return re.compile(rf"^((?:.*\.)?{self.container}\.[^.]+\.){re.escape(name)}\.([^.]+)$")
+
+    def to_canonical(self, key: str) -> str:
+        return self._pattern(self.alias).sub(rf"\g<1>{self.canonical}.\g<2>", key)
+
+    def alias_of(self, model: nn.Module, key: str) -> str | None:
+        """The alias key of ``key``, if ``key`` is a tensor of such a module of ``model``."""
+        match = self._pattern(self.canonical).match(key)
+        if match is None:
+            return None
+        try:
+            module = model.get_submodule(f"{match.group(1)}{self.canonical}")
+        except AttributeError:
+            return None
+        if not isinstance(module, self.module_type):
+            return None
+        return f"{match.group(1)}{self.alias}.{match.group(2)}"
+
+
+#: Every such alias of the reference, found by comparing the storage behind every key of every
+#: method and option on tiny models (the prefix pool's per-layer copies are handled above).
+ALIASES: tuple[Alias, ...] = (
+    Alias("adapters", "adapter_norm_before", "adapter_down.0", nn.LayerNorm),
+)
 
 MissingShared = Literal["error", "init"]
 
@@ -172,6 +217,8 @@ def translate_keys(model: nn.Module, keys: list[str], saved_name: str, name: str
         match = _POOL_COPY.match(new)
         if match is not None:
             new = f"{POOL}.{match.group(1)}"
+        for alias in ALIASES:
+            new = alias.to_canonical(new)
         out[key] = f"{base_path}.{new}" if base_path else new
     return out
 
@@ -317,12 +364,14 @@ def reference_state_dict(
     from adapter_dsl.backend.serialization import adapter_state_dict
 
     _, entry = core._entry(model, name)
-    tensors = {
-        k: v.detach().to("cpu").contiguous().clone()
-        for k, v in adapter_state_dict(model, entry).items()
-    }
+    tensors, _ = gathered(adapter_state_dict(model, entry))  # shards of fully_shard gathered
     base_path = _base_path(model)
     pool = f"{base_path}.{POOL}." if base_path else f"{POOL}."
+    for key, tensor in list(tensors.items()):
+        for alias in ALIASES:
+            second = alias.alias_of(model, key)
+            if second is not None:
+                tensors[second] = tensor if share_copies else tensor.clone()
     pooled = {k[len(pool) :]: v for k, v in tensors.items() if k.startswith(pool)}
     if pooled:
         for attention in _attention_paths(model):
@@ -367,6 +416,8 @@ def save_reference_adapter(
     envelope = reference_envelope(model, name)
     tensors = reference_state_dict(model, name, share_copies=not use_safetensors)
     target = Path(directory)
+    if not writes_here(is_sharded(model)):  # every rank gathered; rank 0 writes
+        return target
 
     def write(tmp: Path) -> None:
         (tmp / CONFIG_FILE).write_text(

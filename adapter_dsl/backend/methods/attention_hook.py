@@ -33,6 +33,7 @@ __all__ = [
     "extend_mask",
     "install",
     "real_implementation",
+    "uninstall",
 ]
 
 PREFIX_ATTENTION = "adapter_dsl_prefix"
@@ -54,14 +55,11 @@ class AttentionConfigView:
     ``model.set_attn_implementation(...)`` is still honoured (the view then forwards to it).
     """
 
-    __slots__ = ("_target",)
+    # The target lives in the instance __dict__ and is read as a plain attribute (never through
+    # ``object.__getattribute__``), so that torch.compile traces attention without graph breaks.
 
     def __init__(self, target: Any) -> None:
-        object.__setattr__(self, "_target", target)
-
-    @property
-    def target(self) -> Any:
-        return object.__getattribute__(self, "_target")
+        self.__dict__["target"] = target
 
     @property
     def _attn_implementation(self) -> str:
@@ -69,13 +67,14 @@ class AttentionConfigView:
 
     def __getattr__(self, name: str) -> Any:
         # Dunder lookups (copy, pickle) must not be answered by the target: a deep copy of the
-        # model has to copy the view, not silently replace it by a config.
-        if name.startswith("__"):
+        # model has to copy the view, not silently replace it by a config. "target" is only
+        # missing while an instance is being built.
+        if name.startswith("__") or name == "target":
             raise AttributeError(name)
-        return getattr(object.__getattribute__(self, "_target"), name)
+        return getattr(self.target, name)
 
     def __setattr__(self, name: str, value: Any) -> None:
-        setattr(object.__getattribute__(self, "_target"), name, value)
+        setattr(self.target, name, value)
 
     def __reduce__(self) -> tuple[Any, tuple[Any]]:
         # copy/deepcopy/pickle rebuild the view around a copy of the target config.
@@ -193,17 +192,23 @@ def _register() -> None:
         _registered = True
 
 
-def install(module: nn.Module) -> Callable[[], None]:
-    """Route ``module``'s attention through :func:`prefix_attention_forward`; returns the undo."""
+def install(module: nn.Module) -> tuple[bool, Any]:
+    """Route ``module``'s attention through :func:`prefix_attention_forward`.
+
+    Returns what :func:`uninstall` needs (data, not a closure, so that it survives copies and
+    pickles of the model): whether a view was installed, and the config it replaced.
+    """
     _register()
     original = getattr(module, "config", None)
     if isinstance(original, AttentionConfigView):
-        return lambda: None
+        return (False, None)
     # A plain (non-module) attribute, set through __dict__ to keep the type checker out of it.
     module.__dict__["config"] = AttentionConfigView(original)
+    return (True, original)
 
-    def undo() -> None:
-        if isinstance(module.__dict__.get("config"), AttentionConfigView):
-            module.__dict__["config"] = original
 
-    return undo
+def uninstall(module: nn.Module, installed: tuple[bool, Any]) -> None:
+    """Undo :func:`install` (``installed`` is its result)."""
+    done, original = installed
+    if done and isinstance(module.__dict__.get("config"), AttentionConfigView):
+        module.__dict__["config"] = original

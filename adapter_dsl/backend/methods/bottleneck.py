@@ -42,7 +42,7 @@ initialised, not the LayerNorm) are handled explicitly. ``init_weights_seed=0`` 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -577,7 +577,7 @@ class BottleneckHandler(MethodHandler):
         state = get_state(model, arch)
         shared_state: _Shared = state.shared.setdefault("bottleneck", _Shared(sites={}))
         # Registered first so that it runs last on undo, after the sites were released.
-        ledger.on_undo(lambda: self._drop_shared_if_empty(state))
+        ledger.on_undo(_drop_shared_if_empty, state)
         hidden = arch.hidden_size(model.config)
         base = base_model_of(model)
         seed = config.init_weights_seed
@@ -615,7 +615,7 @@ class BottleneckHandler(MethodHandler):
                 for p in module.parameters():
                     if not p.requires_grad:
                         ledger.keep_frozen(p)
-                ledger.on_undo(self._releaser(shared_state, site_key))
+                ledger.on_undo(_release_site, shared_state, site_key)
                 ledger.add_entry(site.adapters, name, module)
 
         if config.inv_adapter is not None:
@@ -628,31 +628,25 @@ class BottleneckHandler(MethodHandler):
                 )
             match_device_dtype(block, base)
             block.train(base.training)
-            ledger.on_undo(self._invertible_releaser(shared_state))
+            ledger.on_undo(_release_invertible, shared_state)
             ledger.add_entry(inv_site.adapters, name, block)
 
-    @staticmethod
-    def _releaser(shared_state: _Shared, key: tuple[int, str]) -> Callable[[], None]:
-        def release() -> None:
-            site = shared_state.sites.get(key)
-            if site is not None and len(site.adapters) == 0:
-                site.release()
-                del shared_state.sites[key]
 
-        return release
+def _release_site(shared_state: _Shared, key: tuple[int, str]) -> None:
+    site = shared_state.sites.get(key)
+    if site is not None and len(site.adapters) == 0:
+        site.release()
+        del shared_state.sites[key]
 
-    @staticmethod
-    def _invertible_releaser(shared_state: _Shared) -> Callable[[], None]:
-        def release() -> None:
-            site = shared_state.invertible
-            if site is not None and len(site.adapters) == 0:
-                site.release()
-                shared_state.invertible = None
 
-        return release
+def _release_invertible(shared_state: _Shared) -> None:
+    site = shared_state.invertible
+    if site is not None and len(site.adapters) == 0:
+        site.release()
+        shared_state.invertible = None
 
-    @staticmethod
-    def _drop_shared_if_empty(state: AdapterState) -> None:
-        shared = state.shared.get("bottleneck")
-        if isinstance(shared, _Shared) and not shared.sites and shared.invertible is None:
-            del state.shared["bottleneck"]
+
+def _drop_shared_if_empty(state: AdapterState) -> None:
+    shared = state.shared.get("bottleneck")
+    if isinstance(shared, _Shared) and not shared.sites and shared.invertible is None:
+        del state.shared["bottleneck"]

@@ -102,26 +102,30 @@ def shared_parameters(model: nn.Module, name: str, ledger: Ledger) -> nn.Paramet
     if container is None:
         container = nn.ModuleDict()
         base.shared_parameters = container
-
-        def drop_container() -> None:
-            if len(container) == 0:
-                del base.shared_parameters
-
-        ledger.on_undo(drop_container)
+        ledger.on_undo(_drop_container, base, container)
     assert isinstance(container, nn.ModuleDict)
     if name not in container:
         container[name] = nn.ParameterDict()
-
-        def drop_entry() -> None:
-            entry = container._modules.get(name)
-            if isinstance(entry, nn.ParameterDict) and len(entry) == 0:
-                del container[name]
-
-        ledger.on_undo(drop_entry)
+        ledger.on_undo(_drop_entry, container, name)
     entry = container[name]
     assert isinstance(entry, nn.ParameterDict)
     ledger.own(entry)
     return entry
+
+
+def _drop_container(base: nn.Module, container: nn.ModuleDict) -> None:
+    if len(container) == 0 and base._modules.get("shared_parameters") is container:
+        del base.shared_parameters
+
+
+def _drop_entry(container: nn.ModuleDict, name: str) -> None:
+    entry = container._modules.get(name)
+    if isinstance(entry, nn.ParameterDict) and len(entry) == 0:
+        del container[name]
+
+
+def _pop(pdict: nn.ParameterDict, key: str) -> None:
+    pdict.pop(key)
 
 
 def add_shared(pdict: nn.ParameterDict, key: str, param: nn.Parameter, ledger: Ledger) -> None:
@@ -129,4 +133,4 @@ def add_shared(pdict: nn.ParameterDict, key: str, param: nn.Parameter, ledger: L
     if key in pdict:
         raise KeyError(f"shared parameter '{key}' already exists")
     pdict[key] = param
-    ledger.on_undo(lambda: pdict.pop(key))
+    ledger.on_undo(_pop, pdict, key)

@@ -207,6 +207,13 @@ class LoRAHandler(MethodHandler):
                     expected="plain LoRA or IA3 on this model",
                     found="vera_d/vera_b floats" if vera else "use_dora=True",
                 )
+            if config.use_dora and _weight_oi(base).is_meta:
+                raise _error(
+                    f"DoRA cannot be added to {t.path}: its weight is on the meta device",
+                    expected="materialised weights (DoRA's magnitude starts as their norm)",
+                    found="a meta-device weight",
+                    suggestion="load the model's weights first, or use plain LoRA",
+                )
             shapes.add(tuple(_weight_oi(base).shape))
         if vera and len(shapes) > 1:
             raise _error(
@@ -274,14 +281,8 @@ class LoRAHandler(MethodHandler):
             wrapper = LoRALinear.wrap(current, attn_key=t.attn_key)
             wrapper.train(current.training)
             t.parent._modules[t.attr] = wrapper
-        parent, attr = t.parent, t.attr
-
-        def unwrap_if_unused() -> None:
-            if len(wrapper.loras) == 0 and parent._modules.get(attr) is wrapper:
-                parent._modules[attr] = wrapper.restore_original()
-
         # Registered before the unit entry, so it runs after the entry's removal.
-        ledger.on_undo(unwrap_if_unused)
+        ledger.on_undo(_unwrap_if_unused, t.parent, t.attr, wrapper)
         return wrapper
 
     # -- merge -------------------------------------------------------------------------------
@@ -318,6 +319,11 @@ def _weight_oi(module: nn.Module) -> Tensor:
     return weight.t() if fan_in_fan_out(module) else weight
 
 
+def _unwrap_if_unused(parent: nn.Module, attr: str, wrapper: LoRAWrapper) -> None:
+    if len(wrapper.loras) == 0 and parent._modules.get(attr) is wrapper:
+        parent._modules[attr] = wrapper.restore_original()
+
+
 def _forget(wrapper: LoRAFusedQKV, name: str) -> None:
     wrapper.enabled.pop(name, None)
 
@@ -338,13 +344,13 @@ def _shared_parameters(model: nn.Module, ledger: Ledger) -> nn.ModuleDict:
     if not isinstance(holder, nn.ModuleDict):
         holder = nn.ModuleDict()
         base.add_module(SHARED_ATTR, holder)
-
-    def drop_if_empty() -> None:
-        if len(holder) == 0 and base._modules.get(SHARED_ATTR) is holder:
-            del base._modules[SHARED_ATTR]
-
-    ledger.on_undo(drop_if_empty)
+    ledger.on_undo(_drop_holder_if_empty, base, holder)
     return holder
+
+
+def _drop_holder_if_empty(base: nn.Module, holder: nn.ModuleDict) -> None:
+    if len(holder) == 0 and base._modules.get(SHARED_ATTR) is holder:
+        del base._modules[SHARED_ATTR]
 
 
 class MTLLoRAHandler(MethodHandler):

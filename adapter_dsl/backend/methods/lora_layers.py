@@ -120,7 +120,7 @@ def _make_gate(in_features: int, heads: int, gen: torch.Generator | None) -> nn.
 
 def gate_value(gate: nn.Linear, x: Tensor) -> Tensor:
     """Token-averaged sigmoid gate: ``(batch, heads)`` from ``x`` of shape ``(batch, tokens, in)``."""
-    return torch.sigmoid(gate(x)).mean(dim=1)
+    return torch.sigmoid(gate(x.to(gate.weight.dtype))).mean(dim=1)
 
 
 class LoRAUnit(nn.Module):
@@ -185,6 +185,8 @@ class LoRA(LoRAUnit):
         return self.lora_B @ self.lora_A
 
     def compute(self, hidden: Tensor) -> Tensor:
+        # Cast at the unit's boundary: a config ``dtype`` may differ from the model's.
+        hidden = hidden.to(self.lora_A.dtype)
         return self.lora_dropout(hidden) @ self.lora_A.t() @ self.lora_B.t()
 
 
@@ -242,7 +244,8 @@ class Vera(LoRA):
         return self.vera_B @ shared.lora_B @ self.vera_D @ shared.lora_A
 
     def compute(self, hidden: Tensor) -> Tensor:
-        return self.lora_dropout(hidden) @ self.delta_weight().t()
+        delta = self.delta_weight()
+        return self.lora_dropout(hidden.to(delta.dtype)) @ delta.t()
 
 
 class VeraShared(nn.Module):
@@ -582,7 +585,7 @@ class LoRAFusedQKV(LoRAWrapper):
     def _grouped_delta(self, unit: LoRAUnit, x: Tensor) -> Tensor:
         """``[B_g A_g x]_g`` concatenated over the enabled groups, unscaled."""
         k = unit.lora_A.shape[0] // unit.r
-        after_a = unit.lora_dropout(x) @ unit.lora_A.t()  # (…, r·k)
+        after_a = unit.lora_dropout(x.to(unit.lora_A.dtype)) @ unit.lora_A.t()  # (…, r·k)
         after_a = after_a.unflatten(-1, (k, unit.r))
         b = unit.lora_B.view(k, self.part, unit.r)
         return torch.einsum("...kr,kor->...ko", after_a, b).flatten(-2)

@@ -154,7 +154,7 @@ class PrefixTuningLayer(nn.Module):
         self._refs = (pool, state)  # not registered: the pool lives on the base model
         self.residual: Tensor | None = None
         self.handles: list[Any] = []  # input-capture hooks on the attention module
-        self.undo_route: Any = None  # restores the attention module's config
+        self.original_config: Any = None  # what attention_hook.uninstall restores
 
     def prefix_states(self, key: Tensor) -> list[tuple[Tensor, Tensor]]:
         pool, state = self._refs
@@ -313,14 +313,14 @@ def _pool(base: nn.Module, ledger: Ledger) -> PrefixTuningPool:
         pool = PrefixTuningPool()
         pool.train(base.training)
         base.add_module(POOL_ATTR, pool)
-
     # Registered by every adapter; whichever is removed last finds the pool empty.
-    def drop_if_empty() -> None:
-        if len(pool.prefix_tunings) == 0 and base._modules.get(POOL_ATTR) is pool:
-            del base._modules[POOL_ATTR]
-
-    ledger.on_undo(drop_if_empty)
+    ledger.on_undo(_drop_pool_if_empty, base, pool)
     return pool
+
+
+def _drop_pool_if_empty(base: nn.Module, pool: PrefixTuningPool) -> None:
+    if len(pool.prefix_tunings) == 0 and base._modules.get(POOL_ATTR) is pool:
+        del base._modules[POOL_ATTR]
 
 
 def _layer(
@@ -336,22 +336,22 @@ def _layer(
         # Read by attention_hook. Put into __dict__ directly: nn.Module.__setattr__ would register
         # the layer a second time as a child and duplicate its keys in the state dict.
         module.__dict__["prefix_source"] = layer
-        layer.undo_route = attention_hook.install(module)
+        layer.original_config = attention_hook.install(module)
         layer.handles = [
             module.register_forward_pre_hook(partial(_capture_input, layer), with_kwargs=True),
             module.register_forward_hook(
                 partial(_release_input, layer), with_kwargs=True, always_call=True
             ),
         ]
-
-    def drop_if_unused() -> None:
-        if layer.prefixes or module._modules.get(LAYER_ATTR) is not layer:
-            return
-        for handle in layer.handles:
-            handle.remove()
-        layer.undo_route()
-        del module._modules[LAYER_ATTR]
-        module.__dict__.pop("prefix_source", None)
-
-    ledger.on_undo(drop_if_unused)
+    ledger.on_undo(_drop_layer_if_unused, module, layer)
     return layer
+
+
+def _drop_layer_if_unused(module: nn.Module, layer: PrefixTuningLayer) -> None:
+    if layer.prefixes or module._modules.get(LAYER_ATTR) is not layer:
+        return
+    for handle in layer.handles:
+        handle.remove()
+    attention_hook.uninstall(module, layer.original_config)
+    del module._modules[LAYER_ATTR]
+    module.__dict__.pop("prefix_source", None)

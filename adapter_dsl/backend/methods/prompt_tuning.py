@@ -242,15 +242,15 @@ def _layer(
             embeddings.register_forward_hook(partial(_add_prompt, layer)),
             base.register_forward_pre_hook(partial(_extend_mask, layer), with_kwargs=True),
         ]
-
-    def drop_if_empty() -> None:
-        if len(layer.prompt_tunings) == 0 and base._modules.get(POOL_ATTR) is layer:
-            for handle in layer.handles:
-                handle.remove()
-            del base._modules[POOL_ATTR]
-
-    ledger.on_undo(drop_if_empty)
+    ledger.on_undo(_drop_layer_if_empty, base, layer)
     return layer
+
+
+def _drop_layer_if_empty(base: nn.Module, layer: PromptTuningLayer) -> None:
+    if len(layer.prompt_tunings) == 0 and base._modules.get(POOL_ATTR) is layer:
+        for handle in layer.handles:
+            handle.remove()
+        del base._modules[POOL_ATTR]
 
 
 def _prepend_ones(mask: Any, length: int) -> Any:

@@ -72,6 +72,23 @@ class ReftUnit(nn.Module):
         self.non_linearity = activation(non_linearity)
         self.dropout = nn.Dropout(dropout)
 
+    # torch refuses to pickle parametrised modules (their class is made on the fly), so a
+    # pickle of the model carries the projection's parametrisations and rebuilds the module.
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        projection = self._modules["projection"]
+        if self.orthogonal and projection is not None:
+            modules = dict(state["_modules"])
+            modules["projection"] = _OrthogonalRecipe(projection)
+            state["_modules"] = modules
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        recipe = state["_modules"].get("projection")
+        if isinstance(recipe, _OrthogonalRecipe):
+            state["_modules"] = {**state["_modules"], "projection": recipe.build()}
+        self.__dict__.update(state)
+
     def forward(self, x: Tensor) -> Tensor:
         # The projection may be float32 while the rest is half precision (see __init__).
         h = x.to(self.learned_source.weight.dtype)
@@ -80,6 +97,25 @@ class ReftUnit(nn.Module):
         if self.subtract_projection:
             source = source - (h.to(weight.dtype) @ weight.t()).to(source.dtype)
         return self.dropout(x + (source.to(weight.dtype) @ weight).to(x.dtype))
+
+
+class _OrthogonalRecipe:
+    """A picklable stand-in for an orthogonally parametrised ``Linear`` (see ReftUnit)."""
+
+    def __init__(self, projection: nn.Module) -> None:
+        self.in_features = int(cast(int, projection.in_features))
+        self.out_features = int(cast(int, projection.out_features))
+        self.training = projection.training
+        self.parametrizations = projection._modules["parametrizations"]
+
+    def build(self) -> nn.Module:
+        with torch.random.fork_rng(devices=[]):  # the throw-away initial weight uses the RNG
+            plain = nn.Linear(self.in_features, self.out_features, bias=False)
+            projection = nn.utils.parametrizations.orthogonal(plain)
+        # The pickled parametrisations carry the trained tensors (original and base).
+        projection._modules["parametrizations"] = self.parametrizations
+        projection.train(self.training)
+        return projection
 
 
 class ReftModule(nn.Module):
@@ -328,16 +364,16 @@ def _context(model: nn.Module, state: Any, ledger: Ledger) -> ReftContext:
         state.shared[SHARED_KEY] = context
 
     context.users += 1
-
-    def release_context() -> None:
-        context.users -= 1
-        if context.users == 0 and state.shared.get(SHARED_KEY) is context:
-            for handle in context.handles:
-                handle.remove()
-            del state.shared[SHARED_KEY]
-
-    ledger.on_undo(release_context)
+    ledger.on_undo(_release_context, state, context)
     return context
+
+
+def _release_context(state: Any, context: ReftContext) -> None:
+    context.users -= 1
+    if context.users == 0 and state.shared.get(SHARED_KEY) is context:
+        for handle in context.handles:
+            handle.remove()
+        del state.shared[SHARED_KEY]
 
 
 def _layer(module: nn.Module, context: ReftContext, state: Any, ledger: Ledger) -> ReftLayer:
@@ -351,10 +387,11 @@ def _layer(module: nn.Module, context: ReftContext, state: Any, ledger: Ledger) 
         layer.handle = module.register_forward_hook(partial(_output_hook, layer))
 
     # Every adapter registers the clean-up; whichever is removed last finds the layer empty.
-    def drop_if_empty() -> None:
-        if len(layer.refts) == 0 and module._modules.get(LAYER_ATTR) is layer:
-            layer.handle.remove()
-            del module._modules[LAYER_ATTR]
-
-    ledger.on_undo(drop_if_empty)
+    ledger.on_undo(_drop_layer_if_empty, module, layer)
     return layer
+
+
+def _drop_layer_if_empty(module: nn.Module, layer: ReftLayer) -> None:
+    if len(layer.refts) == 0 and module._modules.get(LAYER_ATTR) is layer:
+        layer.handle.remove()
+        del module._modules[LAYER_ATTR]
