@@ -59,6 +59,8 @@ $(EDITOR_STAMP): $(EDITOR_DIR)/package.json $(EDITOR_DIR)/package-lock.json
 grammar: $(STAMP)
 	cp grammar/adapter_config.lark adapter_dsl/syntax/adapter_config.lark
 	$(BIN)/python -c "from pathlib import Path; from adapter_dsl.syntax.parser import build_tables, tables_text; Path('adapter_dsl/syntax/adapter_config.tables.json').write_text(tables_text(build_tables()))"
+	cp grammar/adapter_setup.lark adapter_dsl/syntax/adapter_setup.lark
+	$(BIN)/python -c "from pathlib import Path; from adapter_dsl.syntax.setup import build_tables; from adapter_dsl.syntax.parser import tables_text; Path('adapter_dsl/syntax/adapter_setup.tables.json').write_text(tables_text(build_tables()))"
 
 # Regenerate the committed JSON Schema files (a test checks they are current).
 schemas: $(STAMP)

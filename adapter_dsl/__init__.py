@@ -17,6 +17,18 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .canonical import dumps
+    from .composition import (
+        AdapterCompositionBlock,
+        Average,
+        BatchSplit,
+        Fuse,
+        MultiTask,
+        Parallel,
+        Split,
+        Stack,
+        load_setup,
+        parse_setup,
+    )
     from .errors import ConfigError, ConfigWarning, Location, Problem
     from .loading import config_from_dict as from_dict
     from .loading import load, load_file, load_lenient, parse
@@ -83,6 +95,7 @@ for _name in [
 for _name in [
     "DoRAConfig",
     "DvoRAConfig",
+    "Fuse",
     "IA3Config",
     "LoRAConfig",
     "MTLLoRAConfig",
@@ -93,6 +106,19 @@ for _name in ["DiReftConfig", "LoReftConfig", "NoReftConfig", "ReftConfig"]:
     _LAZY[_name] = (".methods.reft", _name)
 for _name in ["ConfigUnion", "MAMConfig", "UniPELTConfig"]:
     _LAZY[_name] = (".methods.union", _name)
+for _name in [
+    "AdapterCompositionBlock",
+    "Average",
+    "BatchSplit",
+    "Fuse",
+    "MultiTask",
+    "Parallel",
+    "Split",
+    "Stack",
+    "load_setup",
+    "parse_setup",
+]:
+    _LAZY[_name] = (".composition", _name)
 
 
 def __getattr__(name: str) -> Any:
@@ -113,8 +139,11 @@ __version__ = "0.1.0"
 
 __all__ = [
     "IDENTIFIERS",
+    "AdapterCompositionBlock",
     "AdapterConfig",
     "AdapterPlusConfig",
+    "Average",
+    "BatchSplit",
     "BnConfig",
     "CompacterConfig",
     "CompacterPlusPlusConfig",
@@ -126,20 +155,25 @@ __all__ = [
     "DoubleSeqBnConfig",
     "DoubleSeqBnInvConfig",
     "DvoRAConfig",
+    "Fuse",
     "IA3Config",
     "LoRAConfig",
     "LoReftConfig",
     "Location",
     "MAMConfig",
     "MTLLoRAConfig",
+    "MultiTask",
     "NoReftConfig",
     "ParBnConfig",
+    "Parallel",
     "PrefixTuningConfig",
     "Problem",
     "PromptTuningConfig",
     "ReftConfig",
     "SeqBnConfig",
     "SeqBnInvConfig",
+    "Split",
+    "Stack",
     "UniPELTConfig",
     "VeraConfig",
     "dumps",
@@ -149,7 +183,9 @@ __all__ = [
     "load",
     "load_file",
     "load_lenient",
+    "load_setup",
     "parse",
+    "parse_setup",
     "to_peft",
 ]
 

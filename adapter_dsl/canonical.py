@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from .composition import AdapterCompositionBlock, dumps_setup
 from .methods.base import AdapterConfig
 from .methods.union import ConfigUnion
 from .registry import IDENTIFIERS, preset_config
@@ -109,8 +110,10 @@ def _single_best_diff(config: AdapterConfig) -> dict[str, Any]:
     return min((c[1] for c in _single_candidates(config)), key=len)
 
 
-def dumps(config: AdapterConfig) -> str:
-    """The canonical config string of a config object."""
+def dumps(config: AdapterConfig | AdapterCompositionBlock) -> str:
+    """The canonical string of a config object or of an adapter setup (``Stack(a, b)``)."""
+    if isinstance(config, AdapterCompositionBlock):
+        return dumps_setup(config)
     if isinstance(config, ConfigUnion):
         return _dump_union(config)
     return _dump_single(config)

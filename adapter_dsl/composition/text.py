@@ -1,0 +1,240 @@
+"""Setups from every input the reference accepts, and their canonical string.
+
+``load_setup`` takes a block, a setup string (``"Stack(a, Fuse(b, c))"``), a bare adapter name
+(``Stack(name)``, as the reference's ``parse_composition`` makes it), a list (the reference's
+deprecated form: a list is a Stack, a list inside it a Fuse) or the reference's JSON form (also
+inside an ``adapter_setup.json`` envelope). Every problem is reported at once, located by span in
+a string and by JSON pointer in a dict.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import Any
+
+from ..errors import ConfigError, Location, Path, Problem, did_you_mean
+from ..syntax.ast import Span
+from ..syntax.setup import Call, Keyword, Name, parse_setup_text
+from .blocks import (
+    BLOCKS,
+    AdapterCompositionBlock,
+    Fuse,
+    Stack,
+    block_from_dict,
+    structure_problems,
+)
+
+__all__ = ["dumps_setup", "load_setup", "parse_setup"]
+
+
+def parse_setup(text: str) -> AdapterCompositionBlock:
+    """Parse and validate a setup string; a bare adapter name is ``Stack(name)``."""
+    if not isinstance(text, str):
+        raise ConfigError.single(
+            "parse_setup() takes a setup string", expected="str", found=type(text).__name__
+        )
+    return _parse_cached(text)
+
+
+@lru_cache(maxsize=256)
+def _parse_cached(text: str) -> AdapterCompositionBlock:  # blocks are immutable: safe to share
+    tree = parse_setup_text(text)
+    spans: dict[Path, Span] = {}
+    key_spans: dict[Path, Span] = {}
+    problems: list[Problem] = []
+    if isinstance(tree, Name):
+        spans[()] = spans[("children", 0)] = tree.span
+        return Stack(tree.name)
+    block = _from_call(tree, (), spans, key_spans, problems)
+    problems += structure_problems(block)
+    if problems:
+        raise ConfigError([_locate(p, spans, key_spans) for p in problems], source=text)
+    return block
+
+
+def _from_call(
+    call: Call,
+    path: Path,
+    spans: dict[Path, Span],
+    key_spans: dict[Path, Span],
+    problems: list[Problem],
+) -> AdapterCompositionBlock:
+    spans[path] = call.span
+    spans[(*path, "type")] = call.name_span
+    cls = BLOCKS.get(call.name)
+    if cls is None:
+        cls = Stack
+        problems.append(
+            Problem(
+                f"unknown composition block {call.name!r}",
+                Location(span=call.name_span),
+                expected="one of " + ", ".join(BLOCKS),
+                found=repr(call.name),
+                suggestion=did_you_mean(call.name, BLOCKS),
+                code="unknown_block",
+            )
+        )
+    children: list[Any] = []
+    kwargs: dict[str, Any] = {}
+    keyword_seen = False
+    for item in call.items:
+        if isinstance(item, Keyword):
+            keyword_seen = True
+            at = (*path, "kwargs", item.key)
+            if item.key in kwargs:
+                problems.append(
+                    Problem(
+                        f"argument {item.key!r} is given twice",
+                        Location(span=item.key_span),
+                        found=f"a second {item.key}=",
+                        code="duplicate_key",
+                    )
+                )
+                continue
+            kwargs[item.key] = item.value
+            spans[at] = item.value_span
+            key_spans[at] = item.key_span
+            for i, span in enumerate(item.element_spans):
+                spans[(*at, i)] = span
+            continue
+        at = (*path, "children", len(children))
+        if keyword_seen:
+            problems.append(
+                Problem(
+                    "an adapter follows a keyword argument",
+                    Location(span=item.span),
+                    expected="adapters first, then keyword arguments",
+                    found=repr(item.name) if isinstance(item, Name) else item.name,
+                    suggestion="move the keyword arguments to the end",
+                    code="syntax",
+                )
+            )
+        if isinstance(item, Name):
+            spans[at] = item.span
+            children.append(item.name)
+        else:
+            children.append(_from_call(item, at, spans, key_spans, problems))
+    block, own = cls.assemble(children, kwargs)
+    problems += [p.prefixed(path) for p in own]
+    return block
+
+
+def _locate(problem: Problem, spans: dict[Path, Span], key_spans: dict[Path, Span]) -> Problem:
+    """A problem located by path in the block tree, located by span in the text instead."""
+    loc = problem.location
+    if loc.span is not None:
+        return problem
+    path = loc.path
+    if problem.code == "unknown_keyword" and path in key_spans:
+        return problem.with_location(path=(), span=key_spans[path])
+    if problem.code == "missing_keyword":
+        path = path[:-2]  # at the block that lacks it
+    while path not in spans and path:
+        path = path[:-1]
+    return problem.with_location(path=(), span=spans.get(path))
+
+
+def load_setup(spec: Any) -> AdapterCompositionBlock:
+    """A validated setup from a block, a setup string or name, a list or the reference's JSON form."""
+    if isinstance(spec, AdapterCompositionBlock):
+        return spec  # validated when built
+    if isinstance(spec, str):
+        return parse_setup(spec)
+    if isinstance(spec, Mapping):
+        data: Any = spec
+        prefix: Path = ()
+        if "adapter_setup" in spec:  # an adapter_setup.json file's content
+            data, prefix = spec["adapter_setup"], ("adapter_setup",)
+            if isinstance(data, str):
+                return parse_setup(data)
+        block, problems = block_from_dict(data, ())
+        problems += structure_problems(block)
+        if problems:
+            raise ConfigError([p.prefixed(prefix) for p in problems])
+        return block
+    if isinstance(spec, list | tuple):
+        problems = []
+        top = _from_list(spec, 0, (), problems)
+        assert isinstance(top, AdapterCompositionBlock)  # a list is never a name
+        problems += structure_problems(top)
+        if problems:
+            raise ConfigError(problems)
+        return top
+    raise ConfigError.single(
+        "cannot read an adapter setup from this value",
+        expected="a setup string, an adapter name, a block, a list or a dict",
+        found=type(spec).__name__,
+        code="invalid_type",
+    )
+
+
+def _from_list(
+    spec: Any, level: int, path: Path, problems: list[Problem]
+) -> str | AdapterCompositionBlock:
+    # The reference's rule: a list is a Stack, except at the second level, where it is a Fuse.
+    if isinstance(spec, str | AdapterCompositionBlock):
+        return spec
+    if not isinstance(spec, list | tuple):
+        problems.append(
+            Problem(
+                "an adapter setup list holds adapter names, blocks and lists",
+                Location(path=path),
+                expected="a name, a block or a list",
+                found=type(spec).__name__,
+                code="invalid_child",
+            )
+        )
+        return "<adapter>"
+    cls = Fuse if level == 1 else Stack
+    children = [
+        _from_list(c, level + 1, (*path, "children", i), problems) for i, c in enumerate(spec)
+    ]
+    block, own = cls.assemble(children, {})
+    problems += [p.prefixed(path) for p in own]
+    return block
+
+
+# -- canonical printing -------------------------------------------------------------------------
+
+_BARE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_\-.@/+]*\Z")
+_WORDS = frozenset({"True", "False", "None"})
+
+
+def _format_name(name: str) -> str:
+    if _BARE_NAME.match(name) and name not in _WORDS:
+        return name
+    return repr(name)
+
+
+def _format_value(value: Any) -> str:
+    if isinstance(value, tuple | list):
+        return "[" + ", ".join(_format_value(v) for v in value) + "]"
+    if isinstance(value, float) and not math.isfinite(value):  # pragma: no cover - validated
+        raise ValueError(value)
+    return repr(value)
+
+
+def dumps_setup(setup: AdapterCompositionBlock | str) -> str:
+    """The canonical setup string: ``parse_setup(dumps_setup(s)) == s``.
+
+    Keyword arguments appear only where they differ from the defaults (a Fuse name only when
+    custom, weights only when not uniform, ``normalize_weights=False`` only when the weights
+    do not sum to 1); sizes are always written as lists.
+    """
+    if isinstance(setup, str):
+        return _format_name(setup)
+    if is_single(setup):  # what the bare name loads as
+        return _format_name(setup.first())
+    args = [dumps_setup(c) for c in setup.children]
+    args += [f"{key}={_format_value(value)}" for key, value in setup._repr_kwargs()]
+    return f"{type(setup).__name__}({', '.join(args)})"
+
+
+def is_single(setup: AdapterCompositionBlock) -> bool:
+    """Whether a setup is one adapter alone (``Stack(name)``, what a bare name loads as)."""
+    return (
+        isinstance(setup, Stack) and len(setup.children) == 1 and isinstance(setup.children[0], str)
+    )
