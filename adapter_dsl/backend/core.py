@@ -159,26 +159,39 @@ def _names(names: str | Iterable[str] | None) -> tuple[str, ...]:
     return tuple(names)
 
 
-def set_active(model: nn.Module, names: str | Iterable[str] | None) -> None:
-    """Activate the given adapters (in order; several compose as a stack) or none (``None``).
+def set_active(model: nn.Module, names: str | Iterable[str] | Any | None) -> None:
+    """Activate a setup: a setup string (``"Stack(a, Fuse(b, c))"``), a block, a name, a list
+    of names (a ``Stack``, as in the reference) or none (``None``).
 
-    Merged adapters are un-merged first, like the reference's ``set_active_adapters``.
+    Every model-dependent rule is checked first (``backend/setups.py``); merged adapters are
+    un-merged, like the reference's ``set_active_adapters``.
     """
-    wanted = _names(names)
+    from adapter_dsl.backend import setups
+
+    twice = setups.duplicates(names)
+    if twice:
+        raise ConfigError.single(
+            f"adapter '{twice[0]}' is listed twice", found=repr(names), code="duplicate_name"
+        )
+    node = setups.resolve_setup(names)
+    wanted = setups.names_of(node)
     for n in wanted:
         _entry(model, n)
-    if len(set(wanted)) != len(wanted):
-        raise ConfigError.single("an adapter is listed twice", found=repr(list(wanted)))
     state = peek_state(model)
     if state is None:  # only reachable with names=None on a model without adapters
         return
+    if node is not None:
+        setups.check_setup(model, state, node)
     families = {family for n in wanted for family, _, _ in state.adapters[n].members}
     for family in sorted(families):
         get_handler(family).check_active(model, state.arch, wanted)
+        get_handler(family).check_setup(model, state.arch, node)
     for n, entry in state.adapters.items():
         if entry.merged:
             unmerge_adapter(model, n)
     state.active = wanted
+    state.setup = node
+    setups.install_entry_hook(model, state, node)
 
 
 def train_adapter(model: nn.Module, names: str | Iterable[str]) -> None:
@@ -204,10 +217,15 @@ def delete_adapter(model: nn.Module, name: str) -> None:
     state, entry = _entry(model, name)
     if entry.merged:
         unmerge_adapter(model, name)
+    from adapter_dsl.backend import setups
+    from adapter_dsl.backend.methods.fusion import delete_fusions_of
+
+    delete_fusions_of(model, name)
     for family, member, ledger in reversed(entry.members):
         get_handler(family).remove(model, state.arch, name, member, ledger)
     del state.adapters[name]
     state.active = tuple(n for n in state.active if n != name)
+    setups.install_entry_hook(model, state, state.active_setup())
     drop_state_if_empty(model)
 
 

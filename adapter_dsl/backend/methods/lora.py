@@ -33,6 +33,7 @@ from adapter_dsl.backend.architectures import (
     iter_layers,
     resolve,
 )
+from adapter_dsl.backend.composition import fed_names
 from adapter_dsl.backend.methods.base import MethodHandler
 from adapter_dsl.backend.methods.lora_layers import (
     LoRAFusedQKV,
@@ -143,6 +144,31 @@ class LoRAHandler(MethodHandler):
                         expected="at most one active LoRA-family adapter on fused q/k/v",
                         found=repr(list(names)),
                         code="conflict",
+                    )
+
+    def check_setup(self, model: nn.Module, arch: ArchitectureSpec, setup: Any) -> None:
+        # In a Stack a LoRA unit reads the previous unit's delta instead of x, which needs a
+        # projection whose output is as wide as its input (not LLaMA's grouped k/v).
+        if setup is None:
+            return
+        for path, module in model.named_modules():
+            if not isinstance(module, LoRALinear):
+                continue
+            fed = fed_names(setup, module.loras._modules.__contains__)
+            for name in sorted(fed):
+                if module.unit(name).composition_mode == "scale":
+                    continue
+                if module.in_features != module.out_features:
+                    raise ConfigError.single(
+                        f"{setup}: adapter '{name}' would read the previous adapter's output at "
+                        f"{path}, which is {module.out_features} wide while the projection's input "
+                        f"is {module.in_features} wide",
+                        expected="stacked LoRA adapters only on projections whose output is as "
+                        "wide as their input",
+                        found=f"{path}: {module.in_features} → {module.out_features}",
+                        suggestion="leave this projection out of one adapter (attn_matrices / "
+                        "leave_out), or combine them with Average or BatchSplit",
+                        code="unsupported_composition",
                     )
 
     # -- check -------------------------------------------------------------------------------

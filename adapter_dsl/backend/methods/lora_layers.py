@@ -14,9 +14,10 @@ transposed on the fly):
 * Vera: ``y = Wx + b + s·(vera_B · B · vera_D · A) x`` with ``A``/``B`` frozen and shared.
 * Gating (UniPELT): the scaling ``s`` (or ``α``) is *replaced* by ``mean_t sigmoid(gate(x_t))``.
 
-Several active adapters in one projection compose as the reference's ``Stack``: each unit gets the
-previous unit's delta as its input (it does not add up), and the last unit decides how the final
-delta is combined with the base output.
+Several active adapters in one projection follow the active setup (``backend/composition.py``,
+primitives in ``lora_compose.py``): in a ``Stack`` each unit gets the previous unit's delta as its
+input (it does not add up), and the last unit decides how the final delta is combined with the
+base output.
 
 Deliberate differences from the reference (all make merging exact):
 
@@ -38,6 +39,9 @@ from typing import Any, Protocol, cast
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from adapter_dsl.backend.composition import Node, compose
+from adapter_dsl.backend.methods.lora_compose import LoRAComposer, LoRAState
 
 __all__ = [
     "IA3",
@@ -394,6 +398,18 @@ class LoRAWrapper(nn.Module):
     def _base_forward(self, x: Tensor) -> Tensor:
         return F.linear(x, self.weight_oi(), self.bias)
 
+    def active_setup(self) -> Node | None:
+        """The active setup when it names an unmerged adapter of this projection."""
+        if self._state:
+            node = self._state[0].active_setup()
+        else:
+            node = Node("Stack", self._fixed_active) if self._fixed_active else None
+        if node is None or not any(
+            n in self.loras._modules and n != self.merged for n in node.names()
+        ):
+            return None
+        return node
+
     def _active_units(self) -> list[tuple[str, LoRAUnit]]:
         # A merged adapter already lives in the weights; other active adapters still apply.
         return [(n, self.unit(n)) for n in self.active if n in self.loras and n != self.merged]
@@ -476,22 +492,23 @@ class LoRALinear(LoRAWrapper):
 
     def forward(self, x: Tensor) -> Tensor:
         out = self._base_forward(x)
-        units = self._active_units()
-        if not units:
+        node = self.active_setup()
+        if node is None:
             return out
-        hidden: Tensor | None = None
-        for _, unit in units:
-            hidden = self._unit_step(unit, hidden, x)
-        assert hidden is not None
-        last = units[-1][1]
+        composer = LoRAComposer(self, self._state[0].context if self._state else None)
+        state = compose(node, LoRAState(x=x, hidden=None, out=out), composer)
         # Results keep the projection's output dtype (under autocast the float32 magnitudes
         # and scales would otherwise promote a bfloat16 output).
+        return composer.finish(state).to(out.dtype)
+
+    def combine(self, last: LoRAUnit, out: Tensor, hidden: Tensor) -> Tensor:
+        """The base output combined with the composed delta, as the last unit defines it."""
         if last.composition_mode == "scale":
-            return (out * hidden).to(out.dtype)
+            return out * hidden
         if last.use_dora:
             norm = torch.linalg.norm(self.weight_oi() + last.delta_weight(), dim=1)
-            return (last.m.weight.view(-1) / norm * (out + hidden)).to(out.dtype)
-        return (out + hidden).to(out.dtype)
+            return last.m.weight.view(-1) / norm * (out + hidden)
+        return out + hidden
 
     @staticmethod
     def _unit_step(unit: LoRAUnit, hidden: Tensor | None, x: Tensor) -> Tensor:
