@@ -30,6 +30,7 @@ if TYPE_CHECKING:
         parse_setup,
     )
     from .errors import ConfigError, ConfigWarning, Location, Problem
+    from .fusion import load_fusion_config
     from .loading import config_from_dict as from_dict
     from .loading import load, load_file, load_lenient, parse
     from .methods.base import AdapterConfig
@@ -43,6 +44,11 @@ if TYPE_CHECKING:
         ParBnConfig,
         SeqBnConfig,
         SeqBnInvConfig,
+    )
+    from .methods.fusion import (
+        AdapterFusionConfig,
+        DynamicAdapterFusionConfig,
+        StaticAdapterFusionConfig,
     )
     from .methods.lora import (
         DoRAConfig,
@@ -95,6 +101,7 @@ for _name in [
 for _name in [
     "DoRAConfig",
     "DvoRAConfig",
+    "DynamicAdapterFusionConfig",
     "Fuse",
     "IA3Config",
     "LoRAConfig",
@@ -119,6 +126,9 @@ for _name in [
     "parse_setup",
 ]:
     _LAZY[_name] = (".composition", _name)
+for _name in ["AdapterFusionConfig", "DynamicAdapterFusionConfig", "StaticAdapterFusionConfig"]:
+    _LAZY[_name] = (".methods.fusion", _name)
+_LAZY["load_fusion_config"] = (".fusion", "load_fusion_config")
 
 
 def __getattr__(name: str) -> Any:
@@ -141,6 +151,7 @@ __all__ = [
     "IDENTIFIERS",
     "AdapterCompositionBlock",
     "AdapterConfig",
+    "AdapterFusionConfig",
     "AdapterPlusConfig",
     "Average",
     "BatchSplit",
@@ -155,6 +166,7 @@ __all__ = [
     "DoubleSeqBnConfig",
     "DoubleSeqBnInvConfig",
     "DvoRAConfig",
+    "DynamicAdapterFusionConfig",
     "Fuse",
     "IA3Config",
     "LoRAConfig",
@@ -174,6 +186,7 @@ __all__ = [
     "SeqBnInvConfig",
     "Split",
     "Stack",
+    "StaticAdapterFusionConfig",
     "UniPELTConfig",
     "VeraConfig",
     "dumps",
@@ -182,6 +195,7 @@ __all__ = [
     "json_schema",
     "load",
     "load_file",
+    "load_fusion_config",
     "load_lenient",
     "load_setup",
     "parse",
@@ -191,7 +205,7 @@ __all__ = [
 
 
 def json_schema(kind: str = "config") -> dict[str, Any]:
-    """The JSON Schema of config dicts (``"config"``) or saved-adapter files (``"saved-adapter"``)."""
+    """A JSON Schema: ``"config"``, ``"saved-adapter"``, ``"fusion-config"`` or ``"adapter-setup"``."""
     from .schema import build_schema
 
     return build_schema(kind)

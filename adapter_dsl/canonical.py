@@ -12,8 +12,9 @@ from typing import Any
 
 from .composition import AdapterCompositionBlock, dumps_setup
 from .methods.base import AdapterConfig
+from .methods.fusion import AdapterFusionConfig
 from .methods.union import ConfigUnion
-from .registry import IDENTIFIERS, preset_config
+from .registry import FUSION_IDENTIFIERS, IDENTIFIERS, preset_config
 
 __all__ = ["diff", "dumps", "format_value"]
 
@@ -106,6 +107,13 @@ def _dump_union(config: ConfigUnion) -> str:
     return best[1]
 
 
+def _dump_fusion(config: AdapterFusionConfig) -> str:
+    # The fusion identifier whose preset differs from the config in the fewest keys.
+    candidates = [(ident, diff(config, p.cls())) for ident, p in FUSION_IDENTIFIERS.items()]
+    ident, changes = min(candidates, key=lambda c: len(c[1]))
+    return _render(ident, changes)
+
+
 def _single_best_diff(config: AdapterConfig) -> dict[str, Any]:
     return min((c[1] for c in _single_candidates(config)), key=len)
 
@@ -114,6 +122,8 @@ def dumps(config: AdapterConfig | AdapterCompositionBlock) -> str:
     """The canonical string of a config object or of an adapter setup (``Stack(a, b)``)."""
     if isinstance(config, AdapterCompositionBlock):
         return dumps_setup(config)
+    if isinstance(config, AdapterFusionConfig):
+        return _dump_fusion(config)
     if isinstance(config, ConfigUnion):
         return _dump_union(config)
     return _dump_single(config)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .composition import AdapterCompositionBlock
     from .errors import ConfigError
     from .methods.base import AdapterConfig
 
@@ -31,13 +32,17 @@ examples:
   adapter-dsl validate --json configs/*.adapter.json
   adapter-dsl format "prefix_tuning[bottleneck_size=800]|parallel"     # -> mam
   adapter-dsl explain "unipelt[lora.r=4]"
+  adapter-dsl validate --setup "Stack(a, Fuse(b, c))"
+  adapter-dsl format "dynamic[temperature=True]" "Average(a, b, weights=[1, 1])"
   adapter-dsl convert "lora[r=16]" --output adapter_config.json
   adapter-dsl convert adapter_config.json                              # -> lora[r=16]
   adapter-dsl schema --output schemas
 
 A SPEC is an identifier (lora), a config string (lora[r=16]|seq_bn), a path to a JSON file
 (a config dict or a saved adapter's adapter_config.json), a JSON object ('{"architecture": ...}')
-or '-' for standard input.
+or '-' for standard input. An adapter setup (Stack(a, Fuse(b, c)), adapter_setup.json) or an
+AdapterFusion config (dynamic, static[temperature=True], adapter_fusion_config.json) is
+recognised by its form, or read as such with --setup or --fusion.
 
 exit codes:
   0  success (every config valid)
@@ -100,7 +105,7 @@ class _Input:
     """One command-line SPEC, resolved: the config or the error, and how it was written."""
 
     arg: str
-    config: AdapterConfig | None = None
+    config: AdapterConfig | AdapterCompositionBlock | None = None
     error: ConfigError | None = None
     text: str | None = None  # the config string, when it was one
     data: Any = None  # the JSON value, when it was a file or JSON on stdin
@@ -112,15 +117,22 @@ def _read_stdin() -> str:
     return sys.stdin.read()
 
 
-def _resolve(arg: str, *, lenient: bool = False) -> _Input:
+def _resolve(arg: str, *, lenient: bool = False, what: str | None = None) -> _Input:
+    from .cli_setup import classify, load_spec
     from .errors import ConfigError
     from .loading import load_file, load_json_text
     from .registry import IDENTIFIERS
 
     item = _Input(arg)
     try:
-        if arg == "-":
-            text = _read_stdin()
+        stdin = _read_stdin() if arg == "-" else None
+        what = what or classify(arg, stdin)
+        if what is not None:  # an adapter setup or a fusion config
+            item.config, item.data, item.kind = load_spec(arg, what, stdin)
+            if item.kind == "string":
+                item.text = (stdin if stdin is not None else arg).strip()
+        elif arg == "-":
+            text = stdin or ""
             if text.lstrip().startswith("{"):
                 item.kind = "json"
                 item.data = _json_or_none(text)
@@ -187,7 +199,7 @@ def _json_or_none(text: str) -> Any:
 def _cmd_validate(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     from .canonical import dumps
 
-    items = [_resolve(a, lenient=args.lenient) for a in args.specs]
+    items = [_resolve(a, lenient=args.lenient, what=_what(args)) for a in args.specs]
     invalid = sum(1 for i in items if i.error is not None)
     if args.json:
         results = []
@@ -227,6 +239,11 @@ def _cmd_validate(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     return EXIT_INVALID if invalid else EXIT_OK
 
 
+def _what(args: argparse.Namespace) -> str | None:
+    """What --setup/--fusion say the SPECs are (None: judged by each SPEC's form)."""
+    return "setup" if args.setup else "fusion" if args.fusion else None
+
+
 def _indent(text: str) -> str:
     return "\n".join("  " + line if line else line for line in text.splitlines())
 
@@ -243,7 +260,7 @@ def _fail(items: Sequence[_Input], err: IO[str], color: str) -> int:
 def _cmd_format(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     from .canonical import dumps
 
-    items = [_resolve(a) for a in args.specs]
+    items = [_resolve(a, what=_what(args)) for a in args.specs]
     if any(i.error is not None for i in items):
         return _fail(items, err, args.color)
     for i in items:
@@ -253,10 +270,23 @@ def _cmd_format(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
 
 
 def _cmd_explain(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
-    item = _resolve(args.spec)
+    from .cli_setup import explain_fusion, explain_setup, explain_setup_text
+    from .methods.base import AdapterConfig
+    from .methods.fusion import AdapterFusionConfig
+
+    item = _resolve(args.spec, what=_what(args))
     if item.error is not None:
         return _fail([item], err, args.color)
-    members = _explain(item)
+    if not isinstance(item.config, AdapterConfig):  # an adapter setup
+        payload = explain_setup(item.config)
+        out.write(
+            json.dumps(payload, indent=2) + "\n" if args.json else explain_setup_text(payload)
+        )
+        return EXIT_OK
+    if isinstance(item.config, AdapterFusionConfig):
+        members = explain_fusion(item.config, item.text)
+    else:
+        members = _explain(item)
     if args.json:
         from .canonical import dumps
 
@@ -272,12 +302,12 @@ def _cmd_explain(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
 def _explain(item: _Input) -> list[dict[str, Any]]:
     """Per member: its class, the preset its defaults come from, and every field."""
     from .canonical import dumps
-    from .methods.base import plain
+    from .methods.base import AdapterConfig, plain
     from .methods.union import ConfigUnion
     from .registry import IDENTIFIERS, preset_config
 
     config = item.config
-    assert config is not None
+    assert isinstance(config, AdapterConfig)
     members = list(config.members())
     bases: list[tuple[str | None, AdapterConfig | None]] = []
     explicit: list[set[str] | None] = [None] * len(members)
@@ -441,6 +471,11 @@ def _cmd_convert(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
         if not args.model_type:
             err.write("error: --to peft needs --model-type (e.g. bert, llama)\n")
             return EXIT_USAGE
+        from .methods.base import AdapterConfig
+
+        if not isinstance(item.config, AdapterConfig):
+            err.write("error: --to peft converts adapter configs, not adapter setups\n")
+            return EXIT_USAGE
         try:
             data = to_peft(item.config, args.model_type)
         except ConfigError as exc:
@@ -471,6 +506,18 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> Any:
         self.print_usage(sys.stderr)
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n(see '{self.prog} --help')\n")
+
+
+def _kind_flags(p: argparse.ArgumentParser) -> None:
+    group = p.add_mutually_exclusive_group()
+    group.add_argument(
+        "--setup", action="store_true", help="read the SPECs as adapter setups (Stack(a, b), ...)"
+    )
+    group.add_argument(
+        "--fusion",
+        action="store_true",
+        help="read the SPECs as AdapterFusion configs (dynamic, ...)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -516,6 +563,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--json", action="store_true", help="machine-readable output (structured problems)"
     )
+    _kind_flags(p)
     p.add_argument("-q", "--quiet", action="store_true", help="print only problems")
     p.add_argument(
         "--lenient",
@@ -530,6 +578,7 @@ def build_parser() -> argparse.ArgumentParser:
         'adapter-dsl format "pfeiffer[reduction_factor=16]"',
     )
     p.add_argument("specs", nargs="+", metavar="SPEC")
+    _kind_flags(p)
     p.set_defaults(func=_cmd_format)
 
     p = add(
@@ -539,14 +588,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("spec", metavar="SPEC")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    _kind_flags(p)
     p.set_defaults(func=_cmd_explain)
 
     p = add(
         "schema",
-        "Print or write the JSON Schema files (config dicts and saved adapter files).",
+        "Print or write the JSON Schema files (config dicts, saved adapter, fusion and setup files).",
         "adapter-dsl schema --output schemas",
     )
-    p.add_argument("--kind", choices=("config", "saved-adapter", "all"), default=None)
+    p.add_argument(
+        "--kind",
+        choices=("config", "saved-adapter", "fusion-config", "adapter-setup", "all"),
+        default=None,
+    )
     p.add_argument(
         "-o", "--output", metavar="DIR", help="write the files into DIR instead of printing"
     )

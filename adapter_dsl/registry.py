@@ -22,13 +22,22 @@ from .methods.bottleneck import (
     SeqBnConfig,
     SeqBnInvConfig,
 )
+from .methods.fusion import DynamicAdapterFusionConfig, StaticAdapterFusionConfig
 from .methods.lora import DoRAConfig, DvoRAConfig, IA3Config, LoRAConfig, MTLLoRAConfig, VeraConfig
 from .methods.prefix_tuning import PrefixTuningConfig
 from .methods.prompt_tuning import PromptTuningConfig
 from .methods.reft import DiReftConfig, LoReftConfig, NoReftConfig
 from .methods.union import MAMConfig, UniPELTConfig
 
-__all__ = ["DEFAULT_IDENTIFIER", "IDENTIFIERS", "Preset", "get_preset", "preset_config"]
+__all__ = [
+    "DEFAULT_FUSION_IDENTIFIER",
+    "DEFAULT_IDENTIFIER",
+    "FUSION_IDENTIFIERS",
+    "IDENTIFIERS",
+    "Preset",
+    "get_preset",
+    "preset_config",
+]
 
 
 @dataclass(frozen=True)
@@ -106,6 +115,16 @@ _TABLE: tuple[Preset, ...] = (
 
 IDENTIFIERS: MappingProxyType[str, Preset] = MappingProxyType({p.identifier: p for p in _TABLE})
 DEFAULT_IDENTIFIER = "seq_bn"
+
+# The reference's ADAPTERFUSION_CONFIG_MAP: fusion layers have identifiers of their own.
+_FUSION_TABLE: tuple[Preset, ...] = (
+    _p("dynamic", DynamicAdapterFusionConfig, "AdapterFusion with a regularised value matrix"),
+    _p("static", StaticAdapterFusionConfig, "AdapterFusion without a value matrix"),
+)
+FUSION_IDENTIFIERS: MappingProxyType[str, Preset] = MappingProxyType(
+    {p.identifier: p for p in _FUSION_TABLE}
+)
+DEFAULT_FUSION_IDENTIFIER = "dynamic"
 
 
 def get_preset(identifier: str) -> Preset:

@@ -38,11 +38,13 @@ __all__ = [
     "write_schemas",
 ]
 
-SchemaKind = Literal["config", "saved-adapter"]
-KINDS: tuple[str, ...] = ("config", "saved-adapter")
+SchemaKind = Literal["config", "saved-adapter", "fusion-config", "adapter-setup"]
+KINDS: tuple[str, ...] = ("config", "saved-adapter", "fusion-config", "adapter-setup")
 FILENAMES: dict[str, str] = {
     "config": "adapter-config.schema.json",
     "saved-adapter": "saved-adapter.schema.json",
+    "fusion-config": "adapter-fusion-config.schema.json",  # adapter_fusion_config.json
+    "adapter-setup": "adapter-setup.schema.json",  # adapter_setup.json
 }
 _BASE_URL = "https://adapter-dsl.dev/schemas/"
 SCHEMA_IDS: dict[str, str] = {kind: _BASE_URL + name for kind, name in FILENAMES.items()}
@@ -630,16 +632,23 @@ def _saved_schema() -> Json:
 
 
 def build_schema(kind: SchemaKind | str = "config") -> dict[str, Any]:
-    """The JSON Schema of config dicts (``"config"``) or saved adapter files (``"saved-adapter"``)."""
+    """The JSON Schema of config dicts (``"config"``), saved adapter files (``"saved-adapter"``),
+    ``adapter_fusion_config.json`` (``"fusion-config"``) or ``adapter_setup.json``
+    (``"adapter-setup"``)."""
     if kind == "config":
         return _config_schema()
     if kind == "saved-adapter":
         return _saved_schema()
+    if kind in ("fusion-config", "adapter-setup"):
+        from .setup_schema import fusion_config_schema, setup_schema
+
+        build = fusion_config_schema if kind == "fusion-config" else setup_schema
+        return build(SCHEMA_IDS[kind])
     from .errors import ConfigError, did_you_mean
 
     raise ConfigError.single(
         f"unknown schema kind {kind!r}",
-        expected="'config' or 'saved-adapter'",
+        expected="one of " + ", ".join(repr(k) for k in KINDS),
         found=repr(kind),
         suggestion=did_you_mean(str(kind), KINDS),
     )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import pickle
+from pathlib import Path
 
 import pytest
 
@@ -189,3 +191,25 @@ def test_public_names() -> None:
     for name in ["Stack", "Fuse", "Split", "BatchSplit", "Parallel", "Average", "MultiTask"]:
         assert name in adapter_dsl.__all__
         assert issubclass(getattr(adapter_dsl, name), AdapterCompositionBlock)
+
+
+def test_setup_files_with_line_and_column(tmp_path: Path) -> None:
+    setup = Stack("a", Fuse("b", "c"))
+    (tmp_path / "adapter_setup.json").write_text(
+        json.dumps({"adapter_setup": setup.to_dict(), "head_setup": None}, indent=2)
+    )
+    assert load_setup(tmp_path) == setup
+    assert load_setup(tmp_path / "adapter_setup.json") == setup
+    bad = tmp_path / "bad.json"
+    bad.write_text('{\n  "adapter_setup": {\n    "type": "Stak",\n    "children": []\n  }\n}\n')
+    with pytest.raises(ConfigError) as info:
+        load_setup(bad)
+    problem = info.value.problems[0]
+    assert (problem.location.line, problem.location.column) == (3, 13)
+    assert problem.location.file == str(bad)
+    assert "did you mean 'Stack'?" in str(info.value)
+    (tmp_path / "list.json").write_text("[1]")
+    with pytest.raises(ConfigError, match="does not hold an adapter setup"):
+        load_setup(tmp_path / "list.json")
+    with pytest.raises(ConfigError, match="no such setup file"):
+        load_setup(tmp_path / "missing.json")

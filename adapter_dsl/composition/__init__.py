@@ -20,11 +20,12 @@ from .blocks import (
     Split,
     Stack,
 )
-from .text import dumps_setup, is_single, load_setup, parse_setup
+from .text import SETUP_FILE, dumps_setup, is_single, load_setup, load_setup_file, parse_setup
 
 __all__ = [
     "ALLOWED_CHILDREN",
     "BLOCKS",
+    "SETUP_FILE",
     "AdapterCompositionBlock",
     "Average",
     "BatchSplit",
@@ -36,5 +37,6 @@ __all__ = [
     "dumps_setup",
     "is_single",
     "load_setup",
+    "load_setup_file",
     "parse_setup",
 ]

@@ -317,6 +317,13 @@ class AdapterCompositionBlock(Sequence["str | AdapterCompositionBlock"]):
         return dumps_setup(self)
 
 
+def _last_name(child: str | AdapterCompositionBlock) -> str:
+    """A child's last adapter name ("" for an empty block, which is never valid)."""
+    if isinstance(child, str):
+        return child
+    return child.last() if child.children else ""
+
+
 def _py(value: Any) -> str:
     return repr(list(value)) if isinstance(value, tuple) else repr(value)
 
@@ -360,9 +367,7 @@ class Fuse(AdapterCompositionBlock):
 
     @property
     def name(self) -> str:
-        if self._name:
-            return self._name
-        return ",".join(c if isinstance(c, str) else c.last() for c in self.children)
+        return self._name or Fuse._plain_name(self.children)
 
     def _init_fields(self, values: dict[str, Any]) -> list[Problem]:
         object.__setattr__(self, "_name", values["name"])
@@ -373,7 +378,7 @@ class Fuse(AdapterCompositionBlock):
 
     @staticmethod
     def _plain_name(children: tuple[Any, ...]) -> str:
-        return ",".join(c if isinstance(c, str) else c.last() for c in children)
+        return ",".join(_last_name(c) for c in children)
 
     def _arguments(self) -> tuple[tuple[str, Any], ...]:
         return (("name", self.name),)
@@ -463,7 +468,7 @@ class Average(AdapterCompositionBlock):
         if weights is None:
             weights = (1 / n,) * n
         elif normalize:
-            total = math.fsum(weights)
+            total = sum(weights)
             if total == 0:
                 problems.append(
                     Problem(
@@ -485,7 +490,7 @@ class Average(AdapterCompositionBlock):
         return self.weights == (1 / n,) * n
 
     def _sums_to_one(self) -> bool:
-        return abs(math.fsum(self.weights) - 1) <= _SUM_TOLERANCE
+        return abs(sum(self.weights) - 1) <= _SUM_TOLERANCE
 
     def _arguments(self) -> tuple[tuple[str, Any], ...]:
         return (("weights", self.weights),)
@@ -600,7 +605,7 @@ def structure_problems(
                 )
             )
         if type(block) in DISTINCT_CHILDREN:
-            key = child.last() if isinstance(block, Fuse) and not isinstance(child, str) else child
+            key = _last_name(child) if isinstance(block, Fuse) else child
             if key in seen:
                 problems.append(
                     Problem(

@@ -9,13 +9,17 @@ a string and by JSON pointer in a dict.
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import re
 from collections.abc import Mapping
 from functools import lru_cache
+from pathlib import Path as FilePath
 from typing import Any
 
 from ..errors import ConfigError, Location, Path, Problem, did_you_mean
+from ..jsonpos import line_col, locate
 from ..syntax.ast import Span
 from ..syntax.setup import Call, Keyword, Name, parse_setup_text
 from .blocks import (
@@ -27,7 +31,9 @@ from .blocks import (
     structure_problems,
 )
 
-__all__ = ["dumps_setup", "load_setup", "parse_setup"]
+__all__ = ["SETUP_FILE", "dumps_setup", "load_setup", "load_setup_file", "parse_setup"]
+
+SETUP_FILE = "adapter_setup.json"  # what the reference's save_adapter_setup writes
 
 
 def parse_setup(text: str) -> AdapterCompositionBlock:
@@ -49,10 +55,21 @@ def _parse_cached(text: str) -> AdapterCompositionBlock:  # blocks are immutable
         spans[()] = spans[("children", 0)] = tree.span
         return Stack(tree.name)
     block = _from_call(tree, (), spans, key_spans, problems)
-    problems += structure_problems(block)
+    # An unknown block stands in as a Stack: its own nesting is not judged.
+    unknown = [p.location.path for p in problems if p.code == "unknown_block"]
+    problems += [
+        p for p in structure_problems(block) if not any(_about(p.location.path, u) for u in unknown)
+    ]
     if problems:
         raise ConfigError([_locate(p, spans, key_spans) for p in problems], source=text)
     return block
+
+
+def _about(path: Path, block: Path) -> bool:
+    """Whether a problem at ``path`` is about the block at ``block`` or its direct children."""
+    return path == block or (
+        path[: len(block) + 1] == (*block, "children") and len(path) <= len(block) + 2
+    )
 
 
 def _from_call(
@@ -70,7 +87,7 @@ def _from_call(
         problems.append(
             Problem(
                 f"unknown composition block {call.name!r}",
-                Location(span=call.name_span),
+                Location(path=path, span=call.name_span),
                 expected="one of " + ", ".join(BLOCKS),
                 found=repr(call.name),
                 suggestion=did_you_mean(call.name, BLOCKS),
@@ -126,7 +143,7 @@ def _locate(problem: Problem, spans: dict[Path, Span], key_spans: dict[Path, Spa
     """A problem located by path in the block tree, located by span in the text instead."""
     loc = problem.location
     if loc.span is not None:
-        return problem
+        return problem.with_location(path=())
     path = loc.path
     if problem.code == "unknown_keyword" and path in key_spans:
         return problem.with_location(path=(), span=key_spans[path])
@@ -143,6 +160,8 @@ def load_setup(spec: Any) -> AdapterCompositionBlock:
         return spec  # validated when built
     if isinstance(spec, str):
         return parse_setup(spec)
+    if isinstance(spec, os.PathLike):
+        return load_setup_file(spec)
     if isinstance(spec, Mapping):
         data: Any = spec
         prefix: Path = ()
@@ -169,6 +188,50 @@ def load_setup(spec: Any) -> AdapterCompositionBlock:
         found=type(spec).__name__,
         code="invalid_type",
     )
+
+
+def load_setup_file(path: str | os.PathLike[str]) -> AdapterCompositionBlock:
+    """The setup of an ``adapter_setup.json`` file (or of the directory holding one); problems
+    carry the file, line and column."""
+    p = FilePath(path)
+    if p.is_dir():
+        p = p / SETUP_FILE
+    name = str(p)
+    try:
+        text = p.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise ConfigError.single(f"no such setup file: {name}", code="file_not_found") from None
+    except (OSError, ValueError) as exc:
+        raise ConfigError.single(f"cannot read {name}: {exc}", code="file_unreadable") from None
+    try:
+        data = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        pos = getattr(exc, "pos", 0)
+        line, column = line_col(text, pos)
+        problem = Problem(
+            f"invalid JSON: {getattr(exc, 'msg', 'nested too deeply')}",
+            Location(span=(pos, pos + 1), line=line, column=column, file=name),
+            code="json_syntax",
+        )
+        raise ConfigError([problem], source=text) from None
+    if not isinstance(data, Mapping):
+        raise ConfigError.single(
+            f"{name} does not hold an adapter setup",
+            expected='an object such as {"adapter_setup": {"type": "Stack", ...}}',
+            found=f"a JSON {type(data).__name__}",
+            code="invalid_type",
+        )
+    try:
+        return load_setup(data)
+    except ConfigError as exc:
+        located = []
+        for problem in exc.problems:
+            start, end = locate(text, problem.location.path, key=problem.code == "unknown_key")
+            line, column = line_col(text, start)
+            located.append(
+                problem.with_location(span=(start, end), line=line, column=column, file=name)
+            )
+        raise ConfigError(located, source=text) from None
 
 
 def _from_list(
@@ -226,9 +289,13 @@ def dumps_setup(setup: AdapterCompositionBlock | str) -> str:
     """
     if isinstance(setup, str):
         return _format_name(setup)
-    if is_single(setup):  # what the bare name loads as
+    if is_single(setup):  # at the top, what a bare name loads as
         return _format_name(setup.first())
-    args = [dumps_setup(c) for c in setup.children]
+    return _dump_block(setup)
+
+
+def _dump_block(setup: AdapterCompositionBlock) -> str:
+    args = [_format_name(c) if isinstance(c, str) else _dump_block(c) for c in setup.children]
     args += [f"{key}={_format_value(value)}" for key, value in setup._repr_kwargs()]
     return f"{type(setup).__name__}({', '.join(args)})"
 

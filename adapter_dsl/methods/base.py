@@ -216,6 +216,22 @@ class AdapterConfig(BaseModel):
         return getattr(self, key) if key in type(self).model_fields else default
 
     @classmethod
+    def load(
+        cls, config: Any, download_kwargs: Mapping[str, Any] | None = None, **kwargs: Any
+    ) -> AdapterConfig | None:
+        """The reference's ``AdapterConfig.load``: None for a falsy ``config``; ``kwargs`` whose
+        value is None are ignored, as there (``download_kwargs`` too: nothing is downloaded).
+
+        Unlike the reference, ``kwargs`` on a union string are applied (there they are dropped
+        silently), following :func:`adapter_dsl.load`.
+        """
+        from ..loading import load
+
+        if config is None or (isinstance(config, str | Mapping) and not config):
+            return None
+        return load(config, **{k: v for k, v in kwargs.items() if v is not None})
+
+    @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> AdapterConfig:
         """Rebuild a config from its ``to_dict()`` form (see :func:`adapter_dsl.from_dict`)."""
         from ..loading import config_from_dict

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import BeforeValidator, Field, model_validator
@@ -123,6 +123,28 @@ class ConfigUnion(AdapterConfig):
 
     def members(self) -> tuple[AdapterConfig, ...]:
         return self.configs
+
+    # A sequence of its members, as the reference's union is: u[0], len(u), list(u). A string
+    # key is a field ("configs") or, as in the reference, "<member>.<field>" ("0.r", "lora.r").
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, int | slice):
+            return self.configs[key]
+        if isinstance(key, str) and "." in key:
+            member, _, field = key.partition(".")
+            index = self.member_index(member)
+            if index is None:
+                raise KeyError(key)
+            return self.configs[index][field]
+        return super().__getitem__(key)
+
+    def __iter__(self) -> Iterator[AdapterConfig]:  # type: ignore[override]
+        return iter(self.configs)
+
+    def __len__(self) -> int:
+        return len(self.configs)
+
+    def __contains__(self, config: object) -> bool:
+        return config in self.configs
 
     @model_validator(mode="after")
     def _combination_rules(self) -> Self:
