@@ -440,3 +440,23 @@ def fed_names(node: Node, has: Callable[[str], bool]) -> set[str]:
 
     walk(node, False)
     return out
+
+
+def node_to_dict(node: Node) -> dict[str, Any]:
+    """The reference's JSON form of a setup (``adapter_setup.json``'s ``adapter_setup``)."""
+    children = [
+        {"type": "single", "children": [c]} if isinstance(c, str) else node_to_dict(c)
+        for c in node.children
+    ]
+    out: dict[str, Any] = {"type": node.kind, "children": children}
+    if node.kind == "Split":
+        out["kwargs"] = {"splits": list(node.sizes)}
+    elif node.kind == "BatchSplit":
+        out["kwargs"] = {"batch_sizes": list(node.sizes)}
+    elif node.kind == "Average":
+        out["kwargs"] = {"weights": list(node.weights)}
+    elif node.kind == "Fuse":
+        default = ",".join(c if isinstance(c, str) else c.last() for c in node.children)
+        if node.name != default:
+            out["kwargs"] = {"name": node.name}
+    return out

@@ -194,16 +194,18 @@ def set_active(model: nn.Module, names: str | Iterable[str] | Any | None) -> Non
     setups.install_entry_hook(model, state, node)
 
 
-def train_adapter(model: nn.Module, names: str | Iterable[str]) -> None:
-    """Freeze the base model (and every other adapter) except the given adapters' parameters;
-    activate them and put the model into training mode.
+def train_adapter(model: nn.Module, names: str | Iterable[str] | Any) -> None:
+    """Freeze the base model (and every other adapter) except the parameters of the adapters
+    the setup names (a setup string or block, a name or a list); activate the setup and put
+    the model into training mode.
 
     As in the reference, a task head outside the base model (a classifier, an LM head that is
     not tied to the embeddings) keeps its own ``requires_grad`` and so trains by default;
     freeze it yourself, or use ``training.prepare_for_training(..., head=False)``, if not.
     """
-    wanted = _names(names)
-    set_active(model, wanted)
+    set_active(model, names)
+    state = peek_state(model)
+    wanted = state.active if state is not None else ()
     for p in base_model_of(model).parameters():
         p.requires_grad_(False)
     for n in wanted:

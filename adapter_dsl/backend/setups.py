@@ -8,7 +8,8 @@ before any forward pass, with a ``ConfigError`` that names the block and the met
 * every name is an adapter of the model, every ``Fuse`` a fusion of it;
 * ``Parallel`` only on the model types where the reference supports it;
 * which methods support which blocks (bottleneck: all; the LoRA family: ``Stack``,
-  ``BatchSplit``, ``Average``, ``Parallel``, ``MultiTask``; prefix tuning: ``Stack``; prompt
+  ``BatchSplit``, ``Average``, ``Parallel``, ``MultiTask``; prefix tuning: ``Stack``,
+  ``BatchSplit``, ``Parallel``; prompt
   tuning, ReFT and invertible adapters use the setup's first adapter and accept any block);
 * the children of an ``Average`` reach the same methods (a child without an adapter at a site
   has no output there to average).
@@ -73,7 +74,7 @@ SUPPORTED_BLOCKS: dict[str, frozenset[str]] = {
     "bottleneck": _ALL,
     "lora": frozenset({"Stack", "BatchSplit", "Average", "Parallel", "MultiTask"}),
     "mtl_lora": frozenset({"Stack", "MultiTask"}),
-    "prefix_tuning": frozenset({"Stack"}),
+    "prefix_tuning": frozenset({"Stack", "BatchSplit", "Parallel"}),
     # These apply the setup's first adapter only, whatever the blocks.
     "prompt_tuning": _ALL,
     "reft": _ALL,

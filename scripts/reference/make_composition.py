@@ -142,7 +142,7 @@ def inputs(model: str) -> dict[str, torch.Tensor]:
 def block(setup: str) -> Any:
     """The reference block of a setup string in adapter_dsl's notation (bare names)."""
     names = {name: name for name in ADAPTERS}
-    return eval(setup, {"__builtins__": {}}, {**NAMESPACE, **names})  # noqa: S307
+    return eval(setup, {"__builtins__": {}}, {**NAMESPACE, **names})
 
 
 def reference_block(setup: str) -> tuple[Any, str]:
@@ -151,9 +151,7 @@ def reference_block(setup: str) -> tuple[Any, str]:
     if isinstance(value, Average):
         k = len(value.children)
         weights = [w * k for w in value.weights]
-        text = (
-            f"Average({', '.join(value.children)}, weights={weights!r}, normalize_weights=False)"
-        )
+        text = f"Average({', '.join(value.children)}, weights={weights!r}, normalize_weights=False)"
         return Average(*value.children, weights=weights, normalize_weights=False), text
     return value, setup
 

@@ -40,8 +40,10 @@ __all__ = [
     "delete_fusions_of",
     "fusion_modules",
     "fusion_name",
+    "fusion_parameters",
     "fusion_regularization_loss",
     "resolve_fusion_config",
+    "train_fusion",
 ]
 
 CONTAINER = "adapter_fusion_layer"
@@ -303,3 +305,42 @@ def fusion_regularization_loss(model: nn.Module) -> Tensor:
                     target = torch.eye(weight.shape[0], device=weight.device, dtype=weight.dtype)
                     total = total + 0.01 * (target - weight).pow(2).sum()
     return total
+
+
+def train_fusion(model: nn.Module, setup: Any, *, unfreeze_adapters: bool = False) -> None:
+    """Activate ``setup`` (e.g. ``"Fuse(a, b)"``) and train only its fusion layers: the base model
+    and every adapter are frozen (the fused adapters too, unless ``unfreeze_adapters``), as the
+    reference's ``train_adapter_fusion``; the model is put into training mode."""
+    from adapter_dsl.backend.architectures import base_model_of
+    from adapter_dsl.backend.core import set_active
+
+    set_active(model, setup)
+    state = peek_state(model)
+    assert state is not None
+    node = state.active_setup()
+    fuses = [b.name for b in node.walk() if b.kind == "Fuse"] if node is not None else []
+    if not fuses:
+        raise ConfigError.single(
+            f"the setup {node} has no Fuse block: there is no fusion to train",
+            expected="a setup with a Fuse block, e.g. 'Fuse(a, b)'",
+            found=str(node),
+            code="no_fusion",
+        )
+    for p in base_model_of(model).parameters():
+        p.requires_grad_(False)
+    for fname in fuses:
+        for p in state.fusions[fname].parameters():
+            p.requires_grad_(True)
+    if unfreeze_adapters:
+        for name in state.active:
+            for p in state.adapters[name].trainable_parameters():
+                p.requires_grad_(True)
+    model.train()
+
+
+def fusion_parameters(model: nn.Module, names: Sequence[str]) -> list[nn.Parameter]:
+    """The parameters of the named fusions."""
+    state = peek_state(model)
+    if state is None:
+        return []
+    return [p for n in names for p in state.fusions[n].parameters()]
