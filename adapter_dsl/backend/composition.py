@@ -194,7 +194,9 @@ class Composer(Generic[S]):
     def vslice(self, state: S, index: slice | Tensor) -> S:
         raise NotImplementedError
 
-    def concat(self, states: Sequence[S]) -> S:
+    def concat(self, states: Sequence[S], whole: S) -> S:
+        """Join the children's batch slices of ``whole`` (in order, covering it): only what
+        the children change needs concatenating."""
         raise NotImplementedError
 
     def seq_slice(self, state: S, index: slice) -> S:
@@ -232,10 +234,10 @@ def _with_last(composer: Composer[S], state: S, spans: Any, last: str | None) ->
 
 
 def _merge_spans(
-    composer: Composer[S], states: Sequence[S], bounds: Sequence[tuple[int, int]]
+    composer: Composer[S], states: Sequence[S], bounds: Sequence[tuple[int, int]], whole: S
 ) -> S:
     """Concatenate batch slices, recording per-range ``last`` where the children differ."""
-    merged = composer.concat(states)
+    merged = composer.concat(states, whole)
     lasts: list[tuple[int, int, str | None]] = []
     for st, (start, stop) in zip(states, bounds, strict=True):
         if st.spans is not None:
@@ -310,7 +312,7 @@ def _batch_children(
         out = _run_child(child, piece, composer)
         # A child without an adapter here: its rows pass through this site unchanged.
         parts.append(out if out is not None else _with_last(composer, piece, None, None))
-    return _merge_spans(composer, parts, bounds)
+    return _merge_spans(composer, parts, bounds, state)
 
 
 def compose_batch_split(node: Node, state: S, composer: Composer[S]) -> S:

@@ -91,14 +91,14 @@ class BottleneckComposer(Composer[BottleneckState]):
             spans=None,
         )
 
-    def concat(self, states: Sequence[BottleneckState]) -> BottleneckState:
+    def concat(self, states: Sequence[BottleneckState], whole: BottleneckState) -> BottleneckState:
         return replace(
             states[-1],
             h=torch.cat([s.h for s in states]),
-            x=torch.cat([s.x for s in states]),
+            x=whole.x,
             r=torch.cat([s.r for s in states]),
             up=_cat([s.up for s in states], 0),
-            h0=torch.cat([s.h0 for s in states]),
+            h0=whole.h0,
         )
 
     def seq_slice(self, state: BottleneckState, index: slice) -> BottleneckState:

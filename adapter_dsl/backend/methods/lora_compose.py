@@ -69,14 +69,10 @@ class LoRAComposer(Composer[LoRAState]):
         hidden = state.hidden[index] if state.hidden is not None else None
         return replace(state, x=state.x[index], hidden=hidden, out=state.out[index], spans=None)
 
-    def concat(self, states: Sequence[LoRAState]) -> LoRAState:
+    def concat(self, states: Sequence[LoRAState], whole: LoRAState) -> LoRAState:
         fill = 1.0 if self._is_scale(states[-1].last) else 0.0
-        return replace(
-            states[-1],
-            x=torch.cat([s.x for s in states]),
-            hidden=_cat([s.hidden for s in states], [s.out for s in states], fill),
-            out=torch.cat([s.out for s in states]),
-        )
+        hidden = _cat([s.hidden for s in states], [s.out for s in states], fill)
+        return replace(states[-1], x=whole.x, hidden=hidden, out=whole.out)
 
     def mean(self, states: Sequence[LoRAState], weights: Sequence[float]) -> LoRAState:
         parts = [

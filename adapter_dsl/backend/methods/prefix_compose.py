@@ -87,15 +87,10 @@ class PrefixComposer(Composer[PrefixState]):
             spans=None,
         )
 
-    def concat(self, states: Sequence[PrefixState]) -> PrefixState:
+    def concat(self, states: Sequence[PrefixState], whole: PrefixState) -> PrefixState:
         length = max(s.length for s in states)
         template = next((s.key for s in states if s.key is not None), None)
-        residual = [s.residual for s in states]
-        merged_residual = (
-            torch.cat([r for r in residual if r is not None])
-            if all(r is not None for r in residual)
-            else None
-        )
+        merged_residual = whole.residual
         if template is None:
             return replace(states[-1], rows=sum(s.rows for s in states), residual=merged_residual)
         keys, values, valids = [], [], []
