@@ -73,7 +73,7 @@ _ALL = frozenset(BLOCKS)
 SUPPORTED_BLOCKS: dict[str, frozenset[str]] = {
     "bottleneck": _ALL,
     "lora": frozenset({"Stack", "BatchSplit", "Average", "Parallel", "MultiTask"}),
-    "mtl_lora": frozenset({"Stack", "MultiTask"}),
+    "mtl_lora": frozenset({"Stack", "BatchSplit", "Average", "Parallel", "MultiTask"}),
     "prefix_tuning": frozenset({"Stack", "BatchSplit", "Parallel"}),
     # These apply the setup's first adapter only, whatever the blocks.
     "prompt_tuning": _ALL,

@@ -13,8 +13,10 @@ adapter is deleted. Vera's frozen random matrices live in the base model's ``sha
 ``ModuleDict`` (key ``shared_parameters.<name>.lora_A``).
 
 Refused with ``ConfigError`` (the reference crashes or silently does nothing): a config that
-wraps no projection at all, Vera or DoRA on a fused q/k/v projection, Vera over projections of
-different shapes, and ``mtl_lora`` configs (no multi-task routing in this backend).
+wraps no projection at all, Vera, DoRA or MTL-LoRA on a fused q/k/v projection, and Vera over
+projections of different shapes. MTL-LoRA (``mtl_lora``) units live in the same wrappers; the
+``MultiTask`` block routes rows to them. Sharing parameters between tasks (the reference's
+``share_parameters``) is not available here.
 """
 
 from __future__ import annotations
@@ -373,20 +375,18 @@ def _shared_parameters(model: nn.Module, ledger: Ledger) -> nn.ModuleDict:
     return holder
 
 
-class MTLLoRAHandler(MethodHandler):
-    """MTL-LoRA needs per-example task routing (``task_ids``), which this backend does not have."""
+class MTLLoRAHandler(LoRAHandler):
+    """MTL-LoRA units in the same wrapped projections as LoRA; rows are routed to tasks by the
+    ``MultiTask`` block (``task_ids`` in the forward call). Not on fused q/k/v projections."""
 
     family = "mtl_lora"
 
     def check(self, model: nn.Module, arch: ArchitectureSpec, config: Any) -> None:
-        raise ConfigError.single(
-            "mtl_lora adapters are not supported by this backend (they need multi-task routing)",
-            expected="lora, ia3, vera or dora",
-            found="mtl_lora",
-            code="unsupported_method",
-        )
-
-    def add(
-        self, model: nn.Module, arch: ArchitectureSpec, name: str, config: Any, ledger: Ledger
-    ) -> None:
-        self.check(model, arch, config)
+        super().check(model, arch, config)
+        for t in lora_targets(model, arch, config):
+            if t.fused is not None:
+                raise _error(
+                    f"MTL-LoRA is not supported on the fused q/k/v projection {t.path}",
+                    expected="plain LoRA or IA3 on this model",
+                    found="mtl_lora",
+                )

@@ -192,6 +192,50 @@ class LoRA(LoRAUnit):
         return self.lora_dropout(hidden) @ self.lora_A.t() @ self.lora_B.t()
 
 
+class TaskSpecific(nn.Module):
+    """MTL-LoRA's task-specific matrix: a diagonal of ``values`` (r) (``singular_values``) or a
+    full (r, r) matrix (``linear``); key ``…loras.<name>.task_specific.values``."""
+
+    def __init__(self, rank: int, kind: str, dtype: Any) -> None:
+        super().__init__()
+        self.kind = kind
+        shape = (rank,) if kind == "singular_values" else (rank, rank)
+        self.values = nn.Parameter(torch.ones(shape, dtype=dtype))
+
+    def forward(self) -> Tensor:
+        return torch.diag(self.values) if self.kind == "singular_values" else self.values
+
+
+class MTLLoRA(LoRA):
+    """MTL-LoRA (reference ``MTLLoRA``): ``n_up_projection`` up-projections ``B_k`` mixed by
+    ``softmax(weights / weights_sharpness)`` around a task-specific ``S``:
+    ``Σ_k w̃_k · B_k S A x``, then the LoRA scaling (or gate)."""
+
+    def __init__(self, in_features: int, out_features: int, cfg: Any) -> None:
+        super().__init__(in_features, out_features, cfg)
+        dtype = torch_dtype(cfg.dtype)
+        n_up = int(cfg.n_up_projection)
+        self.lora_B = nn.Parameter(torch.zeros(n_up, out_features, cfg.r, dtype=dtype))
+        if cfg.init_weights == "bert":
+            with torch.no_grad():
+                nn.init.normal_(self.lora_B, std=0.02, generator=_generator(cfg.init_weights_seed))
+        self.task_specific = TaskSpecific(cfg.r, str(cfg.task_specific_matrix_type), dtype)
+        self.weights = nn.Parameter(torch.ones(n_up, dtype=dtype))
+        self.weights_sharpness = float(cfg.weights_sharpness)
+
+    def _mix(self) -> Tensor:
+        return torch.softmax(self.weights / self.weights_sharpness, dim=0)
+
+    def delta_weight(self) -> Tensor:
+        # The forward computes x·Aᵀ·S·B_kᵀ, i.e. the weight B_k·Sᵀ·A.
+        s_a = self.task_specific().t() @ self.lora_A  # (r, in)
+        return torch.einsum("k,kor,ri->oi", self._mix(), self.lora_B, s_a)
+
+    def compute(self, hidden: Tensor) -> Tensor:
+        low = self.lora_dropout(hidden) @ self.lora_A.t() @ self.task_specific()  # (…, r)
+        return torch.einsum("k,...r,kor->...o", self._mix(), low, self.lora_B)
+
+
 def _magnitude(base_weight: Tensor | None, out_features: int, dtype: Any) -> nn.Linear:
     """DoRA's magnitude, initialised to the row norms of W; stored as a bias-free Linear(1, out)
     like the reference (key ``…loras.<name>.m.weight``)."""
@@ -483,6 +527,8 @@ class LoRALinear(LoRAWrapper):
         unit: LoRAUnit
         if cfg.composition_mode == "scale":
             unit = IA3(self.in_features, self.out_features, cfg)
+        elif getattr(cfg, "architecture", None) == "mtl_lora":
+            unit = MTLLoRA(self.in_features, self.out_features, cfg)
         elif is_vera(cfg):
             assert shared is not None
             unit = Vera(self.in_features, self.out_features, cfg, shared, base_weight=base_weight)
