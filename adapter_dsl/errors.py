@@ -118,11 +118,15 @@ class Problem:
 class ConfigError(ValueError):
     """Raised for every invalid config; ``problems`` lists everything found, not only the first."""
 
-    def __init__(self, problems: Sequence[Problem], source: str | None = None) -> None:
+    def __init__(
+        self, problems: Sequence[Problem], source: str | None = None, *, subject: str | None = None
+    ) -> None:
         if not problems:
             raise ValueError("ConfigError needs at least one problem")
         self.problems: tuple[Problem, ...] = tuple(problems)
         self.source = source
+        # What was invalid, for the first line ("invalid adapter setup"); configs by default.
+        self.subject = subject or "adapter config"
         super().__init__(self._render())
 
     @classmethod
@@ -150,18 +154,22 @@ class ConfigError(ValueError):
         return cls([problem], source=source)
 
     def with_source(self, source: str | None) -> ConfigError:
-        return ConfigError(self.problems, source=source)
+        return ConfigError(self.problems, source=source, subject=self.subject)
 
     def located(self, **changes: Any) -> ConfigError:
         """The same error with every problem's location updated (e.g. ``file=...``)."""
-        return ConfigError([p.with_location(**changes) for p in self.problems], source=self.source)
+        return ConfigError(
+            [p.with_location(**changes) for p in self.problems],
+            source=self.source,
+            subject=self.subject,
+        )
 
     def to_list(self) -> list[dict[str, Any]]:
         return [p.to_dict() for p in self.problems]
 
     def _render(self) -> str:
         n = len(self.problems)
-        head = "invalid adapter config" + (f" ({n} problems)" if n > 1 else "")
+        head = f"invalid {self.subject}" + (f" ({n} problems)" if n > 1 else "")
         lines = [head]
         for problem in self.problems:
             loc = problem.location
@@ -179,7 +187,13 @@ class ConfigError(ValueError):
         return self._render()
 
     def __reduce__(self) -> tuple[Any, ...]:  # picklable across processes (e.g. DDP, xdist)
-        return (ConfigError, (self.problems, self.source))
+        return (_rebuild_error, (self.problems, self.source, self.subject))
+
+
+def _rebuild_error(
+    problems: Sequence[Problem], source: str | None, subject: str | None
+) -> ConfigError:
+    return ConfigError(problems, source, subject=subject)
 
 
 class ConfigWarning(UserWarning):

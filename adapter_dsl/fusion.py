@@ -36,8 +36,11 @@ def load_fusion_config(
     spec: Any = DEFAULT_FUSION_IDENTIFIER, /, **overrides: Any
 ) -> AdapterFusionConfig:
     """Resolve ``spec`` to a validated fusion config and apply ``overrides`` (validated too)."""
-    config = _resolve(spec)
-    return config.replace(**overrides) if overrides else config
+    try:
+        config = _resolve(spec)
+        return config.replace(**overrides) if overrides else config
+    except ConfigError as exc:
+        raise ConfigError(exc.problems, exc.source, subject="AdapterFusion config") from None
 
 
 def _resolve(spec: Any) -> AdapterFusionConfig:

@@ -132,11 +132,14 @@ def get_preset(identifier: str) -> Preset:
     try:
         return IDENTIFIERS[identifier]
     except KeyError:
+        suggestion = did_you_mean(identifier, IDENTIFIERS)
+        if identifier in FUSION_IDENTIFIERS:
+            suggestion = f"{identifier!r} is an AdapterFusion config: use load_fusion_config()"
         raise ConfigError.single(
             f"unknown adapter identifier {identifier!r}",
             expected="one of " + ", ".join(IDENTIFIERS),
             found=repr(identifier),
-            suggestion=did_you_mean(identifier, IDENTIFIERS),
+            suggestion=suggestion,
             code="unknown_identifier",
         ) from None
 

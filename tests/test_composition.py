@@ -213,3 +213,22 @@ def test_setup_files_with_line_and_column(tmp_path: Path) -> None:
         load_setup(tmp_path / "list.json")
     with pytest.raises(ConfigError, match="no such setup file"):
         load_setup(tmp_path / "missing.json")
+
+
+def test_one_problem_per_place_in_a_dict() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_setup({"type": "Stack"})
+    (problem,) = info.value.problems
+    assert problem.message == "a composition block needs 'children'"
+    assert problem.location.pointer == "/children"
+
+
+def test_absurdly_nested_input_is_refused_without_recursion_errors() -> None:
+    data: dict[str, object] = {"type": "single", "children": ["a"]}
+    nested: list[object] = ["a"]
+    for _ in range(5000):
+        data = {"type": "Stack", "children": [data]}
+        nested = [nested]
+    for spec in (data, nested):
+        with pytest.raises(ConfigError, match="nested more than 32 levels deep"):
+            load_setup(spec)

@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import adapter_dsl
 from adapter_dsl import (
@@ -93,8 +95,11 @@ def test_partial_dicts_name_every_missing_field() -> None:
 def test_fusion_configs_do_not_mix_with_adapter_configs() -> None:
     with pytest.raises(ConfigError, match="cannot join a union"):
         load_fusion_config("dynamic") | load("lora")  # type: ignore[operator]
-    with pytest.raises(ConfigError, match="unknown adapter identifier 'dynamic'"):
-        load("dynamic")
+    with pytest.raises(ConfigError, match="unknown adapter identifier 'dynamic'") as info:
+        load("dynamic[temperature=True]")
+    assert info.value.problems[0].suggestion == (
+        "'dynamic' is an AdapterFusion config: use load_fusion_config()"
+    )
     with pytest.raises(ConfigError, match="cannot load a fusion config"):
         load_fusion_config(3)
 
@@ -142,3 +147,40 @@ def test_fusion_file_problems_have_line_and_column(tmp_path: Path) -> None:
     problem = info.value.problems[0]
     assert problem.location.file == str(path)
     assert problem.location.line == 12 and problem.location.pointer == "/config/dropout_prob"
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    st.fixed_dictionaries(
+        {name: st.booleans() for name in AdapterFusionConfig.model_fields if name != "dropout_prob"}
+        | {"dropout_prob": st.one_of(st.none(), st.floats(0, 0.99, allow_nan=False))}
+    )
+)
+def test_fusion_round_trips(values: dict[str, object]) -> None:
+    config = AdapterFusionConfig(**values)
+    assert load_fusion_config(dumps(config)) == config
+    assert load_fusion_config(config.to_dict()) == config
+    assert (
+        load_fusion_config(json.loads(json.dumps(config.to_dict()))).to_dict() == config.to_dict()
+    )
+    assert dumps(load_fusion_config(dumps(config))) == dumps(config)
+
+
+def test_errors_say_what_was_invalid() -> None:
+    import pickle
+
+    with pytest.raises(ConfigError) as info:
+        load_fusion_config("dinamic")
+    assert str(info.value).startswith("invalid AdapterFusion config\n")
+    with pytest.raises(ConfigError) as setup_info:
+        adapter_dsl.parse_setup("Stak(a)")
+    assert str(setup_info.value).startswith("invalid adapter setup\n")
+    with pytest.raises(ConfigError) as block_info:
+        adapter_dsl.Stack()
+    assert str(block_info.value).startswith("invalid adapter setup\n")
+    again = pickle.loads(pickle.dumps(setup_info.value))
+    assert str(again) == str(setup_info.value)
+    assert str(pickle.loads(pickle.dumps(info.value))) == str(info.value)
+    with pytest.raises(ConfigError) as config_info:
+        load("lora[r=0]")
+    assert str(config_info.value).startswith("invalid adapter config\n")

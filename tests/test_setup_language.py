@@ -97,11 +97,11 @@ def test_shipped_setup_tables_belong_to_the_grammar_and_parse_as_lark_does() -> 
     agree()
 
 
-def test_stale_setup_tables_are_not_used(monkeypatch: pytest.MonkeyPatch) -> None:
-    fresh = setup_syntax.build_tables()
+def test_stale_setup_tables_fail_loudly(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Tables of another grammar are never run, and never silently recompiled either.
     monkeypatch.setattr(setup_syntax, "grammar_digest", lambda: "digest of an edited grammar")
-    monkeypatch.setattr(setup_syntax, "build_tables", lambda: fresh)
-    assert setup_syntax._load_tables() is fresh
+    with pytest.raises(setup_syntax.StaleSetupTables, match="run `make grammar`"):
+        setup_syntax._load_tables()
 
 
 # -- what parses -------------------------------------------------------------------------------
@@ -205,7 +205,7 @@ def test_every_problem_at_once() -> None:
         "repeated_child",
         "unknown_block",
     ]
-    assert str(err).startswith("invalid adapter config (4 problems)")
+    assert str(err).startswith("invalid adapter setup (4 problems)")
 
 
 @pytest.mark.parametrize(
@@ -435,3 +435,16 @@ def test_random_dicts_only_ever_raise_config_error(data: Any) -> None:
         assert all(isinstance(p.location.pointer, str) for p in exc.problems)
     else:
         assert load_setup(setup.to_dict()) == setup
+
+
+def test_a_setup_given_as_a_config_says_so() -> None:
+    from adapter_dsl import load
+
+    with pytest.raises(ConfigError) as info:
+        load("Stack(a, Fuse(b, c))")
+    assert info.value.problems[0].suggestion == (
+        "this is an adapter setup, not a config: read it with parse_setup()"
+    )
+    from adapter_dsl.syntax.parser import _SETUP_BLOCKS
+
+    assert set(BLOCKS) == _SETUP_BLOCKS  # the syntax layer's copy of the block names

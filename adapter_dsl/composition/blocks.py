@@ -12,6 +12,7 @@ True because it zips the children; ours is False).
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -30,10 +31,12 @@ __all__ = [
     "Parallel",
     "Split",
     "Stack",
+    "dumps_setup",
+    "is_single",
     "structure_problems",
+    "too_deep_input",
+    "with_structure",
 ]
-
-Child = "str | AdapterCompositionBlock"
 
 
 class _Bad(Exception):
@@ -135,7 +138,7 @@ class AdapterCompositionBlock(Sequence["str | AdapterCompositionBlock"]):
         problems = self._fill(children, kwargs)
         problems += structure_problems(self)
         if problems:
-            raise ConfigError(problems)
+            raise ConfigError(problems, subject=SUBJECT)
 
     @classmethod
     def assemble(
@@ -233,7 +236,7 @@ class AdapterCompositionBlock(Sequence["str | AdapterCompositionBlock"]):
         return hash(self._key())
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild, (type(self).__name__, self.to_dict()))
+        return (_rebuild, (self.to_dict(),))
 
     # -- the reference's Sequence interface and helpers --------------------------------------
 
@@ -296,9 +299,9 @@ class AdapterCompositionBlock(Sequence["str | AdapterCompositionBlock"]):
     def from_dict(cls, data: Any) -> AdapterCompositionBlock:
         """The block of a ``to_dict()`` (the reference's JSON form); ConfigError lists every problem."""
         block, problems = block_from_dict(data, ())
-        problems += structure_problems(block)
+        problems = with_structure(problems, block)
         if problems:
-            raise ConfigError(problems)
+            raise ConfigError(problems, subject=SUBJECT)
         return block
 
     # -- printing ----------------------------------------------------------------------------
@@ -312,9 +315,13 @@ class AdapterCompositionBlock(Sequence["str | AdapterCompositionBlock"]):
         return list(self._arguments())
 
     def __str__(self) -> str:
-        from .text import dumps_setup
-
         return dumps_setup(self)
+
+
+SUBJECT = "adapter setup"  # the first line of a setup's ConfigError: "invalid adapter setup"
+
+# A child of a block: an adapter name or a nested block.
+Child = str | AdapterCompositionBlock
 
 
 def _last_name(child: str | AdapterCompositionBlock) -> str:
@@ -624,6 +631,13 @@ def structure_problems(
     return problems
 
 
+def with_structure(problems: list[Problem], block: AdapterCompositionBlock) -> list[Problem]:
+    """``problems`` of the values plus the structure's, except where a value problem already
+    says what is wrong at the same place (a malformed ``children`` is not also "empty")."""
+    seen = {p.location.path for p in problems}
+    return problems + [p for p in structure_problems(block) if p.location.path not in seen]
+
+
 def _unknown_keyword(cls: type[AdapterCompositionBlock], key: str) -> Problem:
     names = [kw.name for kw in cls.KEYWORDS]
     return Problem(
@@ -651,12 +665,28 @@ def _block_class(type_name: Any, path: Path) -> tuple[type[AdapterCompositionBlo
     ]
 
 
+# Valid setups nest a few levels at most (the depth rule); deeper input is refused before it is
+# walked, so that no input can exhaust the interpreter's recursion limit.
+MAX_NESTING = 32
+
+
+def too_deep_input(path: Path) -> Problem:
+    return Problem(
+        f"the adapter setup is nested more than {MAX_NESTING} levels deep",
+        Location(path=path),
+        expected=f"at most {MAX_NESTING} levels of blocks",
+        code="too_deep",
+    )
+
+
 def block_from_dict(data: Any, path: Path) -> tuple[AdapterCompositionBlock, list[Problem]]:
     """A block from the reference's JSON form, with the problems of its values (not its nesting);
     ``{"type": "single", ...}`` at the top is that adapter alone, ``Stack(name)``."""
     problems: list[Problem] = []
     if not isinstance(data, Mapping):
         return Stack("<setup>"), [_shape(path, "an object with 'type' and 'children'", data)]
+    if len(path) > 2 * MAX_NESTING:
+        return Stack("<setup>"), [too_deep_input(path)]
     unknown = set(data) - {"type", "children", "kwargs"}
     for key in sorted(unknown, key=str):
         problems.append(
@@ -670,7 +700,18 @@ def block_from_dict(data: Any, path: Path) -> tuple[AdapterCompositionBlock, lis
             )
         )
     children_data = data.get("children")
-    if not isinstance(children_data, list):
+    if "children" not in data:
+        problems.append(
+            Problem(
+                "a composition block needs 'children'",
+                Location(path=(*path, "children")),
+                expected="a list of adapters and blocks",
+                found="no 'children' key",
+                code="missing",
+            )
+        )
+        children_data = []
+    elif not isinstance(children_data, list):
         problems.append(_shape((*path, "children"), "a list", children_data))
         children_data = []
     if data.get("type") == "single":
@@ -713,5 +754,52 @@ def _shape(path: Path, expected: str, found: Any) -> Problem:
     )
 
 
-def _rebuild(type_name: str, data: dict[str, Any]) -> AdapterCompositionBlock:
+def _rebuild(data: dict[str, Any]) -> AdapterCompositionBlock:
     return AdapterCompositionBlock.from_dict(data)
+
+
+# -- canonical printing -------------------------------------------------------------------------
+
+_BARE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_\-.@/+]*\Z")
+_WORDS = frozenset({"True", "False", "None"})
+
+
+def _format_name(name: str) -> str:
+    if _BARE_NAME.match(name) and name not in _WORDS:
+        return name
+    return repr(name)
+
+
+def _format_value(value: Any) -> str:
+    if isinstance(value, tuple | list):
+        return "[" + ", ".join(_format_value(v) for v in value) + "]"
+    if isinstance(value, float) and not math.isfinite(value):  # pragma: no cover - validated
+        raise ValueError(value)
+    return repr(value)
+
+
+def dumps_setup(setup: AdapterCompositionBlock | str) -> str:
+    """The canonical setup string: ``parse_setup(dumps_setup(s)) == s``.
+
+    Keyword arguments appear only where they differ from the defaults (a Fuse name only when
+    custom, weights only when not uniform, ``normalize_weights=False`` only when the weights
+    do not sum to 1); sizes are always written as lists.
+    """
+    if isinstance(setup, str):
+        return _format_name(setup)
+    if is_single(setup):  # at the top, what a bare name loads as
+        return _format_name(setup.first())
+    return _dump_block(setup)
+
+
+def _dump_block(setup: AdapterCompositionBlock) -> str:
+    args = [_format_name(c) if isinstance(c, str) else _dump_block(c) for c in setup.children]
+    args += [f"{key}={_format_value(value)}" for key, value in setup._repr_kwargs()]
+    return f"{type(setup).__name__}({', '.join(args)})"
+
+
+def is_single(setup: AdapterCompositionBlock) -> bool:
+    """Whether a setup is one adapter alone (``Stack(name)``, what a bare name loads as)."""
+    return (
+        isinstance(setup, Stack) and len(setup.children) == 1 and isinstance(setup.children[0], str)
+    )

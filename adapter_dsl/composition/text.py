@@ -1,4 +1,4 @@
-"""Setups from every input the reference accepts, and their canonical string.
+"""Setups from every input the reference accepts (their canonical string: ``dumps_setup``).
 
 ``load_setup`` takes a block, a setup string (``"Stack(a, Fuse(b, c))"``), a bare adapter name
 (``Stack(name)``, as the reference's ``parse_composition`` makes it), a list (the reference's
@@ -10,11 +10,9 @@ a string and by JSON pointer in a dict.
 from __future__ import annotations
 
 import json
-import math
 import os
-import re
-from collections.abc import Mapping
-from functools import lru_cache
+from collections.abc import Callable, Mapping
+from functools import lru_cache, wraps
 from pathlib import Path as FilePath
 from typing import Any
 
@@ -24,18 +22,49 @@ from ..syntax.ast import Span
 from ..syntax.setup import Call, Keyword, Name, parse_setup_text
 from .blocks import (
     BLOCKS,
+    MAX_NESTING,
+    SUBJECT,
     AdapterCompositionBlock,
     Fuse,
     Stack,
     block_from_dict,
+    dumps_setup,
+    is_single,
     structure_problems,
+    too_deep_input,
+    with_structure,
 )
 
-__all__ = ["SETUP_FILE", "dumps_setup", "load_setup", "load_setup_file", "parse_setup"]
+__all__ = [
+    "SETUP_FILE",
+    "dumps_setup",
+    "is_single",
+    "load_setup",
+    "load_setup_file",
+    "parse_setup",
+]
 
 SETUP_FILE = "adapter_setup.json"  # what the reference's save_adapter_setup writes
 
 
+def _setup_errors(
+    fn: Callable[[Any], AdapterCompositionBlock],
+) -> Callable[[Any], AdapterCompositionBlock]:
+    """Errors of a setup say so on their first line ("invalid adapter setup")."""
+
+    @wraps(fn)
+    def wrapper(spec: Any) -> AdapterCompositionBlock:
+        try:
+            return fn(spec)
+        except ConfigError as exc:
+            if exc.subject == SUBJECT:
+                raise
+            raise ConfigError(exc.problems, exc.source, subject=SUBJECT) from None
+
+    return wrapper
+
+
+@_setup_errors
 def parse_setup(text: str) -> AdapterCompositionBlock:
     """Parse and validate a setup string; a bare adapter name is ``Stack(name)``."""
     if not isinstance(text, str):
@@ -51,8 +80,7 @@ def _parse_cached(text: str) -> AdapterCompositionBlock:  # blocks are immutable
     spans: dict[Path, Span] = {}
     key_spans: dict[Path, Span] = {}
     problems: list[Problem] = []
-    if isinstance(tree, Name):
-        spans[()] = spans[("children", 0)] = tree.span
+    if isinstance(tree, Name):  # a bare name: that adapter alone
         return Stack(tree.name)
     block = _from_call(tree, (), spans, key_spans, problems)
     # An unknown block stands in as a Stack: its own nesting is not judged.
@@ -154,6 +182,7 @@ def _locate(problem: Problem, spans: dict[Path, Span], key_spans: dict[Path, Spa
     return problem.with_location(path=(), span=spans.get(path))
 
 
+@_setup_errors
 def load_setup(spec: Any) -> AdapterCompositionBlock:
     """A validated setup from a block, a setup string or name, a list or the reference's JSON form."""
     if isinstance(spec, AdapterCompositionBlock):
@@ -170,7 +199,7 @@ def load_setup(spec: Any) -> AdapterCompositionBlock:
             if isinstance(data, str):
                 return parse_setup(data)
         block, problems = block_from_dict(data, ())
-        problems += structure_problems(block)
+        problems = with_structure(problems, block)
         if problems:
             raise ConfigError([p.prefixed(prefix) for p in problems])
         return block
@@ -178,7 +207,7 @@ def load_setup(spec: Any) -> AdapterCompositionBlock:
         problems = []
         top = _from_list(spec, 0, (), problems)
         assert isinstance(top, AdapterCompositionBlock)  # a list is never a name
-        problems += structure_problems(top)
+        problems = with_structure(problems, top)
         if problems:
             raise ConfigError(problems)
         return top
@@ -190,6 +219,7 @@ def load_setup(spec: Any) -> AdapterCompositionBlock:
     )
 
 
+@_setup_errors
 def load_setup_file(path: str | os.PathLike[str]) -> AdapterCompositionBlock:
     """The setup of an ``adapter_setup.json`` file (or of the directory holding one); problems
     carry the file, line and column."""
@@ -240,6 +270,9 @@ def _from_list(
     # The reference's rule: a list is a Stack, except at the second level, where it is a Fuse.
     if isinstance(spec, str | AdapterCompositionBlock):
         return spec
+    if level > MAX_NESTING:
+        problems.append(too_deep_input(path))
+        return "<adapter>"
     if not isinstance(spec, list | tuple):
         problems.append(
             Problem(
@@ -258,50 +291,3 @@ def _from_list(
     block, own = cls.assemble(children, {})
     problems += [p.prefixed(path) for p in own]
     return block
-
-
-# -- canonical printing -------------------------------------------------------------------------
-
-_BARE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_\-.@/+]*\Z")
-_WORDS = frozenset({"True", "False", "None"})
-
-
-def _format_name(name: str) -> str:
-    if _BARE_NAME.match(name) and name not in _WORDS:
-        return name
-    return repr(name)
-
-
-def _format_value(value: Any) -> str:
-    if isinstance(value, tuple | list):
-        return "[" + ", ".join(_format_value(v) for v in value) + "]"
-    if isinstance(value, float) and not math.isfinite(value):  # pragma: no cover - validated
-        raise ValueError(value)
-    return repr(value)
-
-
-def dumps_setup(setup: AdapterCompositionBlock | str) -> str:
-    """The canonical setup string: ``parse_setup(dumps_setup(s)) == s``.
-
-    Keyword arguments appear only where they differ from the defaults (a Fuse name only when
-    custom, weights only when not uniform, ``normalize_weights=False`` only when the weights
-    do not sum to 1); sizes are always written as lists.
-    """
-    if isinstance(setup, str):
-        return _format_name(setup)
-    if is_single(setup):  # at the top, what a bare name loads as
-        return _format_name(setup.first())
-    return _dump_block(setup)
-
-
-def _dump_block(setup: AdapterCompositionBlock) -> str:
-    args = [_format_name(c) if isinstance(c, str) else _dump_block(c) for c in setup.children]
-    args += [f"{key}={_format_value(value)}" for key, value in setup._repr_kwargs()]
-    return f"{type(setup).__name__}({', '.join(args)})"
-
-
-def is_single(setup: AdapterCompositionBlock) -> bool:
-    """Whether a setup is one adapter alone (``Stack(name)``, what a bare name loads as)."""
-    return (
-        isinstance(setup, Stack) and len(setup.children) == 1 and isinstance(setup.children[0], str)
-    )

@@ -436,9 +436,17 @@ def _syntax_error(
     )
 
 
+# Block names of the setup language (adapter_dsl.composition), which people pass to load().
+_SETUP_BLOCKS = frozenset(
+    {"Stack", "Fuse", "Split", "BatchSplit", "Parallel", "Average", "MultiTask"}
+)
+
+
 def _unexpected_character(text: str, pos: int, allowed: set[str] | None) -> ConfigError:
     char = text[pos]
     suggestion = _HINTS.get(char)
+    if char == "(" and text[:pos].strip() in _SETUP_BLOCKS:
+        suggestion = "this is an adapter setup, not a config: read it with parse_setup()"
     if char in "'\"":
         suggestion = "close the string with a matching quote"
         return _syntax_error(

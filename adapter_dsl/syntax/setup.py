@@ -2,8 +2,9 @@
 
 The grammar is ``adapter_setup.lark`` (a copy of ``grammar/adapter_setup.lark``, kept identical
 by a test), run by the same table-driven LALR parser as config strings from tables shipped in
-``adapter_setup.tables.json`` (``make grammar`` regenerates them). Syntax only: which block
-names, keywords and values are valid is decided by :mod:`adapter_dsl.composition`.
+``adapter_setup.tables.json`` (``make grammar`` regenerates them; parsing never imports lark).
+Syntax only: which block names, keywords and values are valid is decided by
+:mod:`adapter_dsl.composition`.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ __all__ = [
     "Call",
     "Keyword",
     "Name",
+    "StaleSetupTables",
     "build_tables",
     "grammar_text",
     "parse_setup_text",
@@ -115,20 +117,29 @@ def grammar_digest() -> str:
 
 
 def build_tables() -> dict[str, Any]:
-    """Compile the setup grammar with lark into the tables the parser runs."""
+    """Compile the setup grammar with lark into the tables the parser runs (build time only:
+    ``make grammar``)."""
     from .lalr import compile_tables
 
     return {"grammar_sha256": grammar_digest(), **compile_tables(lark_parser())}
 
 
+class StaleSetupTables(RuntimeError):
+    """The shipped tables were not generated from the shipped grammar (a packaging mistake)."""
+
+
 def _load_tables() -> dict[str, Any]:
+    # Stale tables are an error, never silently recompiled: parsing never needs lark, and a
+    # parser that quietly differs from its grammar is worse than none.
     try:
         shipped = json.loads(resources.files(__package__).joinpath(TABLES_FILE).read_text("utf-8"))
-    except (OSError, ValueError):
-        shipped = None
-    if isinstance(shipped, dict) and shipped.get("grammar_sha256") == grammar_digest():
-        return shipped
-    return build_tables()  # an edited grammar without `make grammar`: never run stale tables
+    except (OSError, ValueError) as exc:
+        raise StaleSetupTables(f"cannot read {TABLES_FILE}: {exc}; run `make grammar`") from exc
+    if not isinstance(shipped, dict) or shipped.get("grammar_sha256") != grammar_digest():
+        raise StaleSetupTables(
+            f"{TABLES_FILE} was not generated from {GRAMMAR_FILE}; run `make grammar`"
+        )
+    return shipped
 
 
 def callbacks() -> dict[str, Any]:
