@@ -296,3 +296,55 @@ def test_mtl_lora_routes_rows_by_task_and_round_trips(tmp_path: Path) -> None:
     merge_adapter(fresh, "t0")
     torch.testing.assert_close(run(fresh, inputs), alone["t0"], atol=1e-5, rtol=0)
     unmerge_adapter(fresh, "t0")
+
+
+REF_PYTHON = Path(__file__).resolve().parents[2] / ".venv-ref" / "bin" / "python"
+REF_FUSION_CHECK = """
+import sys, torch, transformers, adapters
+from adapters.composition import Fuse
+base, d = sys.argv[1], sys.argv[2]
+m = transformers.BertModel.from_pretrained(base).eval()
+adapters.init(m)
+for n in "ab":
+    m.load_adapter(f"{d}/{n}")
+m.load_adapter_fusion(f"{d}/a,b")
+m.set_active_adapters(Fuse("a", "b"))
+m.eval()
+with torch.no_grad():
+    out = m(input_ids=torch.load(f"{d}/ids.pt")).last_hidden_state
+print("DIFF", float((out - torch.load(f"{d}/out.pt")).abs().max()))
+"""
+
+
+@pytest.mark.skipif(not REF_PYTHON.exists(), reason="needs the reference environment .venv-ref")
+def test_the_reference_loads_a_fusion_saved_in_its_format(tmp_path: Path) -> None:
+    import subprocess
+
+    import transformers
+
+    base = Path(__file__).resolve().parents[1] / "fixtures/reference/checkpoints/bert/base"
+    model = transformers.AutoModel.from_pretrained(str(base)).eval()
+    add_adapter(model, "a", "seq_bn[reduction_factor=8]")
+    add_adapter(model, "b", "seq_bn[reduction_factor=4]")
+    add_fusion(model, ["a", "b"], "dynamic")
+    _randomise(model)
+    from adapter_dsl.backend import save_adapter
+
+    for name in ("a", "b"):
+        save_adapter(model, name, tmp_path / name, format="adapters")
+    save_fusion(model, "a,b", tmp_path / "a,b", format="adapters")
+    set_active(model, "Fuse(a, b)")
+    ids = torch.tensor([[5, 17, 42, 8, 91, 33, 60], [7, 25, 64, 12, 50, 3, 4]])
+    torch.save(ids, tmp_path / "ids.pt")
+    torch.save(run(model, {"input_ids": ids}), tmp_path / "out.pt")
+    proc = subprocess.run(
+        [str(REF_PYTHON), "-c", REF_FUSION_CHECK, str(base), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"},
+        timeout=300,
+        check=False,
+    )
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("DIFF ")]
+    assert lines, proc.stderr[-2000:]
+    assert float(lines[-1].split()[1]) < 1e-4
