@@ -12,6 +12,8 @@ It writes ``tests/fixtures/reference/composition/<model>/`` for tiny BERT, BART 
 * ``fusions/<fusion name>/``: ``save_adapter_fusion`` of each fusion of ``FUSIONS``, its
   parameters perturbed too (non-trivial fusion weights);
 * ``averaged/<name>/``: the adapter ``average_adapter`` built, saved with ``save_adapter``;
+* ``setup/``: ``save_adapter_setup`` of ``SAVED_SETUP`` (safetensors), whose output is that
+  setup's case;
 * ``outputs.safetensors``: ``last_hidden_state`` (BART: the decoder's) on the fixed batch of
   ``make_checkpoints.py``, eager attention, eval mode, one key per case;
 * ``manifest.json`` (one for all models): per case the setup in adapter_dsl's notation, the block
@@ -98,6 +100,9 @@ SETUPS = [
     # across methods (the reference fails; adapter_dsl gives each row its own adapter)
     "BatchSplit(b1, l1, batch_sizes=[1, 1])",
 ]
+
+#: The setup written whole with save_adapter_setup.
+SAVED_SETUP = "Stack(b3, Fuse(b1, b2))"
 
 #: name → (inputs, weights, combine_strategy, normalize_weights, svd_rank)
 AVERAGES: dict[str, tuple[list[str], list[float], str, bool, int | None]] = {
@@ -214,6 +219,7 @@ def record_model(model: str) -> dict[str, Any]:
         cases.append(entry)
         status = entry.get("error", {}).get("type", "ok")
         print(f"{model:6} {setup:45} {status}", file=sys.stderr)
+    net.save_adapter_setup(str(out / "setup"), block(SAVED_SETUP), use_safetensors=True)
     averaged = []
     for name, (names, weights, strategy, normalize, svd_rank) in AVERAGES.items():
         entry = {
@@ -240,7 +246,8 @@ def record_model(model: str) -> dict[str, Any]:
         net.save_adapter(str(out / entry["dir"]), name)
         averaged.append(entry)
     save_file(tensors, str(out / "outputs.safetensors"))
-    return {"cases": cases, "fusions": fusions, "averaged": averaged}
+    saved = {"setup": SAVED_SETUP, "dir": "setup"}
+    return {"cases": cases, "fusions": fusions, "averaged": averaged, "saved_setup": saved}
 
 
 def main() -> int:

@@ -236,3 +236,21 @@ def test_svd_average_is_the_truncated_true_delta_not_the_references() -> None:
         assert torch.allclose(run("bert", "avg_svd"), ours, atol=ATOL, rtol=0)
     finally:
         delete_adapter(m, "avg_svd")
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_a_setup_the_reference_saved_loads_whole(model: str) -> None:
+    from adapter_dsl.backend import load_adapter_setup
+
+    saved = manifest()["models"][model]["saved_setup"]
+    fresh = transformers.AutoModel.from_pretrained(
+        str(BASES / model / "base"), attn_implementation="eager"
+    ).eval()
+    node = load_adapter_setup(fresh, ROOT / model / saved["dir"])
+    assert str(node) == saved["setup"]
+    with torch.no_grad():
+        got = fresh(**batch(model)).last_hidden_state
+    key = next(
+        c["key"] for c in manifest()["models"][model]["cases"] if c["setup"] == saved["setup"]
+    )
+    assert torch.allclose(got, recorded(model)[key], atol=ATOL, rtol=0)
