@@ -151,14 +151,6 @@ def add_adapter(
     return cfg
 
 
-def _names(names: str | Iterable[str] | None) -> tuple[str, ...]:
-    if names is None:
-        return ()
-    if isinstance(names, str):
-        return (names,)
-    return tuple(names)
-
-
 def set_active(model: nn.Module, names: str | Iterable[str] | Any | None) -> None:
     """Activate a setup: a setup string (``"Stack(a, Fuse(b, c))"``), a block, a name, a list
     of names (a ``Stack``, as in the reference) or none (``None``).
