@@ -36,19 +36,28 @@ __all__ = [
     "ARCHITECTURES",
     "adapter_summary",
     "add_adapter",
+    "add_fusion",
+    "average_adapter",
     "delete_adapter",
+    "delete_fusion",
     "format_summary",
     "from_pretrained",
+    "fusion_regularization_loss",
     "get_architecture",
     "list_adapters",
     "load_adapter",
+    "load_adapter_setup",
+    "load_fusion",
     "merge_adapter",
     "resolve_config",
     "restore_adapters",
     "save_adapter",
+    "save_adapter_setup",
+    "save_fusion",
     "set_active",
     "set_prompt_tokenizer",
     "train_adapter",
+    "train_fusion",
     "unmerge_adapter",
 ]
 
@@ -59,3 +68,26 @@ def list_adapters(model: object) -> list[str]:
 
     state = peek_state(model)  # type: ignore[arg-type]
     return list(state.adapters) if state is not None else []
+
+
+#: Composition, fusion and averaging: imported on first use (``name → module``).
+_LAZY = {
+    "add_fusion": "adapter_dsl.backend.methods.fusion",
+    "delete_fusion": "adapter_dsl.backend.methods.fusion",
+    "fusion_regularization_loss": "adapter_dsl.backend.methods.fusion",
+    "train_fusion": "adapter_dsl.backend.methods.fusion",
+    "save_fusion": "adapter_dsl.backend.fusion_io",
+    "load_fusion": "adapter_dsl.backend.fusion_io",
+    "save_adapter_setup": "adapter_dsl.backend.setup_io",
+    "load_adapter_setup": "adapter_dsl.backend.setup_io",
+    "average_adapter": "adapter_dsl.backend.averaging",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)

@@ -197,60 +197,58 @@ def _add(model: nn.Module, name: str, cfg: Any, set_active: bool) -> Any:
     return cfg
 
 
-def _names(names: str | Iterable[str] | None) -> tuple[str, ...]:
-    if names is None:
-        return ()
-    if isinstance(names, str):
-        return (names,)
-    wanted = tuple(names) if isinstance(names, Iterable) else (names,)
-    for n in wanted:
-        if not isinstance(n, str):
-            raise ConfigError.single(
-                "adapters are named by strings",
-                expected="an adapter name, a list of names or None",
-                found=repr(names),
-                code="invalid_name",
-            )
-    return wanted
+def set_active(model: nn.Module, names: str | Iterable[str] | Any | None) -> None:
+    """Activate a setup: a setup string (``"Stack(a, Fuse(b, c))"``), a block, a name, a list
+    of names (a ``Stack``, as in the reference) or none (``None``).
 
-
-def set_active(model: nn.Module, names: str | Iterable[str] | None) -> None:
-    """Activate the given adapters (in order; several compose as a stack) or none (``None``).
-
-    Merged adapters are un-merged first, like the reference's ``set_active_adapters``.
+    Every model-dependent rule is checked first (``backend/setups.py``); merged adapters are
+    un-merged, like the reference's ``set_active_adapters``.
     """
     with failing_as(f"cannot activate {names!r} on {type(model).__name__}"):
-        _set_active(model, _names(names))
+        _set_active(model, names)
 
 
-def _set_active(model: nn.Module, wanted: tuple[str, ...]) -> None:
+def _set_active(model: nn.Module, names: str | Iterable[str] | Any | None) -> None:
+    from adapter_dsl.backend import setups
+
+    twice = setups.duplicates(names)
+    if twice:
+        raise ConfigError.single(
+            f"adapter '{twice[0]}' is listed twice", found=repr(names), code="duplicate_name"
+        )
+    node = setups.resolve_setup(names)
+    wanted = setups.names_of(node)
     for n in wanted:
         _entry(model, n)
-    if len(set(wanted)) != len(wanted):
-        raise ConfigError.single("an adapter is listed twice", found=repr(list(wanted)))
     state = peek_state(model)
     if state is None:  # only reachable with names=None on a model without adapters
         return
+    if node is not None:
+        setups.check_setup(model, state, node)
     families = {family for n in wanted for family, _, _ in state.adapters[n].members}
     for family in sorted(families):
         get_handler(family).check_active(model, state.arch, wanted)
+        get_handler(family).check_setup(model, state.arch, node)
     for n, entry in state.adapters.items():
         if entry.merged:
             unmerge_adapter(model, n)
     state.active = wanted
+    state.setup = node
+    setups.install_entry_hook(model, state, node)
 
 
-def train_adapter(model: nn.Module, names: str | Iterable[str]) -> None:
-    """Freeze the base model (and every other adapter) except the given adapters' parameters;
-    activate them and put the model into training mode.
+def train_adapter(model: nn.Module, names: str | Iterable[str] | Any) -> None:
+    """Freeze the base model (and every other adapter) except the parameters of the adapters
+    the setup names (a setup string or block, a name or a list); activate the setup and put
+    the model into training mode.
 
     As in the reference, a task head outside the base model (a classifier, an LM head that is
     not tied to the embeddings) keeps its own ``requires_grad`` and so trains by default;
     freeze it yourself, or use ``training.prepare_for_training(..., head=False)``, if not.
     """
-    with failing_as(f"cannot train {names!r} on {type(model).__name__}"):
-        wanted = _names(names)
-    set_active(model, wanted)
+    set_active(model, names)
+    state = peek_state(model)
+    wanted = state.active if state is not None else ()
     for p in base_model_of(model).parameters():
         p.requires_grad_(False)
     for n in wanted:
@@ -265,10 +263,15 @@ def delete_adapter(model: nn.Module, name: str) -> None:
         state, entry = _entry(model, name)
     if entry.merged:
         unmerge_adapter(model, name)
+    from adapter_dsl.backend import setups
+    from adapter_dsl.backend.methods.fusion import delete_fusions_of
+
+    delete_fusions_of(model, name)
     for family, member, ledger in reversed(entry.members):
         get_handler(family).remove(model, state.arch, name, member, ledger)
     del state.adapters[name]
     state.active = tuple(n for n in state.active if n != name)
+    setups.install_entry_hook(model, state, state.active_setup())
     drop_state_if_empty(model)
 
 

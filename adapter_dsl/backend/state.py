@@ -23,6 +23,7 @@ from torch import nn
 from torch.utils.hooks import RemovableHandle
 
 from adapter_dsl.backend.architectures import ArchitectureSpec
+from adapter_dsl.backend.composition import Node
 
 __all__ = [
     "PRETRAINED_KEY",
@@ -208,16 +209,32 @@ class AdapterState:
     """Adapters of one model, the active setup, and handler-owned shared structures.
 
     ``active`` is an ordered tuple of adapter names (several names compose as a stack, in order);
-    handlers read it at forward time via :meth:`active_members`.
+    handlers read it at forward time via :meth:`active_members`. ``setup`` is the active
+    composition (a ``composition.Node``) whose names are ``active``; sites that compose read it
+    through :meth:`active_setup`. ``fusions`` maps a fusion name to its entry
+    (``methods/fusion.py``); ``context`` is the forward context while a forward pass runs.
     """
 
     arch: ArchitectureSpec
     adapters: dict[str, AdapterEntry] = field(default_factory=dict)
     active: tuple[str, ...] = ()
     shared: dict[str, Any] = field(default_factory=dict)
+    setup: Any = None
+    fusions: dict[str, Any] = field(default_factory=dict)
+    context: Any = None
 
     def is_active(self, name: str) -> bool:
         return name in self.active
+
+    def active_setup(self) -> Any:
+        """The active composition ``Node``: ``setup`` while it still names exactly ``active``
+        (operations that drop a name from ``active`` make it a plain ``Stack``), else a
+        ``Stack`` of ``active``, or ``None`` when nothing is active."""
+        if not self.active:
+            return None
+        if self.setup is not None and self.setup.names() == self.active:
+            return self.setup
+        return Node("Stack", self.active)
 
     def active_members(self, family: str) -> list[tuple[str, Any]]:
         """``(adapter name, member config)`` of active adapters in ``family``, in active order."""
@@ -302,7 +319,7 @@ def get_state(model: nn.Module, arch: ArchitectureSpec) -> AdapterState:
 
 def drop_state_if_empty(model: nn.Module) -> None:
     state = peek_state(model)
-    if state is not None and not state.adapters and not state.shared:
+    if state is not None and not state.adapters and not state.shared and not state.fusions:
         del model.__dict__[STATE_ATTR]
         if isinstance(model.__dict__.get("save_pretrained"), SavePretrained):
             del model.__dict__["save_pretrained"]

@@ -132,19 +132,38 @@ def head_parameter_names(model: nn.Module, head: HeadSpec = True) -> list[str]:
 
 
 def prepare_for_training(
-    model: nn.Module, adapters: str | Iterable[str] | None = None, *, head: HeadSpec = True
+    model: nn.Module,
+    adapters: str | Iterable[str] | None = None,
+    *,
+    head: HeadSpec = True,
+    fusion: Any = None,
 ) -> tuple[tuple[str, ...], list[str]]:
     """Freeze ``model`` except the adapters' own parameters and the head; activate the adapters.
+
+    With ``fusion`` (a setup with a ``Fuse`` block, e.g. ``"Fuse(a, b)"``) only its fusion layers
+    and the head train, the fused adapters stay frozen (``train_fusion``); ``adapters`` is then
+    ignored and no adapter name is returned.
 
     Returns ``(adapter names, head parameter names)``. See :func:`head_parameter_names` for
     ``head``. The model is put into training mode.
     """
-    names = _adapter_names(model, adapters)
-    core.train_adapter(model, names)
+    if fusion is not None:
+        from adapter_dsl.backend.methods.fusion import train_fusion
+
+        train_fusion(model, fusion)
+        names: tuple[str, ...] = ()
+        state = peek_state(model)
+        assert state is not None
+        keep = {
+            id(p) for entry in state.fusions.values() for p in entry.parameters() if p.requires_grad
+        }
+    else:
+        names = _adapter_names(model, adapters)
+        core.train_adapter(model, names)
+        # Exactly the adapters and the chosen head train (train_adapter leaves parameters
+        # outside the base model as they were).
+        keep = {id(p) for n in names for p in core._entry(model, n)[1].trainable_parameters()}
     head_names = head_parameter_names(model, head)
-    # Exactly the adapters and the chosen head train (train_adapter leaves parameters outside
-    # the base model as they were).
-    keep = {id(p) for n in names for p in core._entry(model, n)[1].trainable_parameters()}
     params = dict(model.named_parameters())
     keep.update(id(params[n]) for n in head_names)
     for p in model.parameters():
@@ -358,6 +377,11 @@ class AdapterTrainer(Trainer):
     """``transformers.Trainer`` that trains adapters (and the task head) and checkpoints only them.
 
     ``adapters``: the adapter name(s) to train (default: the active adapters, or the only one).
+    ``fusion``: train the fusion layers of this setup instead (e.g. ``"Fuse(a, b)"``; the fused
+    adapters stay frozen); its value regularisation is added to the loss when the fusion config
+    sets ``regularization`` (the reference back-propagates it after each optimiser step, so it
+    reaches the next step's gradients; here it joins the step's own loss), and checkpoints hold
+    the fusions (``<fusion name>/``) and the head.
     ``head``: which parameters outside the adapters train too (see :func:`head_parameter_names`;
     default: the task head). Every other argument is the Trainer's. The model is frozen and the
     adapters activated when the trainer is built; an ``optimizers=`` pair passed in must cover the
@@ -371,10 +395,34 @@ class AdapterTrainer(Trainer):
         *,
         adapters: str | Iterable[str] | None = None,
         head: HeadSpec = True,
+        fusion: Any = None,
         **kwargs: Any,
     ) -> None:
-        self.adapter_names, self.head_names = prepare_for_training(model, adapters, head=head)
+        self.adapter_names, self.head_names = prepare_for_training(
+            model, adapters, head=head, fusion=fusion
+        )
+        state = peek_state(model)
+        node = state.active_setup() if fusion is not None and state is not None else None
+        self.fusion_names: tuple[str, ...] = (
+            tuple(b.name for b in node.walk() if b.kind == "Fuse") if node is not None else ()
+        )
+        self._regularize = any(
+            getattr(state.fusions[n].config, "regularization", False)
+            for n in self.fusion_names
+            if state is not None
+        )
         super().__init__(model=model, args=args, **kwargs)
+
+    def compute_loss(self, model: nn.Module, inputs: Any, *args: Any, **kwargs: Any) -> Any:
+        result = super().compute_loss(model, inputs, *args, **kwargs)
+        if not self._regularize:
+            return result
+        from adapter_dsl.backend.methods.fusion import fusion_regularization_loss
+
+        reg = fusion_regularization_loss(_unwrap(model))
+        if isinstance(result, tuple):
+            return (result[0] + reg.to(result[0].device), *result[1:])
+        return result + reg.to(result.device)
 
     # -- saving: called by save_model() and for every checkpoint ----------------------------
     def _save(
@@ -386,6 +434,11 @@ class AdapterTrainer(Trainer):
         if target is None:
             raise ValueError("no output directory: pass output_dir or set args.output_dir")
         save_trainable(self._own_model(), target, self.adapter_names, self.head_names)
+        if self.fusion_names:
+            from adapter_dsl.backend.fusion_io import save_fusion
+
+            for fname in self.fusion_names:
+                save_fusion(self._own_model(), fname, Path(target) / fname)
         if self.processing_class is not None and hasattr(self.processing_class, "save_pretrained"):
             self.processing_class.save_pretrained(target)
         torch.save(self.args, os.path.join(target, TRAINING_ARGS_FILE))

@@ -262,11 +262,11 @@ def test_stacked_adapters_chain_through_one_site() -> None:
     _randomise(b)
     inter, x = torch.randn(2, 3, 37), torch.randn(2, 3, 32)
     h = host.dense(inter)
-    s = h + x
-    o = _core(
-        b, _core(a, host.LayerNorm(s), h), h
-    )  # pre of the first, residual kept, post of the last
-    assert torch.allclose(host(inter, x), host.LayerNorm(o + x), atol=1e-6)
+    # The reference's Stack runs each adapter's pre step on the previous output: for seq_bn,
+    # a gets LN(H + X) with residual H, b gets LN(O_a + X) with residual O_a; post of the last.
+    o_a = _core(a, host.LayerNorm(h + x), h)
+    o_b = _core(b, host.LayerNorm(o_a + x), o_a)
+    assert torch.allclose(host(inter, x), host.LayerNorm(o_b + x), atol=1e-6)
 
 
 def test_bart_cross_adapter_leave_out_and_per_layer_reduction() -> None:

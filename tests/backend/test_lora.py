@@ -279,7 +279,7 @@ def test_init_weights_seed_gives_identical_adapters() -> None:
 @pytest.mark.parametrize(
     ("kind", "identifier", "message"),
     [
-        ("bert", "mtl_lora", "not supported"),
+        ("gpt2", "mtl_lora", "fused"),
         ("bart", "ia3[leave_out=[0, 1, 2, 3]]", "no projection"),
         ("llama", "vera", "same shape"),
         ("gpt2", "dora", "fused"),

@@ -193,8 +193,14 @@ def test_stacked_prefixes_prepend_both() -> None:
     add_adapter(model, "a", "prefix_tuning_flat[prefix_length=2]")
     add_adapter(model, "b", "prefix_tuning_flat[prefix_length=3]")
     set_active(model, ["a", "b"])
-    pairs = model.h[0].attn.prefix_tuning.prefix_states(torch.zeros(2, 4, 5, 8))
-    assert [k.shape[-2] for k, _ in pairs] == [2, 3]
+    block = model.h[0].attn.prefix_tuning.prefix_block(torch.zeros(2, 4, 5, 8))
+    assert block is not None
+    key, value, valid = block
+    # As in the reference's Stack, the later adapter's prefix comes first: b (3), then a (2).
+    assert key.shape[-2] == value.shape[-2] == 5 and valid is None
+    gen = model.prefix_tuning.prefix_tunings
+    torch.testing.assert_close(key[:, :, :3], gen["b"]["self_prefix"].layer_states(0, 2)[0])
+    torch.testing.assert_close(key[:, :, 3:], gen["a"]["self_prefix"].layer_states(0, 2)[0])
     both = outputs(model, "gpt2", **model_inputs("gpt2"))
     set_active(model, "a")
     assert (outputs(model, "gpt2", **model_inputs("gpt2")) - both).abs().max() > 1e-4
@@ -212,7 +218,9 @@ def test_gate_scales_keys_and_values() -> None:
     gate = layer.prefix_gates["a"]
     assert tuple(gate.weight.shape) == (2, 32)
     layer.residual = torch.randn(2, 5, 32)
-    ((k, v),) = layer.prefix_states(torch.zeros(2, 4, 5, 8))
+    block = layer.prefix_block(torch.zeros(2, 4, 5, 8))
+    assert block is not None
+    k, v, _ = block
     states = model.prefix_tuning.prefix_tunings["a"]["self_prefix"](2)
     g = torch.sigmoid(gate(layer.residual)).mean(dim=1)
     torch.testing.assert_close(k, states[2] * g[:, 0].view(-1, 1, 1, 1))

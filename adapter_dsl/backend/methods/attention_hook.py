@@ -32,6 +32,7 @@ __all__ = [
     "PrefixSource",
     "extend_mask",
     "install",
+    "mask_padded_prefix",
     "real_implementation",
     "uninstall",
 ]
@@ -43,8 +44,9 @@ SUPPORTED_IMPLEMENTATIONS = ("eager", "sdpa")
 class PrefixSource(Protocol):
     """What an attention module's ``prefix_source`` provides at forward time."""
 
-    def prefix_states(self, key: Tensor) -> list[tuple[Tensor, Tensor]]:
-        """(key, value) pairs of shape (batch, kv_heads, length, head_dim), innermost first."""
+    def prefix_block(self, key: Tensor) -> tuple[Tensor, Tensor, Tensor | None] | None:
+        """Prefix (key, value) of shape (batch, kv_heads, length, head_dim) to place before the
+        keys, and which positions are real ((batch, length) bool, ``None`` when all are)."""
         ...
 
 
@@ -138,6 +140,30 @@ def extend_mask(
     return torch.cat([mask.new_zeros(shape), mask], dim=-1)
 
 
+def mask_padded_prefix(
+    mask: Tensor | None, valid: Tensor, query: Tensor, kv_length: int, causal: bool
+) -> Tensor:
+    """``mask`` (already extended by ``valid.shape[1]`` prefix columns) with the prefix positions
+    that are padding (``valid`` False, per row) closed; built when there was no mask."""
+    batch, n_prefix = valid.shape
+    q_len = query.shape[-2]
+    if mask is None:
+        original = torch.ones(q_len, kv_length, dtype=torch.bool, device=query.device)
+        if causal and q_len > 1:
+            original = original.tril(diagonal=kv_length - q_len)
+        mask = torch.cat(
+            [torch.ones(q_len, n_prefix, dtype=torch.bool, device=query.device), original], dim=-1
+        )[None, None]
+        mask = torch.where(mask, 0.0, torch.finfo(query.dtype).min).to(query.dtype)
+    mask = mask.expand(batch, *mask.shape[1:]).clone()
+    closed = ~valid[:, None, None, :]
+    if mask.dtype == torch.bool:
+        mask[..., :n_prefix] &= ~closed
+    else:
+        mask[..., :n_prefix] = mask[..., :n_prefix].masked_fill(closed, torch.finfo(mask.dtype).min)
+    return mask
+
+
 def prefix_attention_forward(
     module: nn.Module,
     query: Tensor,
@@ -154,19 +180,20 @@ def prefix_attention_forward(
             f"the model now uses '{implementation}'"
         )
     source: PrefixSource | None = getattr(module, "prefix_source", None)
-    pairs = source.prefix_states(key) if source is not None else []
-    if pairs:
+    block = source.prefix_block(key) if source is not None else None
+    if block is not None:
+        prefix_key, prefix_value, valid = block
         kv_length = key.shape[-2]
-        keys = [k.to(key.dtype) for k, _ in reversed(pairs)]
-        values = [v.to(value.dtype) for _, v in reversed(pairs)]
-        n_prefix = sum(k.shape[-2] for k in keys)
-        key = torch.cat([*keys, key], dim=-2)
-        value = torch.cat([*values, value], dim=-2)
+        n_prefix = prefix_key.shape[-2]
+        key = torch.cat([prefix_key.to(key.dtype), key], dim=-2)
+        value = torch.cat([prefix_value.to(value.dtype), value], dim=-2)
         is_causal = kwargs.get("is_causal")
         causal = bool(getattr(module, "is_causal", True) if is_causal is None else is_causal)
         attention_mask = extend_mask(
             attention_mask, n_prefix, query, kv_length, causal=causal, implementation=implementation
         )
+        if valid is not None:
+            attention_mask = mask_padded_prefix(attention_mask, valid, query, kv_length, causal)
     if implementation == "eager" and getattr(module, "reorder_and_upcast_attn", False):
         # GPT-2's optional upcasting path bypasses the attention interface; keep honouring it.
         upcast = cast(

@@ -74,6 +74,10 @@ class MethodHandler:
     def check_active(self, model: nn.Module, arch: ArchitectureSpec, names: Sequence[str]) -> None:
         """Raise ``ConfigError`` when these adapters cannot be active together; never mutate."""
 
+    def check_setup(self, model: nn.Module, arch: ArchitectureSpec, setup: Any) -> None:
+        """Raise ``ConfigError`` when the active setup (a ``composition.Node`` or ``None``)
+        cannot run on this family's modules; never mutate."""
+
     def add(
         self, model: nn.Module, arch: ArchitectureSpec, name: str, config: Any, ledger: Ledger
     ) -> None:

@@ -13,7 +13,7 @@ Math (reference §3.1, reproduced term by term). ``H`` is the sublayer output af
                        A = LN(S) or S             if original_ln_before, else A = H
                        R = A                      if residual_before_ln is False
     pre (parallel):    A = X, R = X
-    core (per active adapter, chained as the reference's Stack: each gets the previous output):
+    core (per adapter):
                        U = scaling · up(act(down(ln_before?(A))))   (DropPath first if set)
                        O = dropout(U) [· mean_t σ(gate(A))]
                        sequential: O = O + R before or after ln_after (adapter_residual_before_ln)
@@ -21,6 +21,10 @@ Math (reference §3.1, reproduced term by term). ``H`` is the sublayer output af
     post (last adapter's config):
                        T = O (sequential) or O + H (parallel)
                        Y = LN(T + X) or T + X     if original_ln_after, else Y = T
+
+Several adapters at one site follow the active setup (``backend/composition.py``, primitives in
+``bottleneck_compose.py``): as in the reference, a ``Stack`` re-runs the pre step before each
+adapter, on the previous adapter's output ``O`` with the same ``X``.
 
 How this is put into an unmodified HF model (no forward code is copied): a pre-hook captures
 ``X``; then either the sublayer-output module's forward hook replaces ``H`` by ``T`` (the model's
@@ -57,7 +61,9 @@ from adapter_dsl.backend.architectures import (
     iter_layers,
     resolve,
 )
+from adapter_dsl.backend.composition import Node, compose
 from adapter_dsl.backend.methods.base import MethodHandler
+from adapter_dsl.backend.methods.bottleneck_compose import BottleneckComposer, BottleneckState
 from adapter_dsl.backend.methods.common import (
     activation,
     add_shared,
@@ -190,23 +196,52 @@ class BottleneckAdapter(nn.Module):
                     nn.init.trunc_normal_(lin.weight, mean=0.0, std=1e-2, a=-2e-2, b=2e-2)
                     nn.init.zeros_(lin.bias)
 
-    def forward(self, a: Tensor, residual: Tensor) -> Tensor:
+    def pre_forward(
+        self, h: Tensor, x: Tensor, ln: nn.Module | None, query_before_ln: bool = False
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """The pre-step ``(A, query, R)`` of the module docstring; ``query`` is what a fusion
+        attends from (before the original LN with ``query_before_ln``)."""
+        if self.is_parallel:
+            return x, x, x
+        residual_before = self.residual_before_ln
+        r: Tensor | None = h if residual_before is True else None
+        query = h
+        if self.original_ln_before:
+            s = h + x
+            if residual_before == "post_add":
+                r = s
+            a = ln(s) if ln is not None else s
+        else:
+            a = h
+        if not residual_before:
+            r = a
+        assert r is not None  # "post_add" without an original LN is rejected at add
+        return a, (query if query_before_ln else a), r
+
+    def core(self, a: Tensor, residual: Tensor) -> tuple[Tensor, Tensor]:
+        """``(O, U)``: the output of the core step and the scaled up-projection ``U`` (before
+        dropout and gate), which AdapterFusion attends over."""
         up = self.adapter_up(self.adapter_down(a))
         if self.drop_path is not None:
             up = self.drop_path(up)
-        out = self.dropout(up * self.scaling)
+        up = up * self.scaling
+        out = self.dropout(up)
         if self.gate is not None:
             # (B, T, 1) → mean over tokens → (B, 1, 1)
             out = out * torch.mean(torch.sigmoid(self.gate(a)), dim=1).unsqueeze(-1)
         if self.is_parallel:
-            return self.adapter_norm_after(out) if self.adapter_norm_after is not None else out
+            out = self.adapter_norm_after(out) if self.adapter_norm_after is not None else out
+            return out, up
         if self.adapter_residual_before_ln:
             out = out + residual
         if self.adapter_norm_after is not None:
             out = self.adapter_norm_after(out)
         if not self.adapter_residual_before_ln:
             out = out + residual
-        return out
+        return out, up
+
+    def forward(self, a: Tensor, residual: Tensor) -> Tensor:
+        return self.core(a, residual)[0]
 
 
 class _Holder(nn.Module):
@@ -260,6 +295,8 @@ class BottleneckSite:
         self.holder = holder
         self.adapters = nn.ModuleDict()
         holder.adapters = self.adapters
+        #: ``adapter_fusion_layer`` of the holder (reference key), created with the first fusion.
+        self.fusions: nn.ModuleDict | None = None
 
         self._handles = [
             residual_module.register_forward_pre_hook(self._capture_residual, with_kwargs=True)
@@ -279,83 +316,101 @@ class BottleneckSite:
             handle.remove()
         self._handles.clear()
         del self.holder.adapters
+        if self.fusions is not None:
+            del self.holder.adapter_fusion_layer
+            self.fusions = None
         if self._created_holder is not None:
             parent, attr = self._created_holder
             delattr(parent, attr)
 
     # -- runtime -----------------------------------------------------------------------------
-    def _active(self) -> list[BottleneckAdapter]:
-        out = []
-        for name in self.state.active:
-            module = self.adapters._modules.get(name)
-            if module is not None:
-                assert isinstance(module, BottleneckAdapter)
-                out.append(module)
-        return out
+    def _node(self) -> Node | None:
+        """The active setup when it names an adapter of this site, else ``None``."""
+        node = self.state.active_setup()
+        if node is None or not any(n in self.adapters._modules for n in node.names()):
+            return None
+        return node
+
+    def adapter(self, name: str) -> BottleneckAdapter:
+        module = self.adapters._modules[name]
+        assert isinstance(module, BottleneckAdapter)
+        return module
 
     def _capture_residual(self, module: nn.Module, args: Any, kwargs: Any) -> None:
         if self._busy:
             return
         x = _x_from(args, kwargs, self.spec.residual_arg, self.spec.residual_kwarg)
-        self._x = x if isinstance(x, Tensor) and self._active() else None
+        self._x = x if isinstance(x, Tensor) and self._node() is not None else None
 
-    def _transform(self, h: Tensor, x: Tensor, chain: Sequence[BottleneckAdapter]) -> Tensor:
-        """``T`` of the module docstring; also stores the bypass value when needed."""
-        first, last = chain[0], chain[-1]
-        ln = self.layer_norm
-        self._busy = True  # our own LN call must not trigger our hooks
+    def _transform(self, h: Tensor, x: Tensor, node: Node) -> Tensor:
+        """``T`` of the module docstring for the active setup; also stores the bypass value
+        when the model's own LN output must be replaced."""
+        self._busy = True  # our own LN calls must not trigger our hooks
         try:
-            if first.is_parallel:
-                a, residual = x, x
-            else:
-                residual_before = first.residual_before_ln
-                r: Tensor | None = h if residual_before is True else None
-                if first.original_ln_before:
-                    s = h + x
-                    if residual_before == "post_add":
-                        r = s
-                    a = ln(s) if ln is not None else s
-                else:
-                    a = h
-                if not residual_before:
-                    r = a
-                assert r is not None  # "post_add" without an original LN is rejected at add
-                residual = r
-            out = a
-            for adapter in chain:
-                out = adapter(out, residual)
+            start = BottleneckState(h=h, x=x, r=x, up=None, h0=h)
+            st = compose(node, start, BottleneckComposer(self))
+            if st.spans is None:
+                if st.last is None:
+                    return h
+                return self._finish(self.adapter(st.last), st.h, h, x)
+            # Row ranges finished by different adapters (or by none): the final value of each
+            # range is computed here and replaces the model's output.
+            finals = [
+                self._final(st, slice(a, b), self.adapter(n) if n is not None else None)
+                for a, b, n in st.spans
+            ]
         finally:
             self._busy = False
+        y = torch.cat(finals, dim=0)
+        if self.layer_norm is not None:
+            self._bypass = y
+            return h
+        return y - x
+
+    def _finish(self, last: BottleneckAdapter, out: Tensor, h: Tensor, x: Tensor) -> Tensor:
+        """The post step of the last adapter, left to the model where it computes it itself."""
         t = out + h if last.is_parallel else out
         if last.original_ln_after:
             return t
-        if ln is not None:
+        if self.layer_norm is not None:
             self._bypass = t
             return t
         # Pre-LN model without the final residual: the block will add X back.
         return t - x
 
+    def _final(self, st: BottleneckState, rows: slice, last: BottleneckAdapter | None) -> Tensor:
+        """``Y`` for a range of rows: the model's own ``LN(H + X)`` where no adapter ran."""
+        h, x, out = st.h0[rows], st.x[rows], st.h[rows]
+        if last is None:
+            t, ln_after = h, True
+        else:
+            t, ln_after = (out + h if last.is_parallel else out), last.original_ln_after
+        if not ln_after:
+            return t
+        ln = self.layer_norm
+        return ln(t + x) if ln is not None else t + x
+
     def _on_output(self, module: nn.Module, args: Any, output: Any) -> Any:
         if self._busy or self._x is None:
             return None
-        chain = self._active()
+        node = self._node()
         x, self._x = self._x, None
-        if not chain:
+        if node is None:
             return None
         if isinstance(output, tuple):
-            return (self._transform(output[0], x, chain), *output[1:])
-        return self._transform(output, x, chain)
+            return (self._transform(output[0], x, node), *output[1:])
+        return self._transform(output, x, node)
 
     def _on_sum(self, module: nn.Module, args: Any, kwargs: Any) -> Any:
         if self._busy or self._x is None or not args:
             return None
-        chain = self._active()
+        node = self._node()
         x, self._x = self._x, None
-        if not chain:
+        if node is None:
             return None
         s = args[0]
         # The model added dropout(H) + X itself; recovering H costs one rounding of |X|.
-        t = self._transform(s - x, x, chain)
+        t = self._transform(s - x, x, node)
         return (t + x, *args[1:]), kwargs
 
     def _on_norm_output(self, module: nn.Module, args: Any, output: Any) -> Any:

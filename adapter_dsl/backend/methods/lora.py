@@ -13,8 +13,10 @@ adapter is deleted. Vera's frozen random matrices live in the base model's ``sha
 ``ModuleDict`` (key ``shared_parameters.<name>.lora_A``).
 
 Refused with ``ConfigError`` (the reference crashes or silently does nothing): a config that
-wraps no projection at all, Vera or DoRA on a fused q/k/v projection, Vera over projections of
-different shapes, and ``mtl_lora`` configs (no multi-task routing in this backend).
+wraps no projection at all, Vera, DoRA or MTL-LoRA on a fused q/k/v projection, and Vera over
+projections of different shapes. MTL-LoRA (``mtl_lora``) units live in the same wrappers; the
+``MultiTask`` block routes rows to them. Sharing parameters between tasks (the reference's
+``share_parameters``) is not available here.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from adapter_dsl.backend.architectures import (
     iter_layers,
     resolve,
 )
+from adapter_dsl.backend.composition import fed_names
 from adapter_dsl.backend.methods.base import MethodHandler
 from adapter_dsl.backend.methods.lora_layers import (
     LoRAFusedQKV,
@@ -143,6 +146,31 @@ class LoRAHandler(MethodHandler):
                         expected="at most one active LoRA-family adapter on fused q/k/v",
                         found=repr(list(names)),
                         code="conflict",
+                    )
+
+    def check_setup(self, model: nn.Module, arch: ArchitectureSpec, setup: Any) -> None:
+        # In a Stack a LoRA unit reads the previous unit's delta instead of x, which needs a
+        # projection whose output is as wide as its input (not LLaMA's grouped k/v).
+        if setup is None:
+            return
+        for path, module in model.named_modules():
+            if not isinstance(module, LoRALinear):
+                continue
+            fed = fed_names(setup, module.loras._modules.__contains__)
+            for name in sorted(fed):
+                if module.unit(name).composition_mode == "scale":
+                    continue
+                if module.in_features != module.out_features:
+                    raise ConfigError.single(
+                        f"{setup}: adapter '{name}' would read the previous adapter's output at "
+                        f"{path}, which is {module.out_features} wide while the projection's input "
+                        f"is {module.in_features} wide",
+                        expected="stacked LoRA adapters only on projections whose output is as "
+                        "wide as their input",
+                        found=f"{path}: {module.in_features} → {module.out_features}",
+                        suggestion="leave this projection out of one adapter (attn_matrices / "
+                        "leave_out), or combine them with Average or BatchSplit",
+                        code="unsupported_composition",
                     )
 
     # -- check -------------------------------------------------------------------------------
@@ -353,20 +381,18 @@ def _drop_holder_if_empty(base: nn.Module, holder: nn.ModuleDict) -> None:
         del base._modules[SHARED_ATTR]
 
 
-class MTLLoRAHandler(MethodHandler):
-    """MTL-LoRA needs per-example task routing (``task_ids``), which this backend does not have."""
+class MTLLoRAHandler(LoRAHandler):
+    """MTL-LoRA units in the same wrapped projections as LoRA; rows are routed to tasks by the
+    ``MultiTask`` block (``task_ids`` in the forward call). Not on fused q/k/v projections."""
 
     family = "mtl_lora"
 
     def check(self, model: nn.Module, arch: ArchitectureSpec, config: Any) -> None:
-        raise ConfigError.single(
-            "mtl_lora adapters are not supported by this backend (they need multi-task routing)",
-            expected="lora, ia3, vera or dora",
-            found="mtl_lora",
-            code="unsupported_method",
-        )
-
-    def add(
-        self, model: nn.Module, arch: ArchitectureSpec, name: str, config: Any, ledger: Ledger
-    ) -> None:
-        self.check(model, arch, config)
+        super().check(model, arch, config)
+        for t in lora_targets(model, arch, config):
+            if t.fused is not None:
+                raise _error(
+                    f"MTL-LoRA is not supported on the fused q/k/v projection {t.path}",
+                    expected="plain LoRA or IA3 on this model",
+                    found="mtl_lora",
+                )

@@ -14,9 +14,10 @@ transposed on the fly):
 * Vera: ``y = Wx + b + s·(vera_B · B · vera_D · A) x`` with ``A``/``B`` frozen and shared.
 * Gating (UniPELT): the scaling ``s`` (or ``α``) is *replaced* by ``mean_t sigmoid(gate(x_t))``.
 
-Several active adapters in one projection compose as the reference's ``Stack``: each unit gets the
-previous unit's delta as its input (it does not add up), and the last unit decides how the final
-delta is combined with the base output.
+Several active adapters in one projection follow the active setup (``backend/composition.py``,
+primitives in ``lora_compose.py``): in a ``Stack`` each unit gets the previous unit's delta as its
+input (it does not add up), and the last unit decides how the final delta is combined with the
+base output.
 
 Deliberate differences from the reference (all make merging exact):
 
@@ -38,6 +39,9 @@ from typing import Any, Protocol, cast
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from adapter_dsl.backend.composition import Node, compose
+from adapter_dsl.backend.methods.lora_compose import LoRAComposer, LoRAState
 
 __all__ = [
     "IA3",
@@ -188,6 +192,50 @@ class LoRA(LoRAUnit):
         # Cast at the unit's boundary: a config ``dtype`` may differ from the model's.
         hidden = hidden.to(self.lora_A.dtype)
         return self.lora_dropout(hidden) @ self.lora_A.t() @ self.lora_B.t()
+
+
+class TaskSpecific(nn.Module):
+    """MTL-LoRA's task-specific matrix: a diagonal of ``values`` (r) (``singular_values``) or a
+    full (r, r) matrix (``linear``); key ``…loras.<name>.task_specific.values``."""
+
+    def __init__(self, rank: int, kind: str, dtype: Any) -> None:
+        super().__init__()
+        self.kind = kind
+        shape = (rank,) if kind == "singular_values" else (rank, rank)
+        self.values = nn.Parameter(torch.ones(shape, dtype=dtype))
+
+    def forward(self) -> Tensor:
+        return torch.diag(self.values) if self.kind == "singular_values" else self.values
+
+
+class MTLLoRA(LoRA):
+    """MTL-LoRA (reference ``MTLLoRA``): ``n_up_projection`` up-projections ``B_k`` mixed by
+    ``softmax(weights / weights_sharpness)`` around a task-specific ``S``:
+    ``Σ_k w̃_k · B_k S A x``, then the LoRA scaling (or gate)."""
+
+    def __init__(self, in_features: int, out_features: int, cfg: Any) -> None:
+        super().__init__(in_features, out_features, cfg)
+        dtype = torch_dtype(cfg.dtype)
+        n_up = int(cfg.n_up_projection)
+        self.lora_B = nn.Parameter(torch.zeros(n_up, out_features, cfg.r, dtype=dtype))
+        if cfg.init_weights == "bert":
+            with torch.no_grad():
+                nn.init.normal_(self.lora_B, std=0.02, generator=_generator(cfg.init_weights_seed))
+        self.task_specific = TaskSpecific(cfg.r, str(cfg.task_specific_matrix_type), dtype)
+        self.weights = nn.Parameter(torch.ones(n_up, dtype=dtype))
+        self.weights_sharpness = float(cfg.weights_sharpness)
+
+    def _mix(self) -> Tensor:
+        return torch.softmax(self.weights / self.weights_sharpness, dim=0)
+
+    def delta_weight(self) -> Tensor:
+        # The forward computes x·Aᵀ·S·B_kᵀ, i.e. the weight B_k·Sᵀ·A.
+        s_a = self.task_specific().t() @ self.lora_A  # (r, in)
+        return torch.einsum("k,kor,ri->oi", self._mix(), self.lora_B, s_a)
+
+    def compute(self, hidden: Tensor) -> Tensor:
+        low = self.lora_dropout(hidden) @ self.lora_A.t() @ self.task_specific()  # (…, r)
+        return torch.einsum("k,...r,kor->...o", self._mix(), low, self.lora_B)
 
 
 def _magnitude(base_weight: Tensor | None, out_features: int, dtype: Any) -> nn.Linear:
@@ -397,6 +445,18 @@ class LoRAWrapper(nn.Module):
     def _base_forward(self, x: Tensor) -> Tensor:
         return F.linear(x, self.weight_oi(), self.bias)
 
+    def active_setup(self) -> Node | None:
+        """The active setup when it names an unmerged adapter of this projection."""
+        if self._state:
+            node = self._state[0].active_setup()
+        else:
+            node = Node("Stack", self._fixed_active) if self._fixed_active else None
+        if node is None or not any(
+            n in self.loras._modules and n != self.merged for n in node.names()
+        ):
+            return None
+        return node
+
     def _active_units(self) -> list[tuple[str, LoRAUnit]]:
         # A merged adapter already lives in the weights; other active adapters still apply.
         return [(n, self.unit(n)) for n in self.active if n in self.loras and n != self.merged]
@@ -470,6 +530,8 @@ class LoRALinear(LoRAWrapper):
         unit: LoRAUnit
         if cfg.composition_mode == "scale":
             unit = IA3(self.in_features, self.out_features, cfg)
+        elif getattr(cfg, "architecture", None) == "mtl_lora":
+            unit = MTLLoRA(self.in_features, self.out_features, cfg)
         elif is_vera(cfg):
             assert shared is not None
             unit = Vera(self.in_features, self.out_features, cfg, shared, base_weight=base_weight)
@@ -479,22 +541,23 @@ class LoRALinear(LoRAWrapper):
 
     def forward(self, x: Tensor) -> Tensor:
         out = self._base_forward(x)
-        units = self._active_units()
-        if not units:
+        node = self.active_setup()
+        if node is None:
             return out
-        hidden: Tensor | None = None
-        for _, unit in units:
-            hidden = self._unit_step(unit, hidden, x)
-        assert hidden is not None
-        last = units[-1][1]
+        composer = LoRAComposer(self, self._state[0].context if self._state else None)
+        state = compose(node, LoRAState(x=x, hidden=None, out=out), composer)
         # Results keep the projection's output dtype (under autocast the float32 magnitudes
         # and scales would otherwise promote a bfloat16 output).
+        return composer.finish(state).to(out.dtype)
+
+    def combine(self, last: LoRAUnit, out: Tensor, hidden: Tensor) -> Tensor:
+        """The base output combined with the composed delta, as the last unit defines it."""
         if last.composition_mode == "scale":
-            return (out * hidden).to(out.dtype)
+            return out * hidden
         if last.use_dora:
             norm = torch.linalg.norm(self.weight_oi() + last.delta_weight(), dim=1)
-            return (last.m.weight.view(-1) / norm * (out + hidden)).to(out.dtype)
-        return (out + hidden).to(out.dtype)
+            return last.m.weight.view(-1) / norm * (out + hidden)
+        return out + hidden
 
     @staticmethod
     def _unit_step(unit: LoRAUnit, hidden: Tensor | None, x: Tensor) -> Tensor:

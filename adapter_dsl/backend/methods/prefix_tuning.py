@@ -21,8 +21,9 @@ generator output (rows ``[2i·H_kv·d, (2i+2)·H_kv·d)`` of the last Linear, or
 parameter), expands it to the batch, applies dropout and splits it into (key, value) of shape
 (batch, H_kv, L, d_head): the same values as the reference's all-layers computation, with no
 cache between layers, so activation checkpointing (reentrant or not) recomputes exactly what the
-forward pass computed. Several active prefix adapters stack: each prepends its prefix in active
-order. With an all-ones attention mask the output equals the output without a mask.
+forward pass computed. Several active prefix adapters follow the active setup
+(``prefix_compose.py``): in a ``Stack`` each prepends its prefix in order; ``BatchSplit`` and
+``Parallel`` give rows their own prefixes, left-padded to one length and masked. With an all-ones attention mask the output equals the output without a mask.
 """
 
 from __future__ import annotations
@@ -36,9 +37,11 @@ from torch import Tensor, nn
 
 from adapter_dsl.backend import architectures as archs
 from adapter_dsl.backend.architectures import ArchitectureSpec, base_model_of, iter_layers, resolve
+from adapter_dsl.backend.composition import compose
 from adapter_dsl.backend.methods import attention_hook
 from adapter_dsl.backend.methods.base import MethodHandler
 from adapter_dsl.backend.methods.common import activation, init_seed
+from adapter_dsl.backend.methods.prefix_compose import PrefixComposer, PrefixState
 from adapter_dsl.backend.state import Ledger, get_state
 from adapter_dsl.errors import ConfigError
 
@@ -156,24 +159,37 @@ class PrefixTuningLayer(nn.Module):
         self.handles: list[Any] = []  # input-capture hooks on the attention module
         self.original_config: Any = None  # what attention_hook.uninstall restores
 
-    def prefix_states(self, key: Tensor) -> list[tuple[Tensor, Tensor]]:
-        pool, state = self._refs
-        pairs: list[tuple[Tensor, Tensor]] = []
-        for name, _ in state.active_members("prefix_tuning"):
-            prefix_id = self.prefixes.get(name)
-            if prefix_id is None:
-                continue
-            k, v = pool.generator(name, self.location).layer_states(prefix_id, key.shape[0])
-            if name in self.prefix_gates:
-                if self.residual is None:
-                    raise RuntimeError(
-                        "prefix gate needs the attention input, which was not captured"
-                    )
-                gate = torch.sigmoid(self.prefix_gates[name](self.residual)).mean(dim=1)
-                k = k * gate[:, 0].view(-1, 1, 1, 1)
-                v = v * gate[:, -1].view(-1, 1, 1, 1)
-            pairs.append((k, v))
-        return pairs
+    def adapter_states(
+        self, name: str, rows: int, residual: Tensor | None
+    ) -> tuple[Tensor, Tensor]:
+        """Adapter ``name``'s (key, value) prefix for ``rows`` rows, gated by ``residual``."""
+        pool, _ = self._refs
+        k, v = pool.generator(name, self.location).layer_states(self.prefixes[name], rows)
+        if name in self.prefix_gates:
+            if residual is None:
+                raise RuntimeError("prefix gate needs the attention input, which was not captured")
+            gate = torch.sigmoid(self.prefix_gates[name](residual)).mean(dim=1)
+            k = k * gate[:, 0].view(-1, 1, 1, 1)
+            v = v * gate[:, -1].view(-1, 1, 1, 1)
+        return k, v
+
+    def prefix_block(self, key: Tensor) -> tuple[Tensor, Tensor, Tensor | None] | None:
+        """The composed prefix keys and values, (batch, H_kv, P, d_head), for the active setup,
+        and which positions are real ((batch, P) bool; ``None`` when all are)."""
+        _, state = self._refs
+        node = state.active_setup()
+        if node is None or not any(n in self.prefixes for n in node.names()):
+            return None
+        start = PrefixState(
+            rows=int(key.shape[0]), key=None, value=None, valid=None, residual=self.residual
+        )
+        out = compose(node, start, PrefixComposer(self, state.context))
+        if out.key is None or out.value is None:
+            return None
+        valid = out.valid
+        if valid is not None and bool(valid.all()):
+            valid = None
+        return out.key, out.value, valid
 
 
 # Hooks are module-level functions bound with functools.partial (not closures): a deep copy of
