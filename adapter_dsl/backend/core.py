@@ -246,7 +246,8 @@ def train_adapter(model: nn.Module, names: str | Iterable[str] | Any) -> None:
     not tied to the embeddings) keeps its own ``requires_grad`` and so trains by default;
     freeze it yourself, or use ``training.prepare_for_training(..., head=False)``, if not.
     """
-    set_active(model, names)
+    with failing_as(f"cannot train {names!r} on {type(model).__name__}"):
+        _set_active(model, names)
     state = peek_state(model)
     wanted = state.active if state is not None else ()
     for p in base_model_of(model).parameters():

@@ -60,7 +60,7 @@ def test_set_active_refuses_non_names(model: Any, names: Any) -> None:
         model,
         lambda: set_active(model, names),
         f"cannot activate {names!r} on BertModel",
-        "adapters are named by strings",
+        "not an adapter setup",
     )
 
 

@@ -241,15 +241,16 @@ def _container(site: Any, ledger: Ledger) -> nn.ModuleDict:
     if site.fusions is None:
         site.fusions = nn.ModuleDict()
         site.holder.adapter_fusion_layer = site.fusions
-
-        def drop_if_empty() -> None:
-            if site.fusions is not None and len(site.fusions) == 0:
-                del site.holder.adapter_fusion_layer
-                site.fusions = None
-
-        ledger.on_undo(drop_if_empty)
+        ledger.on_undo(_drop_container_if_empty, site)
     fusions: nn.ModuleDict = site.fusions
     return fusions
+
+
+def _drop_container_if_empty(site: Any) -> None:
+    # Module-level (data, not a closure): undo steps survive deep copies and pickles.
+    if site.fusions is not None and len(site.fusions) == 0:
+        del site.holder.adapter_fusion_layer
+        site.fusions = None
 
 
 def delete_fusion(model: nn.Module, adapters: Any) -> None:
