@@ -168,6 +168,12 @@ def prefix_attention_forward(
         attention_mask = extend_mask(
             attention_mask, n_prefix, query, kv_length, causal=causal, implementation=implementation
         )
+        bias = kwargs.get("position_bias")
+        if isinstance(bias, Tensor) and bias.shape[-1] == kv_length:
+            # T5 adds its relative position bias to the scores; prefix keys get none (zeros).
+            kwargs["position_bias"] = torch.cat(
+                [bias.new_zeros((*bias.shape[:-1], n_prefix)), bias], dim=-1
+            )
     if implementation == "eager" and getattr(module, "reorder_and_upcast_attn", False):
         # GPT-2's optional upcasting path bypasses the attention interface; keep honouring it.
         upcast = cast(
