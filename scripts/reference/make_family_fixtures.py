@@ -38,7 +38,7 @@ import transformers
 from safetensors.torch import save_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from make_fixtures import EXTRA_IDENTIFIERS, SEED_IDENTIFIERS  # noqa: E402
+from make_fixtures import EXTRA_IDENTIFIERS, SEED_IDENTIFIERS
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "reference"
