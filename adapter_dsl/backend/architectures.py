@@ -731,13 +731,15 @@ def _encoder_decoder(model: nn.Module) -> ArchitectureSpec:
         invertible_after=_prefixed(enc.invertible_after, enc_path),
         groups=tuple(groups),
         pre_ln=enc.pre_ln,
-        families=enc.families & halves[1][1].families - {"prefix_tuning", "invertible"},
+        families=enc.families & halves[1][1].families - ENCODER_DECODER_REFUSED,
     )
     _COMPOSED[key] = composed
     return composed
 
 
 _COMPOSED: dict[tuple[tuple[str, str], ...], ArchitectureSpec] = {}
+#: Families refused on every EncoderDecoderModel (see _encoder_decoder).
+ENCODER_DECODER_REFUSED = frozenset({"prefix_tuning", "invertible"})
 
 
 def group_config(model: nn.Module, group: LayerGroup) -> Any:

@@ -104,7 +104,9 @@ MODELS: dict[str, tuple[str, str, dict[str, Any], str]] = {
     "distilbert": (
         "DistilBertConfig",
         "DistilBertModel",
-        dict(dim=32, n_layers=2, n_heads=4, hidden_dim=37, vocab_size=99, max_position_embeddings=64),
+        dict(
+            dim=32, n_layers=2, n_heads=4, hidden_dim=37, vocab_size=99, max_position_embeddings=64
+        ),
         "text",
     ),
     "albert": (

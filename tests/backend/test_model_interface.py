@@ -170,7 +170,7 @@ def test_train_on_a_registered_model(toy: Any, spec: str, tmp_path: Any) -> None
         loss = (toy(_ids()) - target).pow(2).mean()
         loss.backward()
         optimiser.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     assert losses[-1] < losses[0]
     after = toy.state_dict()
     assert all(torch.equal(after[k], v) for k, v in base.items())  # only adapters changed
