@@ -67,6 +67,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "PromptTuningConfig": (".methods.prompt_tuning", "PromptTuningConfig"),
     "from_peft": (".peft", "from_peft"),
     "to_peft": (".peft", "to_peft"),
+    "ModelInterface": (".model_interface", "ModelInterface"),
 }
 for _name in [
     "AdapterPlusConfig",
@@ -132,6 +133,7 @@ __all__ = [
     "Location",
     "MAMConfig",
     "MTLLoRAConfig",
+    "ModelInterface",
     "NoReftConfig",
     "ParBnConfig",
     "PrefixTuningConfig",

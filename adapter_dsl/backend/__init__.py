@@ -16,7 +16,12 @@ Supported model types and the hook points used are listed in
 
 from __future__ import annotations
 
-from adapter_dsl.backend.architectures import ARCHITECTURES, get_architecture
+from adapter_dsl.backend.architectures import (
+    ARCHITECTURES,
+    get_architecture,
+    register_model_type,
+    unregister_model_type,
+)
 from adapter_dsl.backend.core import (
     adapter_summary,
     add_adapter,
@@ -41,12 +46,14 @@ __all__ = [
     "list_adapters",
     "load_adapter",
     "merge_adapter",
+    "register_model_type",
     "resolve_config",
     "save_adapter",
     "set_active",
     "set_prompt_tokenizer",
     "train_adapter",
     "unmerge_adapter",
+    "unregister_model_type",
 ]
 
 

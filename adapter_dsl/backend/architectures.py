@@ -13,6 +13,11 @@ Layer numbering follows the reference library: the encoder's layers come first, 
 layers continue the count (``global index = group offset + local index``), so ``leave_out=[2]`` on
 a 2+2-layer BART model means the first decoder layer.
 
+The row types are the model interface of :mod:`adapter_dsl.model_interface` (pydantic, JSON,
+no torch); a model type the table lacks is described with them and added with
+:func:`register_model_type`, which checks every path on the model (:func:`check_interface`).
+A path may list alternatives (``wi|wi_1``): the first one the layer has is used.
+
 Contract for method handlers (stable; rows or fields may be added, never renamed):
 
 * ``get_architecture(model)`` returns the row or raises ``ConfigError`` naming the model type and
@@ -21,6 +26,7 @@ Contract for method handlers (stable; rows or fields may be added, never renamed
 * ``resolve(module, path)`` returns the submodule or ``None`` when the path is absent (optional
   modules such as BERT's ``crossattention`` exist only in some configurations).
 * ``arch.supports(family)`` tells whether a config ``architecture`` value is supported.
+* ``group_config(model, group)`` is the HF config that sizes a group (CLIP's ``text_config``).
 """
 
 from __future__ import annotations
@@ -363,6 +369,8 @@ _VIT_KEYS = (
     (".attention.attention.value.", ".attention.v_proj."),
     (".intermediate.dense.", ".mlp.fc1."),
     (".output.dense.", ".mlp.fc2."),
+    # The reference's copies of the prefix pool under each attention module.
+    (".attention.attention.prefix_tuning.", ".attention.prefix_tuning."),
 )
 
 
