@@ -216,6 +216,10 @@ class ArchitectureSpec(_Spec):
     invertible_input: bool = False
     families: frozenset[str] = ALL_FAMILIES
     prompt_tuning: bool = False
+    #: How layer indices (``leave_out``, per-layer settings) count: ``"continuous"`` (the
+    #: decoder continues the encoder's count, BART/T5) or ``"per_group"`` (each stack from 0,
+    #: the reference's EncoderDecoderModel).
+    layer_numbering: Literal["continuous", "per_group"] = "continuous"
     reference_keys: tuple[tuple[str, str], ...] = ()
     extras: dict[str, Any] = Field(default_factory=dict)
 

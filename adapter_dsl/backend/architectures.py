@@ -740,6 +740,8 @@ def _encoder_decoder(model: nn.Module) -> ArchitectureSpec:
         groups=tuple(groups),
         pre_ln=enc.pre_ln,
         families=enc.families & halves[1][1].families - ENCODER_DECODER_REFUSED,
+        # As the reference: each half numbers its layers from 0.
+        layer_numbering="per_group",
     )
     _COMPOSED[key] = composed
     return composed
@@ -777,12 +779,17 @@ def resolve(module: nn.Module, path: str | None) -> nn.Module | None:
 
 @dataclass(frozen=True)
 class LayerRef:
-    """One transformer layer: its global index (reference numbering), group and module."""
+    """One transformer layer: its index (reference numbering), group and module.
+
+    ``position`` is unique across the model (the running count); ``index`` equals it unless the
+    row numbers each group from 0 (``layer_numbering="per_group"``).
+    """
 
     index: int
     local_index: int
     group: LayerGroup
     module: nn.Module
+    position: int = -1
 
 
 def iter_layers(model: nn.Module, arch: ArchitectureSpec) -> Iterator[LayerRef]:
@@ -794,8 +801,11 @@ def iter_layers(model: nn.Module, arch: ArchitectureSpec) -> Iterator[LayerRef]:
         if layers is None:
             continue
         assert isinstance(layers, nn.ModuleList)
+        per_group = arch.layer_numbering == "per_group"
         for local, layer in enumerate(layers):
-            yield LayerRef(offset + local, local, group, layer)
+            yield LayerRef(
+                local if per_group else offset + local, local, group, layer, offset + local
+            )
         offset += len(layers)
 
 

@@ -41,21 +41,10 @@ REFUSED_HERE: dict[str, set[str]] = {
     "beit": {"prompt_tuning"},
     "encoder-decoder": {"prefix_tuning", "invertible"},
 }
-#: Layer numbering: the reference numbers an EncoderDecoderModel's halves separately (layer 0
-#: is the first encoder *and* the first decoder layer); here the decoder continues the count.
-NUMBERING = {
-    ("encoder-decoder", "seq_bn[leave_out=[0]]"),
-    ("encoder-decoder", "seq_bn[reduction_factor={'default': 16, '1': 8}]"),
-}
 
 
 def _param(name: str, spec: str) -> Any:
-    marks = (
-        [pytest.mark.xfail(strict=True, reason="layer numbering of encoder-decoder halves")]
-        if (name, spec) in NUMBERING
-        else []
-    )
-    return pytest.param(name, spec, COUNTS["results"][name][spec], id=f"{name}-{spec}", marks=marks)
+    return pytest.param(name, spec, COUNTS["results"][name][spec], id=f"{name}-{spec}")
 
 
 CASES = [_param(name, spec) for name in FAMILIES for spec in COUNTS["identifiers"]]

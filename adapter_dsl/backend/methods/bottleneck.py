@@ -636,7 +636,7 @@ class BottleneckHandler(MethodHandler):
                 for flag, site in _locations(cfg, ref.group):
                     if resolve(ref.module, site.output_module) is None:
                         continue
-                    key = (ref.index, flag)
+                    key = (ref.position, flag)
                     if key in seen:
                         raise _fail(
                             f"union members {seen[key]} and {i} both put a bottleneck adapter at "
@@ -685,7 +685,7 @@ class BottleneckHandler(MethodHandler):
             for flag, spec in _locations(config, ref.group):
                 if resolve(ref.module, spec.output_module) is None:
                     continue  # e.g. BERT's crossattention, present in decoders only
-                site_key = (ref.index, flag)
+                site_key = (ref.position, flag)
                 site = shared_state.sites.get(site_key)
                 if site is None:
                     site = BottleneckSite(state, ref.module, spec)
