@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -281,6 +282,14 @@ def _is_adapter_param(key: str) -> bool:
     return any(f".{m}{NAME}." in f".{key}" or f"{m}{NAME}." in key for m in _MARKERS)
 
 
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+
+
+def _message(exc: BaseException) -> str:
+    # Object reprs carry memory addresses; drop them so that the output is reproducible.
+    return _ADDRESS.sub("", " ".join(str(exc).split()))[:300]
+
+
 def measure(name: str, ident: str) -> dict[str, Any]:
     torch.manual_seed(SEED)
     net = getattr(transformers, MODELS[name][1])(make_config(name))
@@ -307,8 +316,7 @@ def measure(name: str, ident: str) -> dict[str, Any]:
         net.eval()
         outputs(net, name)
     except Exception as exc:
-        msg = " ".join(str(exc).split())
-        entry["error"] = {"stage": stage, "type": type(exc).__name__, "message": msg[:300]}
+        entry["error"] = {"stage": stage, "type": type(exc).__name__, "message": _message(exc)}
     return entry
 
 
@@ -335,14 +343,19 @@ def record_checkpoints(name: str, manifest: dict[str, Any]) -> None:
             model.eval()
             stage = "forward"
             tensors = outputs(model, name)
+            # Base-model tensors that adapters.init created (the random bias it gives bias-less
+            # fused projections), so that a test can put the same ones into its model.
+            base_keys = set(net.state_dict())
+            for key, value in model.state_dict().items():
+                if key not in base_keys and not _is_adapter_param(key):
+                    tensors[f"init_added.{key}"] = value.detach().clone().contiguous()
             stage = "save"
             target = OUT_DIR / name / case_dir
             model.save_adapter(str(target), NAME)
             save_file(tensors, str(target / "outputs.safetensors"))
         except Exception as exc:
             shutil.rmtree(OUT_DIR / name / case_dir, ignore_errors=True)
-            msg = " ".join(str(exc).split())
-            entry["error"] = {"stage": stage, "type": type(exc).__name__, "message": msg[:300]}
+            entry["error"] = {"stage": stage, "type": type(exc).__name__, "message": _message(exc)}
         cases[case_dir] = entry
     manifest["models"][name] = {
         "config_class": MODELS[name][0],
