@@ -196,3 +196,21 @@ def test_adapters_saved_here_load_in_the_reference() -> None:
     # such a model, so its own outputs cannot be reproduced there (see DIFFERENT_OUTPUTS).
     random_bias = {f"{m}/{c}" for m in ("deberta", "modernbert") for c in ("lora", "seq_bn")}
     assert {k for k, r in report.items() if not r["ok"]} == random_bias
+
+
+@pytest.mark.parametrize("name", ["deberta", "modernbert"])
+def test_bias_less_fused_projections_keep_the_base_outputs(name: str) -> None:
+    """Unlike the reference, adding LoRA to a bias-less fused q/k/v projection gives it no bias:
+    the base model computes exactly what it did (inactive adapter, or LoRA's B = 0)."""
+    model = make_family_model(name)
+    with torch.no_grad():
+        before = family_outputs(model, name)
+    backend.add_adapter(model, "a", "lora")
+    assert all(m.bias is None for n, m in model.named_modules() if n.endswith(("in_proj", "Wqkv")))
+    with torch.no_grad():
+        inactive = family_outputs(model, name)
+        backend.set_active(model, "a")
+        active = family_outputs(model, name)
+    for key, value in before.items():
+        assert torch.equal(inactive[key], value)
+        assert torch.equal(active[key], value)
