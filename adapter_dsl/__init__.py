@@ -91,6 +91,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "AdapterSpecDict": (".spec", "AdapterSpecDict"),
     "suggest": (".sweeps", "suggest"),
     "sweep": (".sweeps", "sweep"),
+    "ModelInterface": (".model_interface", "ModelInterface"),
 }
 for _name in [
     "AdapterPlusConfig",
@@ -182,6 +183,7 @@ __all__ = [
     "Location",
     "MAMConfig",
     "MTLLoRAConfig",
+    "ModelInterface",
     "MultiTask",
     "NoReftConfig",
     "ParBnConfig",

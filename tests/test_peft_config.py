@@ -175,9 +175,10 @@ def test_table_matches_backend_architectures() -> None:
     from adapter_dsl.backend.architectures import ARCHITECTURES
     from adapter_dsl.peft import MODULES
 
-    assert set(MODULES) == set(ARCHITECTURES)
-    for model_type, arch in ARCHITECTURES.items():
-        mine = MODULES[model_type]
+    # The PEFT table covers a subset of the backend's model types.
+    assert set(MODULES) <= set(ARCHITECTURES)
+    for model_type, mine in MODULES.items():
+        arch = ARCHITECTURES[model_type]
         assert len(mine.stacks) == len(arch.groups), model_type
         for stack, group in zip(mine.stacks, arch.groups, strict=True):
             assert stack.layers == group.layers, model_type

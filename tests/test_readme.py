@@ -37,6 +37,17 @@ def test_identifier_table_lists_every_identifier(generator: dict[str, Any]) -> N
     assert "| `pfeiffer` | `SeqBnConfig` | *Deprecated* alias of `seq_bn` | as `seq_bn` |" in table
 
 
+def test_model_type_table_lists_every_row(generator: dict[str, Any]) -> None:
+    pytest.importorskip("torch")
+    from adapter_dsl.backend.architectures import ARCHITECTURES, BUILT_IN
+
+    table = generator["model_types_table"]()
+    listed = re.findall(r"^\| `([^`]+)` \|", table, flags=re.MULTILINE)
+    assert listed == [*sorted(BUILT_IN), "encoder-decoder"]
+    assert "| `gpt2` | `h` | ✓ | ✓ | ✓ | — | ✓ | ✓ |" in table  # no prompt tuning, as the reference
+    assert all(ARCHITECTURES[t].supports("lora") for t in BUILT_IN)
+
+
 def test_check_mode_reports_a_stale_readme(generator: dict[str, Any], tmp_path: Path) -> None:
     stale = tmp_path / "README.md"
     stale.write_text(

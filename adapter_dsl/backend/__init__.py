@@ -16,7 +16,12 @@ Supported model types and the hook points used are listed in
 
 from __future__ import annotations
 
-from adapter_dsl.backend.architectures import ARCHITECTURES, get_architecture
+from adapter_dsl.backend.architectures import (
+    ARCHITECTURES,
+    get_architecture,
+    register_model_type,
+    unregister_model_type,
+)
 from adapter_dsl.backend.core import (
     adapter_summary,
     add_adapter,
@@ -49,6 +54,7 @@ __all__ = [
     "load_adapter_setup",
     "load_fusion",
     "merge_adapter",
+    "register_model_type",
     "resolve_config",
     "restore_adapters",
     "save_adapter",
@@ -59,6 +65,7 @@ __all__ = [
     "train_adapter",
     "train_fusion",
     "unmerge_adapter",
+    "unregister_model_type",
 ]
 
 

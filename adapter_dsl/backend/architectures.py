@@ -13,6 +13,11 @@ Layer numbering follows the reference library: the encoder's layers come first, 
 layers continue the count (``global index = group offset + local index``), so ``leave_out=[2]`` on
 a 2+2-layer BART model means the first decoder layer.
 
+The row types are the model interface of :mod:`adapter_dsl.model_interface` (pydantic, JSON,
+no torch); a model type the table lacks is described with them and added with
+:func:`register_model_type`, which checks every path on the model (:func:`check_interface`).
+A path may list alternatives (``wi|wi_1``): the first one the layer has is used.
+
 Contract for method handlers (stable; rows or fields may be added, never renamed):
 
 * ``get_architecture(model)`` returns the row or raises ``ConfigError`` naming the model type and
@@ -21,17 +26,25 @@ Contract for method handlers (stable; rows or fields may be added, never renamed
 * ``resolve(module, path)`` returns the submodule or ``None`` when the path is absent (optional
   modules such as BERT's ``crossattention`` exist only in some configurations).
 * ``arch.supports(family)`` tells whether a config ``architecture`` value is supported.
+* ``group_config(model, group)`` is the HF config that sizes a group (CLIP's ``text_config``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from torch import nn
 
-from adapter_dsl.errors import ConfigError, did_you_mean
+from adapter_dsl.errors import ConfigError, Location, Problem, did_you_mean
+from adapter_dsl.model_interface import (
+    ALL_FAMILIES,
+    ArchitectureSpec,
+    AttentionSpec,
+    LayerGroup,
+    ResidualSite,
+)
 
 __all__ = [
     "ARCHITECTURES",
@@ -41,213 +54,136 @@ __all__ = [
     "LayerRef",
     "ResidualSite",
     "base_model_of",
+    "check_interface",
     "get_architecture",
+    "group_config",
     "iter_layers",
+    "register_model_type",
     "resolve",
+    "unregister_model_type",
 ]
 
-#: Config ``architecture`` values (method families) a model can host. ``"invertible"`` is the
-#: invertible adapter of bottleneck configs with ``inv_adapter`` set.
-ALL_FAMILIES: frozenset[str] = frozenset(
-    {"bottleneck", "lora", "mtl_lora", "prefix_tuning", "reft", "invertible"}
-)
-
-
-@dataclass(frozen=True)
-class ResidualSite:
-    """One place where a sublayer's output ``H`` meets its residual input ``X``.
-
-    Bottleneck adapters sit here. The reference computes ``Y = LN(H + X)`` (post-LN models) or
-    ``Y = H + X`` (pre-LN models) and lets the adapter rewrite that; we reproduce it with hooks:
-
-    * ``residual_module`` / ``residual_arg`` / ``residual_kwarg``: a forward pre-hook on this module
-      reads ``X`` from its positional argument ``residual_arg`` or keyword ``residual_kwarg``.
-    * ``output_module`` + ``output_kind``:
-      ``"output"``: the module's output (or ``output[0]`` for tuples) *is* ``H`` (after dropout);
-      a forward hook replaces it with ``H'`` so that the model's own ``H' + X`` (and LN) gives the
-      reference result.
-      ``"sum"``: the module is the post-sublayer norm whose input is ``S = H + X`` (used where the
-      dropout is functional, e.g. BART); ``H`` is recovered as ``S - X`` and the norm's input is
-      replaced. ``S - X`` is not bit-identical to ``H`` (one rounding of ``|X|``), the price of
-      not copying the model's forward code.
-    * ``layer_norm``: the model's post-sublayer LayerNorm (post-LN models) or ``None`` (pre-LN).
-    * ``adapters_at``: where the ``adapters`` ModuleDict of this site lives. If the path names an
-      existing module (BERT ``attention.output``) the dict is attached to it; otherwise a holder
-      module is created under that name (GPT-2 ``attention_adapters``), reproducing the
-      reference's state-dict keys.
-    """
-
-    residual_module: str
-    residual_arg: int
-    residual_kwarg: str | None
-    output_module: str
-    output_kind: Literal["output", "sum"]
-    layer_norm: str | None
-    adapters_at: str
-
-
-@dataclass(frozen=True)
-class AttentionSpec:
-    """An attention module and its projections (paths relative to the layer).
-
-    Either ``q``/``k``/``v`` are separate Linears, or ``qkv`` is one fused projection whose output
-    is the concatenation of ``qkv_order`` (GPT-2's ``c_attn`` is a ``Conv1D``, i.e. the weight is
-    stored transposed: ``fused_is_conv1d``). ``o`` is the output projection (never LoRA'd in the
-    reference). ``prefix_location`` is the reference's location key for prefix tuning
-    (``self_prefix``, ``encoder_prefix`` or ``cross_prefix``).
-    """
-
-    module: str
-    o: str
-    q: str | None = None
-    k: str | None = None
-    v: str | None = None
-    qkv: str | None = None
-    qkv_order: tuple[str, ...] = ("q", "k", "v")
-    fused_is_conv1d: bool = False
-    prefix_location: str = "self_prefix"
-
-    @property
-    def is_fused(self) -> bool:
-        return self.qkv is not None
-
-
-@dataclass(frozen=True)
-class LayerGroup:
-    """A stack of identical layers (an encoder or a decoder).
-
-    ``intermediate`` and ``output`` are the FFN Linears the reference calls "intermediate" and
-    "output" (LoRA location keys ``intermediate_lora`` / ``output_lora``). For LLaMA-like models the
-    reference wires ``down_proj`` as intermediate and ``up_proj`` as output; we follow it so that
-    reference weights map onto the same modules.
-    """
-
-    name: Literal["encoder", "decoder"]
-    layers: str
-    self_attention: AttentionSpec
-    intermediate: str
-    output: str
-    mh_site: ResidualSite
-    output_site: ResidualSite
-    cross_attention: AttentionSpec | None = None
-    cross_site: ResidualSite | None = None
-
-
-def _default_heads(cfg: Any) -> int:
-    return int(cfg.num_attention_heads)
-
-
-def _default_kv_heads(cfg: Any) -> int:
-    kv = getattr(cfg, "num_key_value_heads", None)
-    return int(kv) if kv else int(cfg.num_attention_heads)
-
-
-@dataclass(frozen=True)
-class ArchitectureSpec:
-    """Everything the backend needs to know about one model type (see the module docstring)."""
-
-    model_type: str
-    embeddings: str
-    invertible_after: str
-    groups: tuple[LayerGroup, ...]
-    pre_ln: bool
-    #: Module (relative to the base model) that holds the ``invertible_adapters`` ModuleDict;
-    #: ``""`` is the base model itself. BART keeps it on its encoder, as in the reference.
-    invertible_container: str = ""
-    families: frozenset[str] = ALL_FAMILIES
-    prompt_tuning: bool = False
-    extras: dict[str, Any] = field(default_factory=dict)
-
-    def supports(self, family: str) -> bool:
-        """Whether configs whose ``architecture`` is ``family`` can be built on this model type."""
-        if family == "prompt_tuning":
-            return self.prompt_tuning
-        return family in self.families
-
-    @property
-    def supported_families(self) -> tuple[str, ...]:
-        return tuple(sorted(self.families | ({"prompt_tuning"} if self.prompt_tuning else set())))
-
-    # Sizes from the HF config. transformers maps n_embd/d_model/n_head/... onto these names
-    # through ``attribute_map``, so one getter serves every row.
-    @staticmethod
-    def hidden_size(cfg: Any) -> int:
-        return int(cfg.hidden_size)
-
-    @staticmethod
-    def num_heads(cfg: Any) -> int:
-        return _default_heads(cfg)
-
-    @staticmethod
-    def num_kv_heads(cfg: Any) -> int:
-        return _default_kv_heads(cfg)
-
-    @staticmethod
-    def head_dim(cfg: Any) -> int:
-        """The real head dimension (``config.head_dim`` when set, else ``hidden // heads``).
-
-        Note: the reference's prefix tuning always uses ``hidden // heads``; a handler that must
-        match its parameter counts should compute that itself.
-        """
-        explicit = getattr(cfg, "head_dim", None)
-        return int(explicit) if explicit else int(cfg.hidden_size) // _default_heads(cfg)
+_NO_PREFIX = ALL_FAMILIES - {"prefix_tuning"}
+#: Vision towers: the reference builds no invertible adapter (it needs token embeddings).
+_VISION = ALL_FAMILIES - {"invertible"}
 
 
 # ---------------------------------------------------------------------------------------------
 # Rows
 
-_BERT_GROUP = LayerGroup(
-    name="encoder",
-    layers="encoder.layer",
-    self_attention=AttentionSpec(
-        module="attention.self",
-        q="attention.self.query",
-        k="attention.self.key",
-        v="attention.self.value",
-        o="attention.output.dense",
-    ),
-    cross_attention=AttentionSpec(
-        module="crossattention.self",
-        q="crossattention.self.query",
-        k="crossattention.self.key",
-        v="crossattention.self.value",
-        o="crossattention.output.dense",
-        prefix_location="cross_prefix",
-    ),
-    intermediate="intermediate.dense",
-    output="output.dense",
-    # BertSelfOutput.forward(hidden_states, input_tensor): X is argument 1; H is the dropout's output.
-    mh_site=ResidualSite(
-        residual_module="attention.output",
-        residual_arg=1,
-        residual_kwarg="input_tensor",
-        output_module="attention.output.dropout",
-        output_kind="output",
-        layer_norm="attention.output.LayerNorm",
-        adapters_at="attention.output",
-    ),
-    output_site=ResidualSite(
-        residual_module="output",
-        residual_arg=1,
-        residual_kwarg="input_tensor",
-        output_module="output.dropout",
-        output_kind="output",
-        layer_norm="output.LayerNorm",
-        adapters_at="output",
-    ),
-    # The reference gives BERT decoders' cross-attention an mh adapter, not a cross adapter; we
-    # leave BERT cross-attention without bottleneck adapters.
-    cross_site=None,
-)
 
-_BERT = ArchitectureSpec(
-    model_type="bert",
-    embeddings="embeddings",
-    invertible_after="embeddings",
-    groups=(_BERT_GROUP,),
-    pre_ln=False,
-    prompt_tuning=True,
-)
+def _bert_group(
+    *,
+    self_module: str = "attention.self",
+    q: str = "query",
+    k: str = "key",
+    v: str = "value",
+    qkv: str | None = None,
+    layer_norms: bool = True,
+    name: Literal["encoder", "decoder"] = "encoder",
+    layers: str = "encoder.layer",
+    config: str = "",
+) -> LayerGroup:
+    """The BERT layer shape (RoBERTa, ELECTRA, XLM-R, DeBERTa, ...): ``attention.output`` and
+    ``output`` take ``(hidden_states, input_tensor)`` and end in dropout → LN(H + X)."""
+
+    def attention(module: str, location: str) -> AttentionSpec:
+        projections: dict[str, Any] = (
+            {"qkv": f"{module}.{qkv}"}
+            if qkv is not None
+            else {"q": f"{module}.{q}", "k": f"{module}.{k}", "v": f"{module}.{v}"}
+        )
+        owner = module.rpartition(".")[0]
+        return AttentionSpec(
+            module=module, o=f"{owner}.output.dense", prefix_location=location, **projections
+        )
+
+    def site(owner: str) -> ResidualSite:
+        # BertSelfOutput.forward(hidden_states, input_tensor): X is argument 1; H the dropout's.
+        return ResidualSite(
+            residual_module=owner,
+            residual_arg=1,
+            residual_kwarg="input_tensor",
+            output_module=f"{owner}.dropout",
+            layer_norm=f"{owner}.LayerNorm" if layer_norms else None,
+            adapters_at=owner,
+        )
+
+    cross_module = "crossattention." + self_module.partition(".")[2]
+    return LayerGroup(
+        name=name,
+        layers=layers,
+        self_attention=attention(self_module, "self_prefix"),
+        cross_attention=attention(cross_module, "cross_prefix"),
+        intermediate="intermediate.dense",
+        output="output.dense",
+        mh_site=site("attention.output"),
+        output_site=site("output"),
+        # As in the reference, BERT decoders' cross-attention output gets an *mh* adapter.
+        cross_site=site("crossattention.output"),
+        cross_site_flag="mh_adapter",
+        config=config,
+    )
+
+
+_BERT_GROUP = _bert_group()
+
+
+def _bert_like(
+    model_type: str, group: LayerGroup = _BERT_GROUP, *, prompt_tuning: bool = True, **kw: Any
+) -> ArchitectureSpec:
+    return ArchitectureSpec(
+        model_type=model_type,
+        embeddings="embeddings",
+        invertible_after="embeddings",
+        groups=(group,),
+        pre_ln=False,
+        prompt_tuning=prompt_tuning,
+        **kw,
+    )
+
+
+def _site(
+    residual: str | None,
+    output: str,
+    adapters_at: str,
+    *,
+    kwarg: str | None = "hidden_states",
+    arg: int = 0,
+    layer_norm: str | None = None,
+    kind: Literal["output", "sum"] = "output",
+    hooked: bool = False,
+    extra: str | None = None,
+) -> ResidualSite:
+    return ResidualSite(
+        residual_module=residual,
+        residual_arg=arg,
+        residual_kwarg=kwarg,
+        residual_extra=extra,
+        output_module=output,
+        output_kind=kind,
+        layer_norm=layer_norm,
+        adapters_at=adapters_at,
+        hooked=hooked,
+    )
+
+
+def _attention(
+    module: str,
+    prefix_location: str = "self_prefix",
+    *,
+    names: tuple[str, str, str, str] = ("q_proj", "k_proj", "v_proj", "out_proj"),
+) -> AttentionSpec:
+    q, k, v, o = names
+    return AttentionSpec(
+        module=module,
+        q=f"{module}.{q}",
+        k=f"{module}.{k}",
+        v=f"{module}.{v}",
+        o=f"{module}.{o}",
+        prefix_location=prefix_location,
+    )
+
 
 _GPT2 = ArchitectureSpec(
     model_type="gpt2",
@@ -267,166 +203,450 @@ _GPT2 = ArchitectureSpec(
             intermediate="mlp.c_fc",
             output="mlp.c_proj",
             # Pre-LN: the residual X is the input of ln_1 / ln_2, H the sublayer's output.
-            mh_site=ResidualSite(
-                residual_module="ln_1",
-                residual_arg=0,
-                residual_kwarg="input",
-                output_module="attn",
-                output_kind="output",
-                layer_norm=None,
-                adapters_at="attention_adapters",
-            ),
-            output_site=ResidualSite(
-                residual_module="ln_2",
-                residual_arg=0,
-                residual_kwarg="input",
-                output_module="mlp",
-                output_kind="output",
-                layer_norm=None,
-                adapters_at="output_adapters",
-            ),
+            mh_site=_site("ln_1", "attn", "attention_adapters", kwarg="input"),
+            output_site=_site("ln_2", "mlp", "output_adapters", kwarg="input"),
+        ),
+    ),
+    pre_ln=True,
+)
+
+# GPT-J runs attention and FFN in parallel on ln_1(X): Y = attn + mlp + X. Like the reference,
+# the FFN's adapter gets X' = attn' + X (the attention output after its own adapter).
+_GPTJ = ArchitectureSpec(
+    model_type="gptj",
+    embeddings="wte",
+    invertible_after="drop",
+    groups=(
+        LayerGroup(
+            name="decoder",
+            layers="h",
+            self_attention=_attention("attn"),
+            intermediate="mlp.fc_in",
+            output="mlp.fc_out",
+            mh_site=_site("ln_1", "attn", "attention_adapters", kwarg="input"),
+            output_site=_site("ln_1", "mlp", "output_adapters", kwarg="input", extra="attn"),
         ),
     ),
     pre_ln=True,
 )
 
 
-def _bart_attention(module: str, prefix_location: str) -> AttentionSpec:
-    return AttentionSpec(
-        module=module,
-        q=f"{module}.q_proj",
-        k=f"{module}.k_proj",
-        v=f"{module}.v_proj",
-        o=f"{module}.out_proj",
-        prefix_location=prefix_location,
+def _bart_group(
+    name: Literal["encoder", "decoder"], *, pre_ln: bool, layers: str | None = None
+) -> LayerGroup:
+    """BART-shaped layers (BART, mBART, PLBart, Whisper). Post-LN ones apply dropout
+    functionally, so H is recovered from the post-sublayer norm's input; pre-LN ones hand H
+    over as the sublayer's output and X as the input of the norm in front of it."""
+
+    def site(attn: str, norm: str, holder: str, first: str) -> ResidualSite:
+        if pre_ln:
+            return _site(norm, attn, holder)
+        return _site(first, norm, holder, layer_norm=norm, kind="sum")
+
+    decoder = name == "decoder"
+    return LayerGroup(
+        name=name,
+        layers=layers or f"{name}.layers",
+        self_attention=_attention("self_attn", "self_prefix" if decoder else "encoder_prefix"),
+        cross_attention=_attention("encoder_attn", "cross_prefix") if decoder else None,
+        intermediate="fc1",
+        output="fc2",
+        mh_site=site("self_attn", "self_attn_layer_norm", "attention_adapters", "self_attn"),
+        output_site=(
+            _site("final_layer_norm", "fc2", "output_adapters")
+            if pre_ln
+            else _site(
+                "fc1",
+                "final_layer_norm",
+                "output_adapters",
+                kwarg="input",
+                layer_norm="final_layer_norm",
+                kind="sum",
+            )
+        ),
+        cross_site=(
+            site(
+                "encoder_attn",
+                "encoder_attn_layer_norm",
+                "cross_attention_adapters",
+                "encoder_attn",
+            )
+            if decoder
+            else None
+        ),
     )
 
 
-# BART applies dropout functionally, so H is recovered from the post-sublayer norm's input.
-_BART_MH = ResidualSite(
-    residual_module="self_attn",
-    residual_arg=0,
-    residual_kwarg="hidden_states",
-    output_module="self_attn_layer_norm",
-    output_kind="sum",
-    layer_norm="self_attn_layer_norm",
-    adapters_at="attention_adapters",
-)
-_BART_OUT = ResidualSite(
-    residual_module="fc1",
-    residual_arg=0,
-    residual_kwarg="input",
-    output_module="final_layer_norm",
-    output_kind="sum",
-    layer_norm="final_layer_norm",
-    adapters_at="output_adapters",
-)
-_BART_CROSS = ResidualSite(
-    residual_module="encoder_attn",
-    residual_arg=0,
-    residual_kwarg="hidden_states",
-    output_module="encoder_attn_layer_norm",
-    output_kind="sum",
-    layer_norm="encoder_attn_layer_norm",
-    adapters_at="cross_attention_adapters",
-)
-
-_BART = ArchitectureSpec(
-    model_type="bart",
-    embeddings="shared",
-    invertible_after="encoder.layernorm_embedding",
-    invertible_container="encoder",
-    groups=(
-        LayerGroup(
-            name="encoder",
-            layers="encoder.layers",
-            self_attention=_bart_attention("self_attn", "encoder_prefix"),
-            intermediate="fc1",
-            output="fc2",
-            mh_site=_BART_MH,
-            output_site=_BART_OUT,
-        ),
-        LayerGroup(
-            name="decoder",
-            layers="decoder.layers",
-            self_attention=_bart_attention("self_attn", "self_prefix"),
-            cross_attention=_bart_attention("encoder_attn", "cross_prefix"),
-            intermediate="fc1",
-            output="fc2",
-            mh_site=_BART_MH,
-            output_site=_BART_OUT,
-            cross_site=_BART_CROSS,
-        ),
-    ),
-    pre_ln=False,
-)
-
-_LLAMA_GROUP = LayerGroup(
-    name="decoder",
-    layers="layers",
-    self_attention=AttentionSpec(
-        module="self_attn",
-        q="self_attn.q_proj",
-        k="self_attn.k_proj",
-        v="self_attn.v_proj",
-        o="self_attn.o_proj",
-    ),
-    # Swapped on purpose: the reference calls down_proj "intermediate" and up_proj "output".
-    intermediate="mlp.down_proj",
-    output="mlp.up_proj",
-    mh_site=ResidualSite(
-        residual_module="input_layernorm",
-        residual_arg=0,
-        residual_kwarg="hidden_states",
-        output_module="self_attn",
-        output_kind="output",
-        layer_norm=None,
-        adapters_at="attention_adapters",
-    ),
-    output_site=ResidualSite(
-        residual_module="post_attention_layernorm",
-        residual_arg=0,
-        residual_kwarg="hidden_states",
-        output_module="mlp",
-        output_kind="output",
-        layer_norm=None,
-        adapters_at="output_adapters",
-    ),
-)
-
-
-def _llama_like(model_type: str) -> ArchitectureSpec:
+def _bart_like(
+    model_type: str, *, pre_ln: bool, invertible_after: str = "encoder.layernorm_embedding"
+) -> ArchitectureSpec:
     return ArchitectureSpec(
         model_type=model_type,
-        embeddings="embed_tokens",
-        invertible_after="embed_tokens",
-        groups=(_LLAMA_GROUP,),
+        embeddings="shared",
+        invertible_after=invertible_after,
+        invertible_container="encoder",
+        groups=(_bart_group("encoder", pre_ln=pre_ln), _bart_group("decoder", pre_ln=pre_ln)),
+        pre_ln=pre_ln,
+    )
+
+
+def _t5_group(name: Literal["encoder", "decoder"]) -> LayerGroup:
+    """T5/mT5 blocks: ``layer.0`` self-attention, (decoder) ``layer.1`` cross-attention, the last
+    ``layer.<i>`` the FFN; each sublayer is pre-LN with its own dropout, and is itself the
+    reference's bottleneck holder (keys ``block.<i>.layer.<j>.adapters.<name>``)."""
+    decoder = name == "decoder"
+    ffn = "layer.2" if decoder else "layer.1"
+
+    def attention(sub: str, module: str, location: str) -> AttentionSpec:
+        path = f"{sub}.{module}"
+        return AttentionSpec(
+            module=path,
+            q=f"{path}.q",
+            k=f"{path}.k",
+            v=f"{path}.v",
+            o=f"{path}.o",
+            prefix_location=location,
+        )
+
+    def site(sub: str) -> ResidualSite:
+        return _site(f"{sub}.layer_norm", f"{sub}.dropout", sub)
+
+    return LayerGroup(
+        name=name,
+        layers=f"{name}.block",
+        self_attention=attention(
+            "layer.0", "SelfAttention", "self_prefix" if decoder else "encoder_prefix"
+        ),
+        cross_attention=attention("layer.1", "EncDecAttention", "cross_prefix")
+        if decoder
+        else None,
+        # Gated FFNs (T5 v1.1, mT5) have wi_0/wi_1: the reference adapts wi_1, never wi_0.
+        intermediate=f"{ffn}.DenseReluDense.wi|{ffn}.DenseReluDense.wi_1",
+        output=f"{ffn}.DenseReluDense.wo",
+        mh_site=site("layer.0"),
+        output_site=site(ffn),
+        cross_site=site("layer.1") if decoder else None,
+    )
+
+
+def _t5_like(model_type: str) -> ArchitectureSpec:
+    return ArchitectureSpec(
+        model_type=model_type,
+        embeddings="shared",
+        # After the encoder's embedding dropout, i.e. at the input of its first block.
+        invertible_after="encoder.block.0",
+        invertible_input=True,
+        invertible_container="encoder",
+        groups=(_t5_group("encoder"), _t5_group("decoder")),
         pre_ln=True,
     )
 
 
-#: model_type → row. Add a row to support a model; nothing else in the backend changes.
-ARCHITECTURES: dict[str, ArchitectureSpec] = {
-    "bert": _BERT,
-    "roberta": ArchitectureSpec(
-        model_type="roberta",
+def _vision_group(
+    layers: str, output_module: str, *, config: str = "", name: Literal["encoder", "vision"]
+) -> LayerGroup:
+    """ViT/BEiT layers of transformers 5: pre-LN, one module (ViT's dropout, BEiT's drop_path
+    after its layer scale) called after attention and again after the MLP: each site takes the
+    first call after its residual was captured, which is where the reference's adapters sit."""
+    return LayerGroup(
+        name=name,
+        layers=layers,
+        self_attention=_attention("attention", names=("q_proj", "k_proj", "v_proj", "o_proj")),
+        intermediate="mlp.fc1",
+        output="mlp.fc2",
+        mh_site=_site("layernorm_before", output_module, "attention_adapters"),
+        output_site=_site("layernorm_after", output_module, "output_adapters"),
+        config=config,
+    )
+
+
+#: transformers 4.57 → 5 renames inside ViT/BEiT layers (reference key → ours).
+_VIT_KEYS = (
+    ("encoder.layer.", "layers."),
+    (".output.output_adapters.", ".output_adapters."),
+    (".attention.attention.query.", ".attention.q_proj."),
+    (".attention.attention.key.", ".attention.k_proj."),
+    (".attention.attention.value.", ".attention.v_proj."),
+    (".intermediate.dense.", ".mlp.fc1."),
+    (".output.dense.", ".mlp.fc2."),
+    # The reference's copies of the prefix pool under each attention module.
+    (".attention.attention.prefix_tuning.", ".attention.prefix_tuning."),
+)
+
+
+#: BEiT's reference output adapter sits on the layer, not on its ``output`` module.
+_BEIT_KEYS = tuple(pair for pair in _VIT_KEYS if "output_adapters" not in pair[0])
+
+
+def _vision(
+    model_type: str, output_module: str, keys: tuple[tuple[str, str], ...]
+) -> ArchitectureSpec:
+    return ArchitectureSpec(
+        model_type=model_type,
         embeddings="embeddings",
         invertible_after="embeddings",
-        groups=(_BERT_GROUP,),
-        pre_ln=False,
-        prompt_tuning=True,
+        groups=(_vision_group("layers", output_module, name="encoder"),),
+        pre_ln=True,
+        families=_VISION,
+        # Patch embeddings have no token table to prepend prompts from: refused here.
+        prompt_tuning=False,
+        reference_keys=keys,
+    )
+
+
+def _clip_group(tower: Literal["text", "vision"], root: str, config: str) -> LayerGroup:
+    return LayerGroup(
+        name=tower,
+        layers=f"{root}encoder.layers",
+        self_attention=_attention("self_attn", f"clip_{tower}_model_self_prefix"),
+        intermediate="mlp.fc1",
+        output="mlp.fc2",
+        mh_site=_site("layer_norm1", "self_attn", "attention_adapters"),
+        output_site=_site("layer_norm2", "mlp", "output_adapters"),
+        config=config,
+    )
+
+
+def _clip(model_type: str, towers: tuple[Literal["text", "vision"], ...]) -> ArchitectureSpec:
+    """CLIPModel (both towers, each sized by its own sub-config) or one tower's model. A tower
+    model of transformers 5 holds its modules directly (4.57: under ``<tower>_model``)."""
+    dual = len(towers) == 2
+    first = towers[0]
+    root = f"{first}_model." if dual else ""
+    keys = (
+        ()
+        if dual
+        else (
+            (f"{first}_model.encoder.", "encoder."),
+            (f"{first}_model.invertible_adapters.", "invertible_adapters."),
+        )
+    )
+    return ArchitectureSpec(
+        model_type=model_type,
+        embeddings=f"{root}embeddings",
+        invertible_after=f"{root}embeddings",
+        invertible_container=root.rstrip("."),
+        groups=tuple(
+            _clip_group(t, f"{t}_model." if dual else "", f"{t}_config" if dual else "")
+            for t in towers
+        ),
+        pre_ln=True,
+        families=ALL_FAMILIES if "text" in towers else _VISION,
+        reference_keys=keys,
+    )
+
+
+_LLAMA_GROUP = LayerGroup(
+    name="decoder",
+    layers="layers",
+    self_attention=_attention("self_attn", names=("q_proj", "k_proj", "v_proj", "o_proj")),
+    # Swapped on purpose: the reference calls down_proj "intermediate" and up_proj "output".
+    intermediate="mlp.down_proj",
+    output="mlp.up_proj",
+    mh_site=_site("input_layernorm", "self_attn", "attention_adapters"),
+    output_site=_site("post_attention_layernorm", "mlp", "output_adapters"),
+)
+
+
+def _llama_like(
+    model_type: str, groups: tuple[LayerGroup, ...] = (_LLAMA_GROUP,), **kw: Any
+) -> ArchitectureSpec:
+    return ArchitectureSpec(
+        model_type=model_type,
+        embeddings="embed_tokens",
+        invertible_after="embed_tokens",
+        groups=groups,
+        pre_ln=True,
+        **kw,
+    )
+
+
+# The reference supports these through its plugin interface ("hooking mode", see ResidualSite),
+# with up_proj as "intermediate". It refuses prefix tuning and MTL-LoRA there; both work here
+# (the attention modules use transformers' attention functions), prompt tuning is refused.
+_PLUGIN_LLAMA_GROUP = _LLAMA_GROUP.model_copy(
+    update={"intermediate": "mlp.up_proj", "output": "mlp.down_proj"}
+)
+
+
+def _gemma(model_type: str) -> ArchitectureSpec:
+    # Gemma norms each sublayer's output before the residual sum; the reference hands those
+    # norms to the adapters (each layer its own here: the reference's closure gives every layer
+    # the last layer's norms, a bug we do not copy).
+    group = _PLUGIN_LLAMA_GROUP.model_copy(
+        update={
+            "mh_site": _site(
+                "input_layernorm",
+                "self_attn.o_proj",
+                "attention_adapters",
+                layer_norm="post_attention_layernorm",
+                hooked=True,
+            ),
+            "output_site": _site(
+                "pre_feedforward_layernorm",
+                "mlp.down_proj",
+                "output_adapters",
+                layer_norm="post_feedforward_layernorm",
+                hooked=True,
+            ),
+        }
+    )
+    return _llama_like(model_type, (group,))
+
+
+_MODERNBERT = ArchitectureSpec(
+    model_type="modernbert",
+    embeddings="embeddings",
+    invertible_after="embeddings",
+    groups=(
+        LayerGroup(
+            name="encoder",
+            layers="layers",
+            self_attention=AttentionSpec(module="attn", qkv="attn.Wqkv", o="attn.Wo"),
+            intermediate="mlp.Wi",
+            output="mlp.Wo",
+            # As the reference's interface: X is the attention's (normed) input.
+            mh_site=_site(
+                "attn", "attn.Wo", "attention_adapters", layer_norm="mlp_norm", hooked=True
+            ),
+            output_site=_site("mlp", "mlp.Wo", "output_adapters", hooked=True),
+        ),
     ),
+    pre_ln=True,
+)
+
+# Phi runs attention and FFN in parallel; the reference's interface gives the FFN adapter no
+# residual (X = 0), so parallel adapters there are refused (the reference crashes on them).
+_PHI = _llama_like(
+    "phi",
+    groups=(
+        LayerGroup(
+            name="decoder",
+            layers="layers",
+            self_attention=_attention("self_attn", names=("q_proj", "k_proj", "v_proj", "dense")),
+            intermediate="mlp.fc1",
+            output="mlp.fc2",
+            mh_site=_site("input_layernorm", "self_attn.dense", "attention_adapters", hooked=True),
+            output_site=_site(None, "mlp.fc2", "output_adapters", hooked=True),
+        ),
+    ),
+)
+
+_DISTILBERT = ArchitectureSpec(
+    model_type="distilbert",
+    embeddings="embeddings",
+    invertible_after="embeddings",
+    groups=(
+        LayerGroup(
+            name="encoder",
+            layers="transformer.layer",
+            self_attention=_attention(
+                "attention", "self", names=("q_lin", "k_lin", "v_lin", "out_lin")
+            ),
+            intermediate="ffn.lin1",
+            output="ffn.lin2",
+            mh_site=_site(
+                "attention", "attention", "attention_adapters", layer_norm="sa_layer_norm"
+            ),
+            output_site=_site(
+                "ffn", "ffn", "output_adapters", kwarg="input", layer_norm="output_layer_norm"
+            ),
+        ),
+    ),
+    pre_ln=False,
+    prompt_tuning=True,
+)
+
+# ALBERT shares one layer across all depths; like the reference we count it once.
+_ALBERT = _bert_like(
+    "albert",
+    LayerGroup(
+        name="encoder",
+        layers="encoder.albert_layer_groups.0.albert_layers",
+        self_attention=AttentionSpec(
+            module="attention",
+            q="attention.query",
+            k="attention.key",
+            v="attention.value",
+            o="attention.dense",
+        ),
+        intermediate="ffn",
+        output="ffn_output",
+        mh_site=_site(
+            "attention",
+            "attention.output_dropout",
+            "attention.attention_adapters",
+            layer_norm="attention.LayerNorm",
+        ),
+        output_site=_site(
+            "ffn",
+            "ffn_output",
+            "output_adapters",
+            kwarg="input",
+            layer_norm="full_layer_layer_norm",
+        ),
+    ),
+)
+
+#: model_type → row. Add a row to support a model; nothing else in the backend changes.
+ARCHITECTURES: dict[str, ArchitectureSpec] = {
+    "bert": _bert_like("bert"),
+    "roberta": _bert_like("roberta"),
+    "xlm-roberta": _bert_like("xlm-roberta"),
+    "bert-generation": _bert_like("bert-generation"),
+    "electra": _bert_like("electra"),
+    # X-MOD applies its own language adapter and norms after the residual sum, so the sites hand
+    # no norm over. (The reference replaces that forward, dropping the language adapters.)
+    "xmod": _bert_like("xmod", _bert_group(layer_norms=False)),
+    # DeBERTa's attention does not use transformers' attention functions: no prefix tuning; its
+    # relative-position mask does not follow prepended prompts either: no prompt tuning.
+    # Its bias-less in_proj is split in thirds (q | k | v) for LoRA, as the reference does, and
+    # is left without a bias (the reference adds a random one, changing the base outputs).
+    "deberta": _bert_like(
+        "deberta", _bert_group(qkv="in_proj"), families=_NO_PREFIX, prompt_tuning=False
+    ),
+    "deberta-v2": _bert_like(
+        "deberta-v2",
+        _bert_group(q="query_proj", k="key_proj", v="value_proj"),
+        families=_NO_PREFIX,
+        prompt_tuning=False,
+    ),
+    "distilbert": _DISTILBERT,
+    "albert": _ALBERT,
     "gpt2": _GPT2,
-    "bart": _BART,
+    "gptj": _GPTJ,
+    "bart": _bart_like("bart", pre_ln=False),
+    "plbart": _bart_like("plbart", pre_ln=False),
+    "mbart": _bart_like("mbart", pre_ln=True),
+    "whisper": ArchitectureSpec(
+        model_type="whisper",
+        embeddings="decoder.embed_tokens",
+        # The reference hooks its "post-embedding" invertible adapter on the encoder's final norm.
+        invertible_after="encoder.layer_norm",
+        invertible_container="encoder",
+        groups=(_bart_group("encoder", pre_ln=True), _bart_group("decoder", pre_ln=True)),
+        pre_ln=True,
+    ),
+    "t5": _t5_like("t5"),
+    "mt5": _t5_like("mt5"),
+    "vit": _vision("vit", "dropout", _VIT_KEYS),
+    "beit": _vision("beit", "drop_path", _BEIT_KEYS),
+    "clip": _clip("clip", ("text", "vision")),
+    "clip_text_model": _clip("clip_text_model", ("text",)),
+    "clip_vision_model": _clip("clip_vision_model", ("vision",)),
     "llama": _llama_like("llama"),
     "mistral": _llama_like("mistral"),
     # The reference supports Qwen2 through its plugin interface, which (unlike its LLaMA and
     # Mistral classes) wires up_proj as "intermediate" and down_proj as "output".
-    "qwen2": replace(
-        _llama_like("qwen2"),
-        groups=(replace(_LLAMA_GROUP, intermediate="mlp.up_proj", output="mlp.down_proj"),),
-    ),
+    "qwen2": _llama_like("qwen2", groups=(_PLUGIN_LLAMA_GROUP,)),
+    "qwen3": _llama_like("qwen3", groups=(_PLUGIN_LLAMA_GROUP,)),
+    "gemma2": _gemma("gemma2"),
+    "gemma3_text": _gemma("gemma3_text"),
+    "phi": _PHI,
+    "modernbert": _MODERNBERT,
 }
+#: The built-in rows (registration may add more to ARCHITECTURES, never replace these).
+BUILT_IN: frozenset[str] = frozenset(ARCHITECTURES)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -446,40 +666,130 @@ def model_type_of(model: nn.Module) -> str:
 
 
 def get_architecture(model: nn.Module) -> ArchitectureSpec:
-    """The table row for ``model``; a ``ConfigError`` naming the supported types otherwise."""
+    """The table row for ``model``; a ``ConfigError`` naming the supported types otherwise.
+
+    ``EncoderDecoderModel`` gets a row composed from its two halves' rows (each half must be a
+    single-stack model type of the table).
+    """
     model_type = model_type_of(model)
+    if model_type == "encoder-decoder":
+        return _encoder_decoder(model)
     spec = ARCHITECTURES.get(model_type)
     if spec is None:
         raise ConfigError.single(
             f"model type '{model_type}' is not supported by the adapter backend",
             expected="one of " + ", ".join(sorted(ARCHITECTURES)),
             found=repr(model_type),
-            suggestion=did_you_mean(model_type, ARCHITECTURES),
+            suggestion=did_you_mean(model_type, ARCHITECTURES)
+            or "describe it with adapter_dsl.ModelInterface and register_model_type()",
             code="unsupported_model",
         )
     return spec
 
 
+def _prefixed(path: str, prefix: str) -> str:
+    if not prefix:
+        return path
+    return "|".join(f"{prefix}.{alt}" if alt else prefix for alt in path.split("|"))
+
+
+def _encoder_decoder(model: nn.Module) -> ArchitectureSpec:
+    halves = []
+    for side in ("encoder", "decoder"):
+        half = getattr(model, side, None)
+        if not isinstance(half, nn.Module):
+            raise ConfigError.single(
+                f"this encoder-decoder model has no '{side}' module", code="unsupported_model"
+            )
+        spec = get_architecture(half)
+        if len(spec.groups) != 1:
+            raise ConfigError.single(
+                f"an encoder-decoder model's {side} must be a single-stack model type",
+                expected="e.g. bert, roberta, gpt2",
+                found=spec.model_type,
+                code="unsupported_model",
+            )
+        base = base_model_of(half)
+        path = side if base is half else f"{side}.{half.base_model_prefix}"
+        halves.append((side, spec, path))
+    key = tuple((spec.model_type, path) for _, spec, path in halves)
+    cached = _COMPOSED.get(key)
+    if cached is not None:
+        return cached
+    groups = []
+    for side, spec, path in halves:
+        group = spec.groups[0]
+        groups.append(
+            group.model_copy(
+                update={
+                    "name": side,
+                    "layers": _prefixed(group.layers, path),
+                    "config": _prefixed(group.config, side),
+                    # The encoder never sees encoder states: no cross-attention there.
+                    **({"cross_attention": None, "cross_site": None} if side == "encoder" else {}),
+                }
+            )
+        )
+    (_, enc, enc_path), _ = halves
+    # The reference keeps one prefix pool and one invertible adapter per half (and one more on
+    # the wrapper); those layouts are not reproduced: both are refused here.
+    composed = ArchitectureSpec(
+        model_type="encoder-decoder",
+        embeddings=_prefixed(enc.embeddings, enc_path),
+        invertible_after=_prefixed(enc.invertible_after, enc_path),
+        groups=tuple(groups),
+        pre_ln=enc.pre_ln,
+        families=enc.families & halves[1][1].families - ENCODER_DECODER_REFUSED,
+        # As the reference: each half numbers its layers from 0.
+        layer_numbering="per_group",
+    )
+    _COMPOSED[key] = composed
+    return composed
+
+
+_COMPOSED: dict[tuple[tuple[str, str], ...], ArchitectureSpec] = {}
+#: Families refused on every EncoderDecoderModel (see _encoder_decoder).
+ENCODER_DECODER_REFUSED = frozenset({"prefix_tuning", "invertible"})
+
+
+def group_config(model: nn.Module, group: LayerGroup) -> Any:
+    """The HF config that sizes ``group`` (its sub-config for CLIP and encoder-decoder models)."""
+    cfg: Any = base_model_of(model).config
+    for part in group.config.split(".") if group.config else ():
+        cfg = getattr(cfg, part)
+    return cfg
+
+
 def resolve(module: nn.Module, path: str | None) -> nn.Module | None:
-    """``module.get_submodule(path)``, or ``None`` when ``path`` is ``None`` or absent."""
+    """``module.get_submodule(path)``, or ``None`` when ``path`` is ``None`` or absent.
+
+    ``a.b|a.c`` resolves to the first alternative that exists.
+    """
     if path is None:
         return None
     if path == "":
         return module
-    try:
-        return module.get_submodule(path)
-    except AttributeError:
-        return None
+    for alternative in path.split("|"):
+        try:
+            return module.get_submodule(alternative)
+        except AttributeError:
+            continue
+    return None
 
 
 @dataclass(frozen=True)
 class LayerRef:
-    """One transformer layer: its global index (reference numbering), group and module."""
+    """One transformer layer: its index (reference numbering), group and module.
+
+    ``position`` is unique across the model (the running count); ``index`` equals it unless the
+    row numbers each group from 0 (``layer_numbering="per_group"``).
+    """
 
     index: int
     local_index: int
     group: LayerGroup
     module: nn.Module
+    position: int = -1
 
 
 def iter_layers(model: nn.Module, arch: ArchitectureSpec) -> Iterator[LayerRef]:
@@ -491,10 +801,156 @@ def iter_layers(model: nn.Module, arch: ArchitectureSpec) -> Iterator[LayerRef]:
         if layers is None:
             continue
         assert isinstance(layers, nn.ModuleList)
+        per_group = arch.layer_numbering == "per_group"
         for local, layer in enumerate(layers):
-            yield LayerRef(offset + local, local, group, layer)
+            yield LayerRef(
+                local if per_group else offset + local, local, group, layer, offset + local
+            )
         offset += len(layers)
 
 
 def num_layers(model: nn.Module, arch: ArchitectureSpec) -> int:
     return sum(1 for _ in iter_layers(model, arch))
+
+
+# ---------------------------------------------------------------------------------------------
+# Model interfaces for model types the table lacks
+
+#: (field path inside a LayerGroup, whether a missing module is an error) per per-layer path.
+_REQUIRED_LAYER_PATHS = ("intermediate", "output")
+
+
+def check_interface(model: nn.Module, spec: ArchitectureSpec) -> None:
+    """Raise ``ConfigError`` (JSON pointers into the interface) for paths ``model`` lacks.
+
+    Model-level paths are checked on the base model; per-layer paths on every layer (a path
+    that only some layers have is fine: BERT's ``crossattention`` exists in decoders only, so
+    attention and site paths must exist on at least one layer).
+    """
+    base = base_model_of(model)
+    problems: list[Problem] = []
+
+    def missing(path: tuple[str | int, ...], value: str, where: nn.Module, what: str) -> None:
+        first = value.split("|")[0]
+        parent, _, attr = first.rpartition(".")
+        holder = resolve(where, parent) if parent else where
+        names = list(holder._modules) if holder is not None else []
+        problems.append(
+            Problem(
+                f"'{value}' is not a submodule of {what}",
+                Location(path=path),
+                expected="a dotted path to a submodule"
+                + (f" (children there: {', '.join(names[:12])})" if names else ""),
+                found=repr(value),
+                suggestion=did_you_mean(attr, names),
+                code="unknown_module_path",
+            )
+        )
+
+    base_name = type(base).__name__
+    for field_name in ("embeddings", "invertible_after"):
+        value = getattr(spec, field_name)
+        if resolve(base, value) is None:
+            missing((field_name,), value, base, f"the base model ({base_name})")
+    if resolve(base, spec.invertible_container) is None:
+        missing(("invertible_container",), spec.invertible_container, base, base_name)
+    for g, group in enumerate(spec.groups):
+        layers = resolve(base, group.layers)
+        if not isinstance(layers, nn.ModuleList) or len(layers) == 0:
+            problems.append(
+                Problem(
+                    f"'{group.layers}' is not a non-empty ModuleList of the base model",
+                    Location(path=("groups", g, "layers")),
+                    expected=f"the path of the layer list inside {base_name}",
+                    found=repr(group.layers)
+                    + ("" if layers is None else f" ({type(layers).__name__})"),
+                    code="unknown_module_path",
+                )
+            )
+            continue
+        layer_list = list(layers)
+        layer_name = type(layer_list[0]).__name__
+
+        def on_some_layer(path: str | None, layer_list: list[nn.Module] = layer_list) -> bool:
+            return path is None or any(resolve(layer, path) is not None for layer in layer_list)
+
+        for field_name in _REQUIRED_LAYER_PATHS:
+            value = getattr(group, field_name)
+            if not on_some_layer(value):
+                missing(
+                    ("groups", g, field_name), value, layer_list[0], f"the layers ({layer_name})"
+                )
+        for attn_field in ("self_attention", "cross_attention"):
+            attn = getattr(group, attn_field)
+            if attn is None:
+                continue
+            for key in ("module", "o", "q", "k", "v", "qkv"):
+                value = getattr(attn, key)
+                if value is not None and not on_some_layer(value):
+                    missing(("groups", g, attn_field, key), value, layer_list[0], layer_name)
+        for site_field in ("mh_site", "output_site", "cross_site"):
+            site = getattr(group, site_field)
+            if site is None:
+                continue
+            for key in ("residual_module", "residual_extra", "output_module", "layer_norm"):
+                value = getattr(site, key)
+                if value is not None and not on_some_layer(value):
+                    missing(("groups", g, site_field, key), value, layer_list[0], layer_name)
+    if problems:
+        raise ConfigError(problems)
+
+
+def register_model_type(
+    interface: ArchitectureSpec | dict[str, Any] | str,
+    model: nn.Module | None = None,
+    *,
+    replace: bool = False,
+) -> ArchitectureSpec:
+    """Register a model interface for its ``model_type``; returns the validated interface.
+
+    ``interface`` is an :class:`ArchitectureSpec` (``adapter_dsl.ModelInterface``), its dict or
+    its JSON text. With ``model`` every path is checked on it now (``ConfigError`` with JSON
+    pointers for unknown paths); the built-in rows cannot be replaced, an earlier registration
+    only with ``replace=True``.
+    """
+    if isinstance(interface, str):
+        spec = ArchitectureSpec.from_json(interface)
+    elif isinstance(interface, ArchitectureSpec):
+        spec = interface
+    else:
+        spec = ArchitectureSpec.from_dict(interface)
+    if spec.model_type in BUILT_IN:
+        raise ConfigError.single(
+            f"model type '{spec.model_type}' is built in and cannot be replaced",
+            expected="a model type the table lacks",
+            found=repr(spec.model_type),
+            path=("model_type",),
+            code="duplicate_model_type",
+        )
+    if spec.model_type in ARCHITECTURES and not replace:
+        raise ConfigError.single(
+            f"model type '{spec.model_type}' is already registered",
+            found=repr(spec.model_type),
+            suggestion="pass replace=True to replace it",
+            path=("model_type",),
+            code="duplicate_model_type",
+        )
+    if model is not None:
+        found = model_type_of(model)
+        if found != spec.model_type:
+            raise ConfigError.single(
+                f"the interface describes '{spec.model_type}' models, the model is '{found}'",
+                expected=repr(found),
+                found=repr(spec.model_type),
+                path=("model_type",),
+                code="model_mismatch",
+            )
+        check_interface(model, spec)
+    ARCHITECTURES[spec.model_type] = spec
+    return spec
+
+
+def unregister_model_type(model_type: str) -> None:
+    """Remove a registered (not built-in) model type; unknown names are ignored."""
+    if model_type not in BUILT_IN:
+        ARCHITECTURES.pop(model_type, None)

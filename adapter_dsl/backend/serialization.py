@@ -34,7 +34,12 @@ import torch
 from torch import Tensor, nn
 
 from adapter_dsl.backend import core
-from adapter_dsl.backend.architectures import base_model_of, get_architecture, model_type_of
+from adapter_dsl.backend.architectures import (
+    base_model_of,
+    get_architecture,
+    group_config,
+    model_type_of,
+)
 from adapter_dsl.backend.sharding import gathered, writes_here
 from adapter_dsl.backend.state import AdapterEntry, peek_state
 from adapter_dsl.errors import ConfigError
@@ -333,7 +338,7 @@ def check_saved_for(model: nn.Module, directory: Path, envelope: Mapping[str, An
             found=repr(saved_type),
             code="model_mismatch",
         )
-    hidden = arch.hidden_size(model.config)
+    hidden = getattr(group_config(model, arch.groups[0]), "hidden_size", None)
     saved_hidden = envelope.get("hidden_size")
     if saved_hidden is not None and saved_hidden != hidden:
         raise _fail(

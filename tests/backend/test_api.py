@@ -145,13 +145,21 @@ def test_bad_checkpoints_fail_cleanly_with_model_untouched(tmp_path: Path, damag
 def test_unsupported_model_type_raises_before_touching(tmp_path: Path) -> None:
     import transformers
 
-    model = transformers.DistilBertModel(
-        transformers.DistilBertConfig(dim=32, n_layers=1, n_heads=4, hidden_dim=37, vocab_size=99)
+    model = transformers.SqueezeBertModel(
+        transformers.SqueezeBertConfig(
+            hidden_size=32,
+            embedding_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=4,
+            intermediate_size=36,
+            vocab_size=99,
+        )
     )
     sig = _signature(model)
     with pytest.raises(ConfigError) as info:
         add_adapter(model, "a", load("seq_bn"))
-    assert "distilbert" in str(info.value) and "bert" in str(info.value)
+    assert "squeezebert" in str(info.value) and "distilbert" in str(info.value)
+    assert "register_model_type" in str(info.value)
     assert _signature(model) == sig
 
 

@@ -205,6 +205,7 @@ def translate_keys(model: nn.Module, keys: list[str], saved_name: str, name: str
     """
     base_prefix = getattr(base_model_of(model), "base_model_prefix", "") or ""
     base_path = _base_path(model)
+    renames = get_architecture(model).reference_keys
     out: dict[str, str] = {}
     for key in keys:
         new = key
@@ -219,8 +220,24 @@ def translate_keys(model: nn.Module, keys: list[str], saved_name: str, name: str
             new = f"{POOL}.{match.group(1)}"
         for alias in ALIASES:
             new = alias.to_canonical(new)
+        new = _rename(new, renames)
         out[key] = f"{base_path}.{new}" if base_path else new
     return out
+
+
+def _rename(key: str, renames: tuple[tuple[str, str], ...], *, reverse: bool = False) -> str:
+    """Apply a row's ``reference_keys`` (reference → ours, or back with ``reverse``).
+
+    A fragment starting with ``.`` is replaced anywhere inside the key, any other one only at
+    its start.
+    """
+    pairs = [(b, a) for a, b in reversed(renames)] if reverse else list(renames)
+    for old, new in pairs:
+        if old.startswith("."):
+            key = f".{key}".replace(old, new)[1:]
+        elif key.startswith(old):
+            key = new + key[len(old) :]
+    return key
 
 
 # -- loading -----------------------------------------------------------------------------------
@@ -378,6 +395,13 @@ def reference_state_dict(
             for rest, tensor in pooled.items():
                 key = f"{attention}.{POOL}.pool.{rest}"
                 tensors[key] = tensor if share_copies else tensor.clone()
+    renames = get_architecture(model).reference_keys
+    if renames:
+        head = f"{base_path}." if base_path else ""
+        tensors = {
+            head + _rename(k[len(head) :], renames, reverse=True) if k.startswith(head) else k: v
+            for k, v in tensors.items()
+        }
     return tensors
 
 

@@ -194,6 +194,12 @@ def prefix_attention_forward(
         )
         if valid is not None:
             attention_mask = mask_padded_prefix(attention_mask, valid, query, kv_length, causal)
+        bias = kwargs.get("position_bias")
+        if isinstance(bias, Tensor) and bias.shape[-1] == kv_length:
+            # T5 adds its relative position bias to the scores; prefix keys get none (zeros).
+            kwargs["position_bias"] = torch.cat(
+                [bias.new_zeros((*bias.shape[:-1], n_prefix)), bias], dim=-1
+            )
     if implementation == "eager" and getattr(module, "reorder_and_upcast_attn", False):
         # GPT-2's optional upcasting path bypasses the attention interface; keep honouring it.
         upcast = cast(

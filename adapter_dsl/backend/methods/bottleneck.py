@@ -58,6 +58,7 @@ from adapter_dsl.backend.architectures import (
     LayerGroup,
     ResidualSite,
     base_model_of,
+    group_config,
     iter_layers,
     resolve,
 )
@@ -79,11 +80,12 @@ from adapter_dsl.errors import ConfigError
 
 __all__ = ["BottleneckAdapter", "BottleneckHandler", "bottleneck_size"]
 
-#: location key → LayerGroup attribute naming its ResidualSite.
+#: LayerGroup attribute naming a ResidualSite → the config flag that places an adapter there
+#: (the cross site's flag is the group's ``cross_site_flag``).
 LOCATIONS: dict[str, str] = {
-    "mh_adapter": "mh_site",
-    "output_adapter": "output_site",
-    "cross_adapter": "cross_site",
+    "mh_site": "mh_adapter",
+    "output_site": "output_adapter",
+    "cross_site": "cross_adapter",
 }
 INIT_SCHEMES = ("bert", "mam_adapter", "houlsby")
 
@@ -271,7 +273,12 @@ class BottleneckSite:
         self.spec = spec
         residual_module = resolve(layer, spec.residual_module)
         output_module = resolve(layer, spec.output_module)
-        if residual_module is None or output_module is None:
+        extra_module = resolve(layer, spec.residual_extra)
+        if (
+            (residual_module is None and spec.residual_module is not None)
+            or output_module is None
+            or (extra_module is None and spec.residual_extra is not None)
+        ):
             raise ConfigError.single(
                 "the model does not have the modules this adapter location needs",
                 expected=f"modules '{spec.residual_module}' and '{spec.output_module}'",
@@ -280,6 +287,7 @@ class BottleneckSite:
             )
         self.layer_norm = resolve(layer, spec.layer_norm)
         self._x: Tensor | None = None
+        self._extra: Tensor | None = None
         self._bypass: Tensor | None = None
         self._busy = False
 
@@ -298,16 +306,22 @@ class BottleneckSite:
         #: ``adapter_fusion_layer`` of the holder (reference key), created with the first fusion.
         self.fusions: nn.ModuleDict | None = None
 
-        self._handles = [
-            residual_module.register_forward_pre_hook(self._capture_residual, with_kwargs=True)
-        ]
+        self._handles = []
+        if residual_module is not None:
+            self._handles.append(
+                residual_module.register_forward_pre_hook(self._capture_residual, with_kwargs=True)
+            )
+        if extra_module is not None:
+            self._handles.append(extra_module.register_forward_hook(self._capture_extra))
         if spec.output_kind == "output":
-            self._handles.append(output_module.register_forward_hook(self._on_output))
+            # Prepended: another site's capture of this output (residual_extra) must see it
+            # after this site rewrote it, whichever site was created first.
+            self._handles.append(output_module.register_forward_hook(self._on_output, prepend=True))
         else:
             self._handles.append(
                 output_module.register_forward_pre_hook(self._on_sum, with_kwargs=True)
             )
-        if self.layer_norm is not None:
+        if self.layer_norm is not None and not spec.hooked:
             self._handles.append(self.layer_norm.register_forward_hook(self._on_norm_output))
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -341,6 +355,22 @@ class BottleneckSite:
             return
         x = _x_from(args, kwargs, self.spec.residual_arg, self.spec.residual_kwarg)
         self._x = x if isinstance(x, Tensor) and self._node() is not None else None
+        self._extra = None
+
+    def _capture_extra(self, module: nn.Module, args: Any, output: Any) -> None:
+        if self._busy or self._x is None:
+            return
+        out = output[0] if isinstance(output, tuple) else output
+        self._extra = out if isinstance(out, Tensor) else None
+
+    def _take_residual(self, like: Tensor) -> Tensor | None:
+        """The captured ``X`` (plus the extra module's output), consumed; ``0`` without one."""
+        if self.spec.residual_module is None:
+            return torch.zeros_like(like) if self._node() is not None else None
+        x, extra, self._x, self._extra = self._x, self._extra, None, None
+        if x is not None and extra is not None:
+            x = x + extra
+        return x
 
     def _transform(self, h: Tensor, x: Tensor, node: Node) -> Tensor:
         """``T`` of the module docstring for the active setup; also stores the bypass value
@@ -370,7 +400,8 @@ class BottleneckSite:
     def _finish(self, last: BottleneckAdapter, out: Tensor, h: Tensor, x: Tensor) -> Tensor:
         """The post step of the last adapter, left to the model where it computes it itself."""
         t = out + h if last.is_parallel else out
-        if last.original_ln_after:
+        if last.original_ln_after or self.spec.hooked:
+            # Hooking mode: the model adds X and applies its norms itself.
             return t
         if self.layer_norm is not None:
             self._bypass = t
@@ -391,15 +422,20 @@ class BottleneckSite:
         return ln(t + x) if ln is not None else t + x
 
     def _on_output(self, module: nn.Module, args: Any, output: Any) -> Any:
-        if self._busy or self._x is None:
+        if self._busy:
+            return None
+        h = output[0] if isinstance(output, tuple) else output
+        if not isinstance(h, Tensor):
+            return None
+        x = self._take_residual(h)
+        if x is None:
             return None
         node = self._node()
-        x, self._x = self._x, None
         if node is None:
             return None
         if isinstance(output, tuple):
-            return (self._transform(output[0], x, node), *output[1:])
-        return self._transform(output, x, node)
+            return (self._transform(h, x, node), *output[1:])
+        return self._transform(h, x, node)
 
     def _on_sum(self, module: nn.Module, args: Any, kwargs: Any) -> Any:
         if self._busy or self._x is None or not args:
@@ -439,7 +475,11 @@ class InvertibleSite:
         container = base._modules["invertible_adapters"]
         assert isinstance(container, nn.ModuleDict)
         self.adapters = container
-        self.handle = target.register_forward_hook(self._apply)
+        self.handle = (
+            target.register_forward_pre_hook(self._apply_to_input, with_kwargs=True)
+            if arch.invertible_input
+            else target.register_forward_hook(self._apply)
+        )
         get_head = getattr(model, "get_output_embeddings", None)
         head = get_head() if callable(get_head) else None
         self.head_handle = (
@@ -460,6 +500,16 @@ class InvertibleSite:
         if isinstance(output, tuple):
             return (block(output[0]), *output[1:])
         return block(output)
+
+    def _apply_to_input(self, module: nn.Module, args: Any, kwargs: Any) -> Any:
+        block = self._active_block()
+        if block is None:
+            return None
+        if args:
+            return (block(args[0]), *args[1:]), kwargs
+        if "hidden_states" in kwargs:
+            return args, {**kwargs, "hidden_states": block(kwargs["hidden_states"])}
+        return None
 
     def _invert(self, module: nn.Module, args: Any) -> Any:
         block = self._active_block()
@@ -482,11 +532,14 @@ class _Shared:
 
 
 def _locations(cfg: Any, group: LayerGroup) -> list[tuple[str, ResidualSite]]:
+    """(site attribute, site) of every place ``cfg`` puts an adapter in a layer of ``group``."""
     out = []
-    for flag, attr in LOCATIONS.items():
+    for attr, flag in LOCATIONS.items():
         site = getattr(group, attr)
+        if attr == "cross_site":
+            flag = group.cross_site_flag
         if getattr(cfg, flag, False) and site is not None:
-            out.append((flag, site))
+            out.append((attr, site))
     return out
 
 
@@ -501,7 +554,21 @@ class BottleneckHandler(MethodHandler):
 
     # -- validation (never touches the model) -----------------------------------------------
     def check(self, model: nn.Module, arch: ArchitectureSpec, config: Any) -> None:
-        hidden = arch.hidden_size(model.config)
+        sites = [site for g in arch.groups for _, site in _locations(config, g)]
+        if not config.original_ln_after and any(site.hooked for site in sites):
+            raise _fail(
+                f"original_ln_after=False is not supported on '{arch.model_type}' models, which "
+                "apply their own residual and norms after the adapter",
+                expected="original_ln_after=True",
+                found="original_ln_after=False",
+            )
+        if config.is_parallel and any(site.residual_module is None for site in sites):
+            raise _fail(
+                f"parallel adapters need the sublayer's input, which this '{arch.model_type}' "
+                "location does not have (attention and FFN run in parallel)",
+                expected="a sequential adapter, or mh_adapter only",
+                found="is_parallel=True",
+            )
         activation(config.non_linearity)  # raises ConfigError for unknown names
         if config.init_weights not in INIT_SCHEMES:
             raise _fail(
@@ -555,6 +622,13 @@ class BottleneckHandler(MethodHandler):
                 code="placed_nowhere",
             )
         if config.inv_adapter is not None:
+            if not arch.supports("invertible"):
+                raise _fail(
+                    f"invertible adapters are not supported on '{arch.model_type}' models",
+                    expected="inv_adapter=None (a config without an invertible adapter)",
+                    found=f"inv_adapter={config.inv_adapter!r}",
+                    code="unsupported_method",
+                )
             if config.inv_adapter not in SUPPORTED_INVERTIBLE:
                 raise _fail(
                     f"invertible adapter type '{config.inv_adapter}' is not supported",
@@ -577,6 +651,7 @@ class BottleneckHandler(MethodHandler):
         for ref in iter_layers(model, arch):
             if ref.index in set(config.leave_out) or not _locations(config, ref.group):
                 continue
+            hidden = arch.hidden_size(group_config(model, ref.group))
             d = bottleneck_size(hidden, config.reduction_factor, ref.index)
             if config.phm_layer:
                 if hidden % n or d % n:
@@ -613,8 +688,10 @@ class BottleneckHandler(MethodHandler):
             for ref in iter_layers(model, arch):
                 if ref.index in set(cfg.leave_out):
                     continue
-                for flag, _ in _locations(cfg, ref.group):
-                    key = (ref.index, flag)
+                for flag, site in _locations(cfg, ref.group):
+                    if resolve(ref.module, site.output_module) is None:
+                        continue
+                    key = (ref.position, flag)
                     if key in seen:
                         raise _fail(
                             f"union members {seen[key]} and {i} both put a bottleneck adapter at "
@@ -633,7 +710,6 @@ class BottleneckHandler(MethodHandler):
         shared_state: _Shared = state.shared.setdefault("bottleneck", _Shared(sites={}))
         # Registered first so that it runs last on undo, after the sites were released.
         ledger.on_undo(_drop_shared_if_empty, state)
-        hidden = arch.hidden_size(model.config)
         base = base_model_of(model)
         seed = config.init_weights_seed
         leave_out = set(config.leave_out)
@@ -646,6 +722,9 @@ class BottleneckHandler(MethodHandler):
         shared_pd: nn.ParameterDict | None = None
         if config.phm_layer and (config.shared_phm_rule or config.shared_W_phm):
             shared_pd = shared_parameters(model, name, ledger)
+            hidden = arch.hidden_size(
+                group_config(model, refs[0].group if refs else arch.groups[0])
+            )
             d0 = bottleneck_size(hidden, config.reduction_factor, refs[0].index) if refs else 1
             with init_seed(seed):
                 params = make_shared_phm_parameters(config, hidden, d0)
@@ -656,9 +735,12 @@ class BottleneckHandler(MethodHandler):
             match_device_dtype(shared_pd, base)
 
         for ref in refs:
+            hidden = arch.hidden_size(group_config(model, ref.group))
             d = bottleneck_size(hidden, config.reduction_factor, ref.index)
             for flag, spec in _locations(config, ref.group):
-                site_key = (ref.index, flag)
+                if resolve(ref.module, spec.output_module) is None:
+                    continue  # e.g. BERT's crossattention, present in decoders only
+                site_key = (ref.position, flag)
                 site = shared_state.sites.get(site_key)
                 if site is None:
                     site = BottleneckSite(state, ref.module, spec)
@@ -679,7 +761,9 @@ class BottleneckHandler(MethodHandler):
             inv_site = shared_state.invertible
             with init_seed(seed):
                 block = NICECouplingBlock(
-                    hidden, config.non_linearity, float(config.inv_adapter_reduction_factor)
+                    arch.embedding_size(group_config(model, arch.groups[0])),
+                    config.non_linearity,
+                    float(config.inv_adapter_reduction_factor),
                 )
             match_device_dtype(block, base)
             block.train(base.training)

@@ -78,7 +78,9 @@ def _split(path: str) -> tuple[str, str]:
 def _target(
     layer: nn.Module, prefix: str, path: str, attn_key: str | None, fused: AttentionSpec | None
 ) -> Target | None:
-    if resolve(layer, path) is None:
+    # The first existing alternative of ``a.b|a.c``.
+    path = next((alt for alt in path.split("|") if resolve(layer, alt) is not None), "")
+    if not path:
         return None
     parent_path, attr = _split(path)
     parent = resolve(layer, parent_path)

@@ -212,6 +212,12 @@ def prefix_sites(
     model: nn.Module, arch: ArchitectureSpec, config: Any
 ) -> list[tuple[nn.Module, str, int]]:
     """(attention module, location key, prefix id) for every attention that gets a prefix."""
+    return [(m, loc, i) for m, loc, i, _ in _sites(model, arch, config)]
+
+
+def _sites(
+    model: nn.Module, arch: ArchitectureSpec, config: Any
+) -> list[tuple[nn.Module, str, int, archs.LayerGroup]]:
     leave_out = set(config.leave_out or ())
     enabled = {
         "self_prefix": True,
@@ -219,16 +225,16 @@ def prefix_sites(
         "cross_prefix": bool(config.cross_prefix),
     }
     counts: dict[str, int] = {}
-    sites: list[tuple[nn.Module, str, int]] = []
+    sites: list[tuple[nn.Module, str, int, archs.LayerGroup]] = []
     for ref in iter_layers(model, arch):
         for spec in (ref.group.self_attention, ref.group.cross_attention):
             if spec is None:
                 continue
             module = resolve(ref.module, spec.module)
             location = spec.prefix_location
-            if module is None or not enabled.get(location, False) or ref.index in leave_out:
+            if module is None or not enabled[spec.prefix_flag] or ref.index in leave_out:
                 continue
-            sites.append((module, location, counts.get(location, 0)))
+            sites.append((module, location, counts.get(location, 0), ref.group))
             counts[location] = counts.get(location, 0) + 1
     return sites
 
@@ -281,24 +287,30 @@ class PrefixTuningHandler(MethodHandler):
     ) -> None:
         state = get_state(model, arch)
         base = base_model_of(model)
-        hf_config = base.config
         pool = _pool(base, ledger)
-        sites = prefix_sites(model, arch, config)
+        sites = _sites(model, arch, config)
         counts: dict[str, int] = {}
-        for _, location, _ in sites:
+        sizing: dict[str, Any] = {}
+        for _, location, _, layer_group in sites:
             counts[location] = counts.get(location, 0) + 1
+            sizing.setdefault(location, archs.group_config(model, layer_group))
         group = nn.ModuleDict()
         kind = FlatPrefixTuning if config.flat else PrefixTuning
-        hidden = archs.ArchitectureSpec.hidden_size(hf_config)
         with init_seed(config.init_weights_seed):
             for location, n_layers in counts.items():
+                cfg = sizing[location]
                 group[location] = kind(
-                    n_layers, arch.num_kv_heads(hf_config), arch.head_dim(hf_config), hidden, config
+                    n_layers,
+                    arch.num_kv_heads(cfg),
+                    arch.head_dim(cfg),
+                    archs.ArchitectureSpec.hidden_size(cfg),
+                    config,
                 )
         _to_model(group, base)
         group.train(pool.training)
         ledger.add_entry(pool.prefix_tunings, name, group)
-        for module, location, prefix_id in sites:
+        for module, location, prefix_id, _ in sites:
+            hidden = archs.ArchitectureSpec.hidden_size(sizing[location])
             layer = _layer(module, location, pool, state, ledger)
             layer.prefixes[name] = prefix_id
             ledger.on_undo(partial(_forget, layer, name))

@@ -30,7 +30,12 @@ from typing import Any, cast
 import torch
 from torch import Tensor, nn
 
-from adapter_dsl.backend.architectures import ArchitectureSpec, base_model_of, iter_layers
+from adapter_dsl.backend.architectures import (
+    ArchitectureSpec,
+    base_model_of,
+    group_config,
+    iter_layers,
+)
 from adapter_dsl.backend.methods.base import MethodHandler
 from adapter_dsl.backend.methods.common import activation, init_seed
 from adapter_dsl.backend.methods.lora_layers import torch_dtype
@@ -332,11 +337,11 @@ class ReftHandler(MethodHandler):
     ) -> None:
         state = get_state(model, arch)
         context = _context(model, state, ledger)
-        hidden = arch.hidden_size(base_model_of(model).config)
         wanted = set(reft_layer_indices(model, arch, config))
         for ref in iter_layers(model, arch):
             if ref.index not in wanted:
                 continue
+            hidden = arch.hidden_size(group_config(model, ref.group))
             layer = _layer(ref.module, context, state, ledger)
             weight = next(ref.module.parameters(), None)
             host = weight.dtype if weight is not None and weight.is_floating_point() else None
