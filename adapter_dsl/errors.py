@@ -14,15 +14,55 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 __all__ = [
+    "MAX_RENDERED",
     "ConfigError",
     "ConfigWarning",
     "Location",
     "Problem",
     "did_you_mean",
     "json_pointer",
+    "printable",
+    "quote",
 ]
 
 Path = tuple[str | int, ...]
+
+# ``str(err)`` lists this many problems and counts the rest ("… and 3,990 more"); every one is
+# still in ``err.problems`` and ``err.to_list()``.
+MAX_RENDERED = 20
+_QUOTE_LIMIT = 60  # characters of a quoted value shown in a message
+
+
+def printable(text: str) -> str:
+    r"""``text`` safe to print on a terminal: control, format (bidi overrides, zero-width),
+    surrogate and other non-printable characters are written as escapes (``\x1b``, ``\u202e``).
+
+    Messages quote user input (keys, values, file names, the config string itself); printed
+    raw, an ESC or OSC sequence would drive the terminal and a bidi override would reorder what
+    the reader sees.
+    """
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else _escape_char(c) for c in text)
+
+
+def _escape_char(c: str) -> str:
+    code = ord(c)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def quote(value: Any, limit: int = _QUOTE_LIMIT) -> str:
+    """``repr(value)`` for a message, shortened to ``limit`` characters; never raises (an integer
+    past Python's digit limit or absurdly nested data is described, not printed)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 4000:
+        return f"an integer of about {int(value.bit_length() * 0.30103)} digits"
+    try:
+        text = repr(value)
+    except (RecursionError, ValueError):  # nesting, or a huge integer inside a container
+        text = f"a {type(value).__name__} too large to show"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def json_pointer(path: Path) -> str:
@@ -62,7 +102,7 @@ class Location:
             parts.append(f"column {self.span[0] + 1}")
         if self.path:
             parts.append(f"at {self.pointer}")
-        return " ".join(parts)
+        return printable(" ".join(parts))
 
 
 @dataclass(frozen=True)
@@ -84,23 +124,27 @@ class Problem:
         return self.with_location(path=tuple(prefix) + self.location.path)
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-ready; the texts meant for people are :func:`printable`, the location is data."""
         loc = self.location
         return {
             "code": self.code,
-            "message": self.message,
+            "message": printable(self.message),
             "pointer": loc.pointer,
             "path": list(loc.path),
             "span": list(loc.span) if loc.span is not None else None,
             "line": loc.line,
             "column": loc.column,
             "file": loc.file,
-            "expected": self.expected,
-            "found": self.found,
-            "suggestion": self.suggestion,
+            "expected": _printable_or_none(self.expected),
+            "found": _printable_or_none(self.found),
+            "suggestion": _printable_or_none(self.suggestion),
         }
 
     def summary(self) -> str:
-        """One line: location, message, expected/found and suggestion."""
+        """One line: location, message, expected/found and suggestion (:func:`printable`)."""
+        return printable(self._summary())
+
+    def _summary(self) -> str:
         text = self.message
         details = []
         if self.expected is not None:
@@ -115,15 +159,25 @@ class Problem:
         return f"{where}: {text}" if where else text
 
 
+def _printable_or_none(text: str | None) -> str | None:
+    return None if text is None else printable(text)
+
+
 class ConfigError(ValueError):
-    """Raised for every invalid config; ``problems`` lists everything found, not only the first."""
+    """Raised for every invalid config; ``problems`` lists everything found, not only the first.
+
+    ``str(err)`` shows the first :data:`MAX_RENDERED` problems, each with its source line and
+    carets, in time linear in the source's length; it is rendered on first use, not when the
+    error is built (errors are re-located and re-raised on their way out).
+    """
 
     def __init__(self, problems: Sequence[Problem], source: str | None = None) -> None:
         if not problems:
             raise ValueError("ConfigError needs at least one problem")
         self.problems: tuple[Problem, ...] = tuple(problems)
         self.source = source
-        super().__init__(self._render())
+        self._rendered: str | None = None
+        super().__init__()
 
     @classmethod
     def single(
@@ -161,9 +215,9 @@ class ConfigError(ValueError):
 
     def _render(self) -> str:
         n = len(self.problems)
-        head = "invalid adapter config" + (f" ({n} problems)" if n > 1 else "")
+        head = "invalid adapter config" + (f" ({n:,} problems)" if n > 1 else "")
         lines = [head]
-        for problem in self.problems:
+        for problem in self.problems[:MAX_RENDERED]:
             loc = problem.location
             if self.source and loc.span is not None and loc.line is None and "\n" in self.source:
                 # A multi-line string: say line and column, not an offset into the whole text.
@@ -173,10 +227,14 @@ class ConfigError(ValueError):
                 problem = problem.with_location(line=line, column=column)
             lines.append("  - " + problem.summary())
             lines.extend("    " + row for row in _caret_lines(self.source, problem.location))
+        if n > MAX_RENDERED:
+            lines.append(f"  … and {n - MAX_RENDERED:,} more")
         return "\n".join(lines)
 
     def __str__(self) -> str:
-        return self._render()
+        if self._rendered is None:
+            self._rendered = self._render()
+        return self._rendered
 
     def __reduce__(self) -> tuple[Any, ...]:  # picklable across processes (e.g. DDP, xdist)
         return (ConfigError, (self.problems, self.source))
@@ -201,16 +259,28 @@ def _caret_lines(source: str | None, location: Location) -> list[str]:
     line_end = source.find("\n", start)
     if line_end == -1:
         line_end = len(source)
-    text = source[line_start:line_end]
-    # Long inputs: show a window around the span so the caret stays readable.
+    # Long lines: show a window around the start of the span (at most _WINDOW characters of
+    # it) so the caret stays readable and each problem costs the same however long the text.
     offset = start - line_start
-    width = min(end, line_end + 1) - start
-    if len(text) > 100:
+    width = max(1, min(end, line_end + 1) - start)
+    lo, hi = 0, None
+    if line_end - line_start > 100:
+        width = min(width, _WINDOW)
         lo = max(0, offset - 40)
-        hi = min(len(text), offset + max(width, 1) + 40)
-        text = ("…" if lo > 0 else "") + text[lo:hi] + ("…" if hi < len(text) else "")
-        offset = offset - lo + (1 if lo > 0 else 0)
-    return [text, " " * offset + "^" * max(1, width)]
+        hi = min(line_end - line_start, offset + width + 40)
+    text = source[line_start + lo : line_end if hi is None else line_start + hi]
+    before = printable(text[: offset - lo])
+    under = printable(text[offset - lo : offset - lo + width])
+    if lo > 0:
+        text, before = "…" + text, "…" + before
+    if hi is not None and line_start + hi < line_end:
+        text += "…"
+    # Escapes are wider than the characters they stand for: measure the carets on the escaped
+    # text so they stay under the span.
+    return [printable(text), " " * len(before) + "^" * max(1, len(under))]
+
+
+_WINDOW = 60  # characters of a long span that get carets
 
 
 def did_you_mean(word: str, candidates: Iterable[str], *, n: int = 1) -> str | None:

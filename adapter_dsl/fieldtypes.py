@@ -69,7 +69,8 @@ class Expect:
 
 
 class RuleViolation(ValueError):
-    """A broken rule on one field; ``field`` locates it, ``expected``/``suggestion`` explain it."""
+    """A broken rule on one field; ``field`` locates it (``path``, when given, deeper: e.g.
+    ``("configs", 3)`` for a union member), ``expected``/``suggestion`` explain it."""
 
     def __init__(
         self,
@@ -78,11 +79,13 @@ class RuleViolation(ValueError):
         *,
         expected: str | None = None,
         suggestion: str | None = None,
+        path: tuple[str | int, ...] | None = None,
     ) -> None:
         self.field = field
         self.message = message
         self.expected = expected
         self.suggestion = suggestion
+        self.path = path
         super().__init__(message)
 
 

@@ -10,13 +10,13 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, ConfigWarning, Location, Problem, did_you_mean
-from .jsonpos import line_col, locate
+from .jsonpos import Lines, locate_all
 from .methods.base import AdapterConfig
 from .methods.bottleneck import AdapterPlusConfig, BnConfig
 from .methods.lora import LoRAConfig, MTLLoRAConfig
@@ -387,7 +387,13 @@ def _union_from_dict(
             return cls(configs=configs)
         return ConfigUnion(*configs)
     except ConfigError as exc:
-        raise ConfigError([p.prefixed((*prefix, "configs")) for p in exc.problems]) from None
+        # Rules about one member are located at it already (/configs/<i>).
+        raise ConfigError(
+            [
+                p.prefixed(prefix if p.location.path[:1] == ("configs",) else (*prefix, "configs"))
+                for p in exc.problems
+            ]
+        ) from None
 
 
 def _specialise(config: AdapterConfig) -> AdapterConfig:
@@ -480,18 +486,24 @@ def load_json_text(
     try:
         config = config_from_dict(data, strict=strict, dropped=local)
     except ConfigError as exc:
-        raise ConfigError([_in_text(p, text, file) for p in exc.problems], source=text) from None
+        raise ConfigError(_in_text(exc.problems, text, file), source=text) from None
     if dropped is not None:
-        dropped.extend(_in_text(p, text, file) for p in local)
+        dropped.extend(_in_text(local, text, file))
     return config
 
 
-def _in_text(problem: Problem, text: str, file: str) -> Problem:
+def _in_text(problems: Sequence[Problem], text: str, file: str) -> list[Problem]:
+    """The problems located in the JSON text they came from (one pass, however many)."""
+    if not problems:
+        return []
     # A key that should not be there is shown at the key; other problems at the value.
-    on_key = problem.code in ("unknown_key", "dropped_key")
-    start, end = locate(text, problem.location.path, key=on_key)
-    line, column = line_col(text, start)
-    return problem.with_location(span=(start, end), line=line, column=column, file=file)
+    wanted = [(p.location.path, p.code in ("unknown_key", "dropped_key")) for p in problems]
+    lines = Lines(text)
+    out = []
+    for problem, (start, end) in zip(problems, locate_all(text, wanted), strict=True):
+        line, column = lines.line_col(start)
+        out.append(problem.with_location(span=(start, end), line=line, column=column, file=file))
+    return out
 
 
 class _DuplicateJSONKey(ValueError):

@@ -30,10 +30,23 @@ def build(tree: ConfigText) -> AdapterConfig:
     try:
         return ConfigUnion(*members)
     except ConfigError as exc:
-        # Union rules are about the whole string: point at all of it.
-        span = (tree.methods[0].span[0], tree.methods[-1].span[1])
+        # A rule about one member (path /configs/<i>) points at the method written for it;
+        # other union rules are about the whole string: point at all of it.
+        whole = (tree.methods[0].span[0], tree.methods[-1].span[1])
+        written = [
+            m
+            for method, built in zip(tree.methods, members, strict=True)
+            for m in [method] * len(built.members())
+        ]
+
+        def span_of(problem: Problem) -> Span:
+            path = problem.location.path
+            if len(path) >= 2 and path[0] == "configs" and isinstance(path[1], int):
+                return written[path[1]].span if path[1] < len(written) else whole
+            return whole
+
         raise ConfigError(
-            [p.with_location(span=span, path=()) for p in exc.problems], source=tree.source
+            [p.with_location(span=span_of(p), path=()) for p in exc.problems], source=tree.source
         ) from None
 
 

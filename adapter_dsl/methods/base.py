@@ -333,7 +333,9 @@ def _lower_first(text: str) -> str:
 
 
 def _rule_problem(v: RuleViolation, loc: tuple[Any, ...]) -> Problem:
-    path: tuple[str | int, ...] = (v.field,) if v.field else tuple(loc[:1])
+    path: tuple[str | int, ...] = (
+        v.path if v.path is not None else (v.field,) if v.field else tuple(loc[:1])
+    )
     return Problem(
         v.message,
         Location(path=path),

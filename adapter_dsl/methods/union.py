@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Annotated, Any, ClassVar, Literal, Self
 
@@ -61,6 +62,19 @@ def _label(cfg: AdapterConfig) -> str:
     from ..canonical import dumps
 
     return dumps(cfg)
+
+
+def _rule_inputs(cfg: AdapterConfig) -> tuple[Any, ...]:
+    """Everything :func:`_combination_problem` reads of a member: two members with the same
+    inputs clash with exactly the same others."""
+    bn = isinstance(cfg, BnConfig)
+    return (
+        _kind(cfg),
+        bool(getattr(cfg, "leave_out", ())),
+        bn,
+        getattr(cfg, "mh_adapter", None) if bn else None,
+        getattr(cfg, "output_adapter", None) if bn else None,
+    )
 
 
 def _combination_problem(a: AdapterConfig, b: AdapterConfig) -> RuleViolation | None:
@@ -126,16 +140,34 @@ class ConfigUnion(AdapterConfig):
 
     @model_validator(mode="after")
     def _combination_rules(self) -> Self:
+        """One problem per member that clashes with an earlier one (the first it clashes with).
+
+        Members are compared with one earlier member per distinct :func:`_rule_inputs`, not with
+        every earlier member: the cost is linear in the number of members.
+        """
         problems: list[RuleViolation] = []
         members = self.configs
-        for i, a in enumerate(members):
-            for j in range(i + 1, len(members)):
-                v = _combination_problem(a, members[j])
+        first: dict[tuple[Any, ...], int] = {}  # rule inputs → the first member with them
+        # A label is a function of the member's dict: members with the same values print once.
+        labels: dict[str, str] = {}
+
+        def label(cfg: AdapterConfig) -> str:
+            key = json.dumps(cfg.frozen_dict(), default=repr)
+            if key not in labels:
+                labels[key] = _label(cfg)
+            return labels[key]
+
+        for j, b in enumerate(members):
+            for i in first.values():
+                v = _combination_problem(members[i], b)
                 if v is not None:
                     v.message = (
-                        f"members {i} and {j} ({_label(a)}, {_label(members[j])}): {v.message}"
+                        f"members {i} and {j} ({label(members[i])}, {label(b)}): {v.message}"
                     )
+                    v.path = ("configs", j)
                     problems.append(v)
+                    break
+            first.setdefault(_rule_inputs(b), j)
         check_rules(problems)
         return self
 

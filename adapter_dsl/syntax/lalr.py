@@ -118,9 +118,13 @@ class TableParser:
         self._patterns = [(name, regex) for name, regex in tables["terminals"]]
         self._ignore = frozenset(tables["ignore"])
         # Ignored text (whitespace) is skipped inside each token's match rather than returned as
-        # tokens of its own: one regex match per real token.
+        # tokens of its own: one regex match per real token. The repetition is possessive: an
+        # ignored pattern is itself a repetition (WS is ``[ \t\f\r\n]+``), and a backtracking
+        # ``(?:WS)*`` tries every way of splitting a run of blanks when the token after it fails
+        # to match, which is exponential in the run's length. No token starts with ignored text,
+        # so giving nothing back loses no match.
         ignored = "|".join(regex for name, regex in self._patterns if name in self._ignore)
-        self._skip = f"(?:{ignored})*" if ignored else ""
+        self._skip = f"(?:{ignored})*+" if ignored else ""
         self._skip_re = re.compile(self._skip)
         self._any = self._compile(name for name, _ in self._patterns)
         reductions: list[_Reduction] = []
