@@ -15,10 +15,11 @@ import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from ..errors import ConfigError, Location, Problem, did_you_mean
 from ..fieldtypes import Expect, RuleViolation, RuleViolations
+from .rules import Rule, violations
 
 if TYPE_CHECKING:
     from .union import ConfigUnion
@@ -78,6 +79,13 @@ class AdapterConfig(BaseModel):
     _family_root: ClassVar[type[AdapterConfig] | None] = None
     # Fields the reference does not serialise; emitted by to_dict() only when non-default.
     _extension_fields: ClassVar[frozenset[str]] = frozenset()
+    # The family's cross-field rules: checked below, stated by the JSON Schema (see rules.py).
+    cross_field_rules: ClassVar[tuple[Rule, ...]] = ()
+
+    @model_validator(mode="after")
+    def _check_cross_field_rules(self) -> Self:
+        check_rules(violations(self, self.cross_field_rules))
+        return self
 
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:

@@ -1,0 +1,155 @@
+"""Cross-field rules, declared once: ``load()`` checks them and the JSON Schema states them.
+
+A :class:`Rule` is a condition on a config's field values (``Is``, ``~``, ``&``, ``|``) with the
+message of its violation. The config's model validator evaluates the condition on the validated
+object; the schema generator compiles the same condition into a JSON Schema fragment, given the
+family's defaults (an absent key means its default). Neither side is written by hand, so the two
+cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..fieldtypes import RuleViolation
+
+__all__ = ["REQUIRED", "Cond", "Is", "Rule", "violations"]
+
+Json = dict[str, Any]
+
+
+class _Required:
+    """The default of a field that has none."""
+
+    def __repr__(self) -> str:
+        return "REQUIRED"
+
+
+REQUIRED: Any = _Required()
+
+
+def _json(value: Any) -> Any:
+    """A field value as JSON sees it (tuples are arrays, read-only mappings objects)."""
+    if isinstance(value, tuple | list):
+        return [_json(v) for v in value]
+    if isinstance(value, Mapping):
+        return {k: _json(v) for k, v in value.items()}
+    return value
+
+
+def same(a: Any, b: Any) -> bool:
+    """JSON Schema's equality (``const``): 1 == 1.0, but true is not 1."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+    return bool(a == b) and isinstance(a, int | float) == isinstance(b, int | float)
+
+
+class Cond:
+    """A condition on field values: evaluated on a config, or compiled to a schema fragment."""
+
+    def holds(self, config: Any) -> bool:
+        raise NotImplementedError
+
+    def schema(self, defaults: Mapping[str, Any]) -> Json:
+        """A fragment that a dict satisfies iff the condition holds for the config it loads as
+        (``defaults`` fill in absent keys; :data:`REQUIRED` marks fields without one)."""
+        raise NotImplementedError
+
+    def __invert__(self) -> Cond:
+        return _Not(self)
+
+    def __and__(self, other: Cond) -> Cond:
+        return _All((self, other))
+
+    def __or__(self, other: Cond) -> Cond:
+        return _Any((self, other))
+
+
+@dataclass(frozen=True)
+class Is(Cond):
+    """The field has this JSON value (given, or by default)."""
+
+    field: str
+    value: Any
+
+    def holds(self, config: Any) -> bool:
+        return same(_json(getattr(config, self.field)), self.value)
+
+    def schema(self, defaults: Mapping[str, Any]) -> Json:
+        fragment: Json = {"properties": {self.field: {"const": self.value}}}
+        default = defaults[self.field]
+        if default is REQUIRED or not same(_json(default), self.value):
+            fragment["required"] = [self.field]  # absent means the default, which differs
+        return fragment
+
+
+@dataclass(frozen=True)
+class _Not(Cond):
+    cond: Cond
+
+    def holds(self, config: Any) -> bool:
+        return not self.cond.holds(config)
+
+    def schema(self, defaults: Mapping[str, Any]) -> Json:
+        return {"not": self.cond.schema(defaults)}
+
+
+@dataclass(frozen=True)
+class _All(Cond):
+    conds: tuple[Cond, ...]
+
+    def holds(self, config: Any) -> bool:
+        return all(c.holds(config) for c in self.conds)
+
+    def schema(self, defaults: Mapping[str, Any]) -> Json:
+        return {"allOf": [c.schema(defaults) for c in self.conds]}
+
+
+@dataclass(frozen=True)
+class _Any(Cond):
+    conds: tuple[Cond, ...]
+
+    def holds(self, config: Any) -> bool:
+        return any(c.holds(config) for c in self.conds)
+
+    def schema(self, defaults: Mapping[str, Any]) -> Json:
+        return {"anyOf": [c.schema(defaults) for c in self.conds]}
+
+
+@dataclass(frozen=True)
+class Rule:
+    """``require`` must hold (only ``when`` this holds, if given); a violation is reported at
+    ``field``. ``message`` is formatted with the field values (``{r}``, ``{inv_adapter!r}``)."""
+
+    require: Cond
+    field: str
+    message: str
+    expected: str | None = None
+    suggestion: str | None = None
+    when: Cond | None = None
+
+    def violation(self, config: Any) -> RuleViolation | None:
+        if (self.when is None or self.when.holds(config)) and not self.require.holds(config):
+            return RuleViolation(
+                self.field,
+                self.message.format_map(config.field_values()),
+                expected=self.expected,
+                suggestion=self.suggestion,
+            )
+        return None
+
+    def schema(self, defaults: Mapping[str, Any]) -> Json:
+        """The rule as a fragment for the family's ``allOf`` (``if``/``then`` when conditional)."""
+        then = self.require.schema(defaults)
+        return then if self.when is None else {"if": self.when.schema(defaults), "then": then}
+
+
+def violations(config: Any, rules: tuple[Rule, ...]) -> list[RuleViolation]:
+    """The rules that ``config`` breaks, in declaration order."""
+    return [v for rule in rules if (v := rule.violation(config)) is not None]
