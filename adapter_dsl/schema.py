@@ -288,7 +288,7 @@ def _union_variant() -> Json:
     unions = [
         i for i, p in IDENTIFIERS.items() if issubclass(p.cls, ConfigUnion) and not p.deprecated
     ]
-    configs_doc = "The combined single-method configs (unions do not nest)."
+    configs_doc = "The combined configs (a member that is a union is flattened into this one)."
     return {
         "title": "Union of methods",
         "description": doc,
@@ -307,8 +307,12 @@ def _union_variant() -> Json:
                 "different locations, or members with disjoint `leave_out`.",
                 "type": "array",
                 "minItems": 1,
-                # A member is any single-method variant; "$schema" belongs on the top level only.
-                "items": {"$ref": "#/$defs/single_method", "properties": {"$schema": False}},
+                # A member is one method, or a union that load() flattens into this one;
+                # "$schema" belongs on the top level only.
+                "items": {
+                    "anyOf": [{"$ref": "#/$defs/single_method"}, {"$ref": "#/$defs/union"}],
+                    "properties": {"$schema": False},
+                },
             },
         },
         "required": ["architecture", "configs"],
@@ -361,7 +365,7 @@ def _text(description: str, **extra: Any) -> Json:
 
 
 def _saved_schema() -> Json:
-    config_doc = "The adapter config (the config's to_dict())."
+    config_doc = "The adapter config (the config's to_dict()), or a config string."
     return {
         "$schema": METASCHEMA,
         "$id": SCHEMA_IDS["saved-adapter"],
@@ -374,8 +378,13 @@ def _saved_schema() -> Json:
             "$schema": _SCHEMA_KEY | {"examples": [SCHEMA_IDS["saved-adapter"]]},
             "config": {
                 "description": config_doc,
-                "markdownDescription": "The adapter config (the config's `to_dict()`).",
-                "$ref": "#/$defs/adapter_config",
+                "markdownDescription": "The adapter config (the config's `to_dict()`), or a "
+                'config string such as `"lora[r=16]"`.',
+                # A string is parsed by load(); its syntax is beyond a schema.
+                "anyOf": [
+                    {"$ref": "#/$defs/adapter_config"},
+                    {"type": "string", "description": "A config string, e.g. 'lora[r=16]'."},
+                ],
             },
             "hidden_size": {
                 "description": "Hidden size of the model the adapter was trained on.",
