@@ -110,7 +110,19 @@ def _single_best_diff(config: AdapterConfig) -> dict[str, Any]:
 
 
 def dumps(config: AdapterConfig) -> str:
-    """The canonical config string of a config object."""
+    """The canonical config string of a config object; anything else is a ConfigError (a
+    string or dict is not taken as a config: ``dumps(load(spec))`` says what is meant)."""
+    if not isinstance(config, AdapterConfig):
+        from .errors import ConfigError, quote
+
+        kind = "config string or dict" if isinstance(config, str | Mapping) else "value"
+        raise ConfigError.single(
+            f"dumps() takes a config object, not a {kind}",
+            expected="a config object (from load(), parse() or a config class)",
+            found=f"{type(config).__name__} {quote(config)}",
+            suggestion="load it first: dumps(load(spec))",
+            code="type",
+        )
     if isinstance(config, ConfigUnion):
         return _dump_union(config)
     return _dump_single(config)

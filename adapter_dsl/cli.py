@@ -83,6 +83,37 @@ def _style_for(stream: IO[str], choice: str) -> _Style:
     return _Style(bool(isatty and isatty()) and os.environ.get("TERM") != "dumb")
 
 
+def _shown(text: str) -> str:
+    """User input echoed in a message, with control and bidi characters escaped."""
+    from .errors import printable
+
+    return printable(text)
+
+
+def _json_text(data: Any, stream: IO[str] | None = None) -> str:
+    """JSON output that is safe on a terminal and exact as data: characters that do not print
+    (controls, bidi overrides, lone surrogates) are written as ``\\u`` escapes, the rest as they
+    are where the destination can encode them (else everything non-ASCII is escaped)."""
+    text = json.dumps(data, indent=2, ensure_ascii=False)
+    if not text.isprintable():
+        # Outside strings the text has only printable characters and newlines, so each escape
+        # lands inside a string and decodes to the very character it replaces.
+        text = "".join(c if c.isprintable() or c == "\n" else _json_escape(c) for c in text)
+    try:
+        text.encode(getattr(stream, "encoding", None) or "utf-8")
+    except (UnicodeEncodeError, LookupError):
+        text = json.dumps(data, indent=2, ensure_ascii=True)
+    return text + "\n"
+
+
+def _json_escape(c: str) -> str:
+    code = ord(c)
+    if code > 0xFFFF:  # a UTF-16 surrogate pair, as JSON writes it
+        code -= 0x10000
+        return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
+    return f"\\u{code:04x}"
+
+
 def _render_error(err: ConfigError, style: _Style) -> str:
     """``str(err)`` (problems with the source line and carets), carets coloured."""
     out = []
@@ -109,7 +140,9 @@ class _Input:
 
 
 def _read_stdin() -> str:
-    return sys.stdin.read()
+    from .limits import max_length
+
+    return sys.stdin.read(max_length() + 1)  # one more than allowed: the limit then says so
 
 
 def _resolve(arg: str, *, lenient: bool = False) -> _Input:
@@ -175,9 +208,10 @@ def _is_path(arg: str) -> bool:
 
 
 def _json_or_none(text: str) -> Any:
+    # Only a helper beside the loader, which reports what is wrong with the text.
     try:
         return json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
 
 
@@ -207,20 +241,20 @@ def _cmd_validate(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
             "invalid": invalid,
             "results": results,
         }
-        out.write(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
+        out.write(_json_text(payload, out))
         return EXIT_INVALID if invalid else EXIT_OK
     style = _style_for(out, args.color)
     estyle = _style_for(err, args.color)
     for i in items:
         if i.error is not None:
-            err.write(f"{estyle.error('error')}: {i.arg}\n")
+            err.write(f"{estyle.error('error')}: {_shown(i.arg)}\n")
             err.write(_indent(_render_error(i.error, estyle)) + "\n")
             continue
         for p in i.dropped:
-            err.write(f"{estyle.bold('warning')}: {i.arg}: {p.summary()}\n")
+            err.write(f"{estyle.bold('warning')}: {_shown(i.arg)}: {p.summary()}\n")
         if not args.quiet:
             assert i.config is not None
-            out.write(f"{style.ok('ok')}: {i.arg} {style.dim('->')} {dumps(i.config)}\n")
+            out.write(f"{style.ok('ok')}: {_shown(i.arg)} {style.dim('->')} {dumps(i.config)}\n")
     if len(items) > 1 and not args.quiet:
         summary = f"{len(items) - invalid} valid, {invalid} invalid"
         (err if invalid else out).write(summary + "\n")
@@ -235,7 +269,7 @@ def _fail(items: Sequence[_Input], err: IO[str], color: str) -> int:
     style = _style_for(err, color)
     for i in items:
         if i.error is not None:
-            err.write(f"{style.error('error')}: {i.arg}\n")
+            err.write(f"{style.error('error')}: {_shown(i.arg)}\n")
             err.write(_indent(_render_error(i.error, style)) + "\n")
     return EXIT_INVALID
 
@@ -262,7 +296,7 @@ def _cmd_explain(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
 
         assert item.config is not None
         payload = {"config": dumps(item.config), "members": members}
-        out.write(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
+        out.write(_json_text(payload, out))
         return EXIT_OK
     style = _style_for(out, args.color)
     out.write(_explain_text(item, members, style))
@@ -446,19 +480,19 @@ def _cmd_convert(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
         except ConfigError as exc:
             item.error = exc
             return _fail([item], err, args.color)
-        text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+        text = _json_text(data, out if args.output in (None, "-") else None)
     elif to in ("json", "adapters"):
         data = item.config.to_dict()
         if args.schema_ref:
             data = {"$schema": args.schema_ref, **data}
-        text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+        text = _json_text(data, out if args.output in (None, "-") else None)
     else:
         text = dumps(item.config) + "\n"
     if args.output in (None, "-"):
         out.write(text)
     else:
         Path(args.output).write_text(text, encoding="utf-8")
-        err.write(f"wrote {args.output}\n")
+        err.write(f"wrote {_shown(args.output)}\n")
     return EXIT_OK
 
 
@@ -470,6 +504,7 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> Any:
         self.print_usage(sys.stderr)
+        message = _shown(message)  # it quotes the offending argument
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n(see '{self.prog} --help')\n")
 
 
@@ -593,8 +628,8 @@ def main(
     stderr: IO[str] | None = None,
 ) -> int:
     """Run the command line; returns the exit code (0 ok, 1 invalid config, 2 usage error)."""
-    out = stdout if stdout is not None else sys.stdout
-    err = stderr if stderr is not None else sys.stderr
+    out = stdout if stdout is not None else _tolerant(sys.stdout)
+    err = stderr if stderr is not None else _tolerant(sys.stderr)
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -610,9 +645,18 @@ def main(
     except BrokenPipeError:  # e.g. `adapter-dsl explain ... | head`
         return EXIT_OK
     except OSError as exc:
-        err.write(f"error: {exc}\n")
+        err.write(f"error: {_shown(str(exc))}\n")
         return EXIT_INVALID
     return code
+
+
+def _tolerant(stream: IO[str]) -> IO[str]:
+    """The process's own stream, writing what its encoding cannot hold (a lone surrogate from
+    the input, a non-UTF-8 terminal) as backslash escapes instead of raising."""
+    reconfigure = getattr(stream, "reconfigure", None)
+    if reconfigure is not None:
+        reconfigure(errors="backslashreplace")
+    return stream
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -60,8 +60,10 @@ def quote(value: Any, limit: int = _QUOTE_LIMIT) -> str:
         return f"an integer of about {int(value.bit_length() * 0.30103)} digits"
     try:
         text = repr(value)
-    except (RecursionError, ValueError):  # nesting, or a huge integer inside a container
-        text = f"a {type(value).__name__} too large to show"
+    except RecursionError:  # absurdly nested input: say what it is, not all of it
+        text = f"a deeply nested {type(value).__name__}"
+    except ValueError:  # a huge integer inside a container
+        text = f"a {type(value).__name__} holding a number too large to show"
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

@@ -8,6 +8,7 @@ states the same rule for editors, and ``EnumDocs`` documents each value of an en
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
@@ -27,6 +28,8 @@ from pydantic_core import CoreSchema
 __all__ = [
     "ACTIVATIONS",
     "DTYPES",
+    "MAX_COUNT",
+    "MAX_SEED",
     "AttnMatrices",
     "Bool",
     "Dtype",
@@ -172,6 +175,14 @@ ACTIVATIONS: tuple[str, ...] = (
     "xielu",
 )
 
+# Upper bounds of integer fields (in the schema as "maximum"). Sizes, ranks, lengths, counts and
+# layer indices fit an int32, as the tensors they shape need; no real config comes near it.
+MAX_COUNT = 2**31 - 1
+MAX_SEED = 2**64 - 1  # the largest seed torch.manual_seed takes
+# Numbers (int or float) must fit a float: a larger int cannot be a factor, scale or rate, and
+# past Python's 4,300-digit limit it could not even be printed back.
+_FLOAT_MAX = sys.float_info.max
+
 DTYPES: tuple[str, ...] = ("float32", "float16", "bfloat16", "float64", "float", "half", "double")
 
 _ACTIVATION_DOCS: dict[Any, str] = {
@@ -244,6 +255,8 @@ def as_number(value: Any) -> Any:
         raise ValueError(f"{type(value).__name__} is not a number")
     if value != value or value in (float("inf"), float("-inf")):
         raise ValueError("expected a finite number")
+    if isinstance(value, int) and abs(value) > _FLOAT_MAX:
+        raise ValueError("too large: a number must fit a 64-bit float (at most about 1.8e308)")
     return value
 
 
@@ -332,23 +345,27 @@ def _reduction_factor(value: Any) -> Any:
 
 
 # JSON Schemas shared by several field types (and the bottleneck and ReFT families).
-POSITIVE_SCHEMA: dict[str, Any] = {"type": "number", "exclusiveMinimum": 0}
+# Numbers must fit a float (as_number), so the schema bounds them too.
+POSITIVE_SCHEMA: dict[str, Any] = {"type": "number", "exclusiveMinimum": 0, "maximum": _FLOAT_MAX}
+_FINITE: dict[str, Any] = {"type": "number", "minimum": -_FLOAT_MAX, "maximum": _FLOAT_MAX}
 LAYERS_SCHEMA: dict[str, Any] = {
     "type": "array",
-    "items": {"type": "integer", "minimum": 0},
+    "items": {"type": "integer", "minimum": 0, "maximum": MAX_COUNT},
     "uniqueItems": True,
 }
 _LAYER_KEY = "^(default|0|[1-9][0-9]*)$"
 
 Bool = Annotated[StrictBool, Expect("true or false")]
-# _integral runs first (the later metadata wraps the earlier), so 2.0 reaches the bound as 2.
+# _integral runs first (the later metadata wraps the earlier), so 2.0 reaches the bounds as 2.
 PositiveInt = Annotated[
-    StrictInt, Field(ge=1), BeforeValidator(_integral), Expect("an integer ≥ 1")
+    StrictInt, Field(ge=1, le=MAX_COUNT), BeforeValidator(_integral), Expect("an integer ≥ 1")
 ]
-NonNegInt = Annotated[StrictInt, Field(ge=0), BeforeValidator(_integral), Expect("an integer ≥ 0")]
+NonNegInt = Annotated[
+    StrictInt, Field(ge=0, le=MAX_COUNT), BeforeValidator(_integral), Expect("an integer ≥ 0")
+]
 OptionalSeed = Annotated[
     StrictInt | None,
-    Field(ge=0),
+    Field(ge=0, le=MAX_SEED),
     BeforeValidator(_integral),
     Expect("an integer seed ≥ 0, or None"),
 ]
@@ -365,7 +382,7 @@ OptionalFloat = Annotated[
     # int written to JSON would silently mean plain LoRA there.
     BeforeValidator(lambda v: v if v is None else as_float(v)),
     Expect("a number, or None"),
-    WithJsonSchema({"type": ["number", "null"]}),
+    WithJsonSchema({"anyOf": [_FINITE, {"type": "null"}]}),
 ]
 Probability = Annotated[
     float,
@@ -436,9 +453,7 @@ Scaling = Annotated[
     # An int is a number too: the reference's rejection of scaling=2 (but not 2.0) is a quirk.
     BeforeValidator(_scaling),
     Expect("a number, 'learned' or 'channel'"),
-    WithJsonSchema(
-        {"anyOf": [{"type": "number"}, {"type": "string", "enum": ["learned", "channel"]}]}
-    ),
+    WithJsonSchema({"anyOf": [_FINITE, {"type": "string", "enum": ["learned", "channel"]}]}),
     EnumDocs(
         {
             "learned": "One learned scalar, initialised to 1.",

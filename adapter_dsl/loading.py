@@ -15,8 +15,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError, ConfigWarning, Location, Problem, did_you_mean
-from .jsonpos import Lines, locate_all
+from .errors import ConfigError, ConfigWarning, Location, Problem, did_you_mean, quote
+from .jsonpos import Lines, line_col, locate_all
+from .limits import ENV_VAR, max_length
 from .methods.base import AdapterConfig
 from .methods.bottleneck import AdapterPlusConfig, BnConfig
 from .methods.lora import LoRAConfig, MTLLoRAConfig
@@ -47,7 +48,9 @@ FAMILIES: dict[str | None, type[AdapterConfig]] = {
 ENVELOPE_KEYS = frozenset(
     {"config", "hidden_size", "model_class", "model_name", "model_type", "name", "version", "type"}
 )
-MAX_FILE_BYTES = 1_000_000
+
+
+_CACHED_LENGTH = 4096  # longer strings are parsed afresh: the cache holds its keys
 
 
 def _is_count(value: Any) -> bool:
@@ -96,6 +99,8 @@ def parse(text: str) -> AdapterConfig:
         raise ConfigError.single(
             "parse() takes a config string", expected="str", found=type(text).__name__
         )
+    if len(text) > min(_CACHED_LENGTH, max_length()):  # (the limit may have been lowered)
+        return build(parse_text(text))
     return _parse_cached(text)
 
 
@@ -145,7 +150,7 @@ def _resolve(spec: Any, *, strict: bool, dropped: list[Problem]) -> AdapterConfi
     raise ConfigError.single(
         "cannot load a config from this value",
         expected="an identifier, a config string, a dict, a path to a JSON file or a config object",
-        found=f"{type(spec).__name__} {spec!r}"[:80],
+        found=f"{type(spec).__name__} {quote(spec)}"[:80],
     )
 
 
@@ -173,6 +178,9 @@ _BOTTLENECK_ONLY = frozenset(BnConfig.model_fields) - {
     "use_gating",
 }
 MAX_DEPTH = 32  # nesting of dicts and lists in a config dict; real configs need 4
+# An int wider than this is larger than any float and than every bound of an integer field, and
+# near Python's 4,300-digit limit it cannot be printed: refused before any message quotes it.
+_MAX_INT_BITS = 1024
 
 
 def _too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
@@ -186,6 +194,24 @@ def _too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
         elif isinstance(item, list | tuple):
             stack.extend((v, depth + 1) for v in item)
     return False
+
+
+def _huge_int(value: Any) -> tuple[str | int, ...] | None:
+    """The path of the first int (value or key) too large to be valid anywhere, if any.
+    ``value`` is nested at most MAX_DEPTH deep (checked first)."""
+    stack: list[tuple[Any, tuple[str | int, ...]]] = [(value, ())]
+    while stack:
+        item, path = stack.pop()
+        if isinstance(item, int) and item.bit_length() > _MAX_INT_BITS:
+            return path
+        if isinstance(item, Mapping):
+            for k, v in item.items():
+                if isinstance(k, int) and k.bit_length() > _MAX_INT_BITS:
+                    return path
+                stack.append((v, (*path, k if isinstance(k, str | int) else quote(k))))
+        elif isinstance(item, list | tuple):
+            stack.extend((v, (*path, i)) for i, v in enumerate(item))
+    return None
 
 
 def config_from_dict(
@@ -212,7 +238,7 @@ def config_from_dict(
         raise ConfigError.single(
             "config keys must be strings",
             expected="string keys (field names)",
-            found=", ".join(repr(k) for k in bad_keys[:3]),
+            found=", ".join(quote(k) for k in bad_keys[:3]),
             code="type",
         )
     if _too_deep(data):
@@ -220,6 +246,15 @@ def config_from_dict(
             f"the config is nested more than {MAX_DEPTH} levels deep",
             expected=f"at most {MAX_DEPTH} levels of objects and lists",
             code="too_deep",
+        )
+    huge = _huge_int(data)
+    if huge is not None:
+        raise ConfigError.single(
+            "number too large",
+            expected="a number that fits a 64-bit float (integer fields: at most 2**31 - 1)",
+            found=f"an integer of more than {_MAX_INT_BITS} bits",
+            code="too_large",
+            path=huge,
         )
     data, prefix = _unwrap(data)
     architecture = data.get("architecture")
@@ -238,13 +273,15 @@ def config_from_dict(
         raise ConfigError(
             [
                 Problem(
-                    f"unknown architecture {architecture!r}",
+                    f"unknown architecture {quote(architecture)}",
                     Location(path=(*prefix, "architecture")),
                     expected="one of "
                     + ", ".join(repr(n) for n in names)
                     + ", or no key (bottleneck)",
-                    found=repr(architecture),
-                    suggestion=did_you_mean(str(architecture), names),
+                    found=quote(architecture),
+                    suggestion=did_you_mean(architecture, names)
+                    if isinstance(architecture, str)
+                    else None,
                     code="unknown_architecture",
                 )
             ]
@@ -496,11 +533,14 @@ def load_file(
         p = p / "adapter_config.json"
     name = str(p)
     try:
-        if p.stat().st_size > MAX_FILE_BYTES:
+        limit = max_length()
+        if p.stat().st_size > limit:
             raise ConfigError.single(
                 f"{name} is too large to be a config file",
-                expected=f"at most {MAX_FILE_BYTES} bytes",
-                found=f"{p.stat().st_size} bytes",
+                expected=f"at most {limit:,} bytes",
+                found=f"{p.stat().st_size:,} bytes",
+                suggestion=f"set {ENV_VAR} to allow larger files",
+                code="too_long",
             )
         text = p.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
@@ -516,10 +556,37 @@ def load_json_text(
     file: str = "<json>",
     strict: bool = True,
     dropped: list[Problem] | None = None,
+    cls: type[AdapterConfig] | None = None,
 ) -> AdapterConfig:
-    """A config from JSON text, with problems located by line and column."""
+    """A config from JSON text, with problems located by line and column (validated as ``cls``
+    when given, as in :func:`config_from_dict`)."""
+    limit = max_length()
+    if len(text) > limit:
+        raise ConfigError.single(
+            f"the JSON text is too long ({len(text):,} characters)",
+            expected=f"at most {limit:,} characters",
+            suggestion=f"set {ENV_VAR} to allow longer input",
+            code="too_long",
+        ).located(file=file)
     try:
-        data = json.loads(text, object_pairs_hook=_no_duplicate_keys)
+        data = json.loads(text, object_pairs_hook=_no_duplicate_keys, parse_int=_json_int)
+    except _HugeJSONNumber as exc:
+        start = text.find(exc.digits)
+        line, column = line_col(text, start)
+        raise ConfigError(
+            [
+                Problem(
+                    "number too large",
+                    Location(
+                        span=(start, start + len(exc.digits)), line=line, column=column, file=file
+                    ),
+                    expected="a number that fits a 64-bit float (integer fields: at most 2**31 - 1)",
+                    found=f"an integer of {len(exc.digits):,} digits",
+                    code="too_large",
+                )
+            ],
+            source=text,
+        ) from None
     except json.JSONDecodeError as exc:
         raise ConfigError(
             [
@@ -545,7 +612,9 @@ def load_json_text(
         ).located(file=file) from None
     local: list[Problem] = []
     try:
-        config = config_from_dict(data, strict=strict, dropped=local)
+        config = config_from_dict(
+            data, None if cls is AdapterConfig else cls, strict=strict, dropped=local
+        )
     except ConfigError as exc:
         raise ConfigError(_in_text(exc.problems, text, file), source=text) from None
     if dropped is not None:
@@ -565,6 +634,19 @@ def _in_text(problems: Sequence[Problem], text: str, file: str) -> list[Problem]
         line, column = lines.line_col(start)
         out.append(problem.with_location(span=(start, end), line=line, column=column, file=file))
     return out
+
+
+class _HugeJSONNumber(ValueError):
+    def __init__(self, digits: str) -> None:
+        self.digits = digits
+        super().__init__("number too large")
+
+
+def _json_int(digits: str) -> int:
+    # Refused before int() would raise past Python's digit limit (or spend time converting).
+    if len(digits) > 310:  # beyond any float: valid nowhere in a config
+        raise _HugeJSONNumber(digits)
+    return int(digits)
 
 
 class _DuplicateJSONKey(ValueError):

@@ -105,6 +105,19 @@ def test_blanks_in_an_envelope_and_in_json_text() -> None:
         assert load_json_text('{"architecture": "lora"' + " " * BLANKS + "}").r == 8
 
 
+def test_long_lists_and_unions_parse_in_linear_time() -> None:
+    # Repetitions reduce through left-recursive helper rules: each step once copied the list
+    # of everything before it (50,000 values took over a minute).
+    from adapter_dsl.syntax import parse_text
+
+    with hang_guard():
+        (method,) = parse_text("seq_bn[leave_out=[" + "0, " * 50_000 + "]]").methods
+        assert len(method.args[0].value) == 50_000
+        assert len(parse_text("|".join(["lora"] * 20_000)).methods) == 20_000
+        (method,) = parse_text("lora[" + ", ".join(f"k{i}=1" for i in range(20_000)) + "]").methods
+        assert len(method.args) == 20_000
+
+
 # -- many problems -----------------------------------------------------------------------------
 
 

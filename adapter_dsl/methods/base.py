@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
-from ..errors import ConfigError, Location, Problem, did_you_mean
+from ..errors import ConfigError, Location, Problem, did_you_mean, quote
 from ..fieldtypes import Expect, RuleViolation, RuleViolations
 from .rules import Rule, violations
 
@@ -204,6 +204,25 @@ class AdapterConfig(BaseModel):
         return self.replace(**update) if update else self
 
     @classmethod
+    def model_validate_json(cls, json_data: str | bytes | bytearray, **kwargs: Any) -> Self:
+        """Validate JSON text as this class, raising ConfigError (located by line and column)
+        like ``from_dict``; pydantic's keyword options are not supported."""
+        from ..loading import load_json_text
+
+        if isinstance(json_data, bytes | bytearray):
+            try:
+                json_data = bytes(json_data).decode("utf-8-sig")
+            except UnicodeDecodeError as exc:
+                raise ConfigError.single(
+                    "the JSON is not UTF-8 text", found=str(exc), code="json_syntax"
+                ) from None
+        if not isinstance(json_data, str):
+            raise ConfigError.single(
+                f"cannot validate {type(json_data).__name__} as JSON text", expected="str or bytes"
+            )
+        return load_json_text(json_data, cls=cls)  # type: ignore[return-value]
+
+    @classmethod
     def model_validate(cls, obj: Any, **kwargs: Any) -> Self:
         """Validate a dict (or config) as this class, raising ConfigError like ``from_dict``."""
         if isinstance(obj, cls):
@@ -248,11 +267,7 @@ class AdapterConfig(BaseModel):
 
 
 def _found(value: Any) -> str:
-    try:
-        text = repr(value)
-    except RecursionError:  # absurdly nested input: say what it is, not all of it
-        text = f"a deeply nested {type(value).__name__}"
-    return text if len(text) <= 60 else text[:57] + "..."
+    return quote(value)
 
 
 def problems_from_validation(exc: ValidationError, cls: type[AdapterConfig]) -> list[Problem]:

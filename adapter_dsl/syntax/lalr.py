@@ -193,8 +193,13 @@ class TableParser:
                     del values[-size:]
                     del stack[-size:]
                     if splices:
-                        flat: list[Any] = []
-                        for child in children:
+                        # Repetitions are left-recursive helper rules, so the first child is
+                        # the splice of everything repeated so far: extend its list in place
+                        # (it is consumed here) rather than copy it, or a list of n values
+                        # would cost n²/2 copies.
+                        first = children[0]
+                        flat: list[Any] = first.items if type(first) is _Splice else [first]
+                        for child in children[1:]:
                             if type(child) is _Splice:
                                 flat.extend(child.items)
                             else:

@@ -14,6 +14,7 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, Location, Problem
+from ..limits import DEFAULT_MAX_LENGTH, ENV_VAR, max_length
 from .ast import Arg, ConfigText, Method, Span
 
 if TYPE_CHECKING:
@@ -21,8 +22,10 @@ if TYPE_CHECKING:
 
 __all__ = ["MAX_DEPTH", "MAX_LENGTH", "grammar_text", "parse_text"]
 
-MAX_LENGTH = 20_000  # characters; longer strings are not configs
+MAX_LENGTH = DEFAULT_MAX_LENGTH  # characters, unless $ADAPTER_DSL_MAX_LENGTH says otherwise
 MAX_DEPTH = 16  # nesting of brackets and braces
+# Python refuses to convert longer digit strings to int (sys.int_info.default_max_str_digits).
+_MAX_DIGITS = 4300
 
 _CONSTANTS: dict[str, Any] = {
     "True": True,
@@ -132,6 +135,11 @@ def _unescape(literal: str, offset: int) -> str:
     return _ESCAPE.sub(replace, literal[1:-1])
 
 
+class _HugeNumber(Exception):
+    def __init__(self, span: Span) -> None:
+        self.span = span
+
+
 class _DuplicateKey(Exception):
     def __init__(self, key: Any, span: Span) -> None:
         self.key = key
@@ -158,6 +166,8 @@ class _ToAst:
         (tok,) = children
         text = tok.value
         is_float = "." in text or "e" in text or "E" in text
+        if not is_float and len(text) > _MAX_DIGITS:
+            raise _HugeNumber((tok.start_pos, tok.end_pos))
         value: int | float = float(text) if is_float else int(text)
         return _Value(value, tok.start_pos, tok.end_pos)
 
@@ -216,7 +226,7 @@ def parse_text(text: str) -> ConfigText:
         methods = _parser().parse(text)
     except ParseFailure as exc:
         raise _parse_failure(text, exc) from None
-    except (_DuplicateKey, _BadEscape) as exc:
+    except (_DuplicateKey, _BadEscape, _HugeNumber) as exc:
         raise _value_error(text, exc) from None
     return ConfigText(methods, text)
 
@@ -248,6 +258,15 @@ def _value_error(text: str, error: Exception) -> ConfigError:
             suggestion="write a backslash as \\\\",
             code="syntax",
         )
+    elif isinstance(error, _HugeNumber):
+        start, end = error.span
+        problem = Problem(
+            "number too large",
+            Location(span=error.span),
+            expected=f"at most {_MAX_DIGITS} digits (integer fields: at most 2**31 - 1)",
+            found=f"an integer of {end - start} digits",
+            code="too_large",
+        )
     else:
         assert isinstance(error, _DuplicateKey)
         problem = Problem(
@@ -271,13 +290,15 @@ def _check_limits(text: str) -> None:
             expected="an adapter identifier such as 'lora' or 'seq_bn[reduction_factor=8]'",
             code="syntax",
         )
-    if len(text) > MAX_LENGTH:
+    limit = max_length()
+    if len(text) > limit:
         raise ConfigError(
             [
                 Problem(
-                    f"config string too long ({len(text)} characters)",
-                    Location(span=(MAX_LENGTH, len(text))),
-                    expected=f"at most {MAX_LENGTH} characters",
+                    f"config string too long ({len(text):,} characters)",
+                    Location(span=(limit, len(text))),
+                    expected=f"at most {limit:,} characters",
+                    suggestion=f"set {ENV_VAR} to allow longer input",
                     code="too_long",
                 )
             ],
