@@ -10,9 +10,11 @@ variants so an editor can tell them apart: every variant fixes ``architecture`` 
 bottleneck configs, which the reference writes without an ``architecture`` key, are the one
 variant where the key may be absent (or ``null``/``"bottleneck"``).
 
-Where the schema cannot follow ``load()`` exactly, see ``tests/test_schema_agreement.py``: pairwise
-rules between union members, config strings inside saved files, and legacy spellings that
-``load()`` rewrites (``invertible_adapter``, version-less ``gelu_orig``).
+The schema accepts exactly what ``load()`` accepts (``tests/test_schema_agreement.py`` checks it)
+except where JSON Schema cannot say it: pairwise rules between union members, the syntax of
+config strings inside saved files, and the legacy forms that ``load()`` rewrites before
+validating (the ``invertible_adapter`` key, ``gelu_orig`` in files without a version, the alpha
+of LoRA files written before adapters 1.1.0).
 
 The committed files under ``schemas/`` are the output of :func:`write_schemas`; a test checks
 that they are current (regenerate with ``make schemas`` or ``adapter-dsl schema --output schemas``).
