@@ -79,6 +79,7 @@ def test_a_broken_rule_is_a_located_violation_with_its_message() -> None:
     # Rules read attributes and field_values(); a plain object stands in for an IA³ config
     # with r=4, which LoRAConfig itself would refuse.
     scaled = _Values(composition_mode="scale", r=4)
+    assert rule.broken_by(scaled)
     (found,) = violations(scaled, (rule,))
     assert isinstance(found, RuleViolation)
     assert (found.field, found.message, found.expected) == ("r", "r must be 1, found 4", "r=1")

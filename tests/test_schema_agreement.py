@@ -232,6 +232,8 @@ MEASURED: list[tuple[str, dict[str, Any]]] = [
         {"config": {"architecture": "lora", "alpha": 4}, "version": "adapters.1.0.0"},
     ),
     ("schema key that is not a string", {**LORA, "$schema": 5}),
+    ("a number beyond a float", {**LORA, "alpha": 10**309}),
+    ("a layer index beyond the bound", {**LORA, "leave_out": [2**31]}),
     ("saved file with a text hidden size", {"config": LORA, "hidden_size": "768"}),
 ]
 

@@ -65,10 +65,10 @@ class Cond:
         return _Not(self)
 
     def __and__(self, other: Cond) -> Cond:
-        return _All((self, other))
+        return _All((*(self.conds if isinstance(self, _All) else (self,)), other))
 
     def __or__(self, other: Cond) -> Cond:
-        return _Any((self, other))
+        return _Any((*(self.conds if isinstance(self, _Any) else (self,)), other))
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,16 @@ class Is(Cond):
     value: Any
 
     def holds(self, config: Any) -> bool:
-        return same(_json(getattr(config, self.field)), self.value)
+        # Runs on every construction: scalars are compared directly (validated bools and None
+        # are singletons), only lists and mappings take the general path.
+        value, want = getattr(config, self.field), self.value
+        if want is None or want is True or want is False:
+            return value is want
+        if isinstance(want, str):
+            return bool(value == want)
+        if isinstance(want, int | float):
+            return isinstance(value, int | float) and not isinstance(value, bool) and value == want
+        return same(_json(value), want)
 
     def schema(self, defaults: Mapping[str, Any]) -> Json:
         fragment: Json = {"properties": {self.field: {"const": self.value}}}
@@ -134,15 +143,18 @@ class Rule:
     suggestion: str | None = None
     when: Cond | None = None
 
-    def violation(self, config: Any) -> RuleViolation | None:
-        if (self.when is None or self.when.holds(config)) and not self.require.holds(config):
-            return RuleViolation(
-                self.field,
-                self.message.format_map(config.field_values()),
-                expected=self.expected,
-                suggestion=self.suggestion,
-            )
-        return None
+    def broken_by(self, config: Any) -> bool:
+        when = self.when
+        return (when is None or when.holds(config)) and not self.require.holds(config)
+
+    def violation(self, config: Any) -> RuleViolation:
+        """The violation as reported for ``config`` (which breaks the rule)."""
+        return RuleViolation(
+            self.field,
+            self.message.format_map(config.field_values()),
+            expected=self.expected,
+            suggestion=self.suggestion,
+        )
 
     def schema(self, defaults: Mapping[str, Any]) -> Json:
         """The rule as a fragment for the family's ``allOf`` (``if``/``then`` when conditional)."""
@@ -152,4 +164,4 @@ class Rule:
 
 def violations(config: Any, rules: tuple[Rule, ...]) -> list[RuleViolation]:
     """The rules that ``config`` breaks, in declaration order."""
-    return [v for rule in rules if (v := rule.violation(config)) is not None]
+    return [rule.violation(config) for rule in rules if rule.broken_by(config)]
