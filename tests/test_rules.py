@@ -85,6 +85,23 @@ def test_a_broken_rule_is_a_located_violation_with_its_message() -> None:
     assert (found.field, found.message, found.expected) == ("r", "r must be 1, found 4", "r=1")
 
 
+def test_compiled_rules_agree_with_their_conditions() -> None:
+    from adapter_dsl.schema import _VARIANTS
+
+    samples = [adapter_dsl.load(i) for i in ("lora", "ia3", "vera", "seq_bn", "loreft")]
+    samples += [adapter_dsl.load(i) for i in ("compacter", "seq_bn_inv", "prompt_tuning")]
+    for _name, _tag, cls, _title in _VARIANTS:
+        for rule in cls.cross_field_rules:
+            for cfg in samples:
+                if all(hasattr(cfg, f) for f in cls.model_fields):
+                    assert rule.broken_by(cfg) == rule.broken_by_holds(cfg), (rule.field, cfg)
+    # Configs that break rules, built without validation: both readings say so.
+    broken = LoRAConfig.model_construct(**{**LoRAConfig().field_values(), "vera_d": 0.1})
+    flagged = [r.field for r in LoRAConfig.cross_field_rules if r.broken_by(broken)]
+    assert flagged == [r.field for r in LoRAConfig.cross_field_rules if r.broken_by_holds(broken)]
+    assert flagged == ["vera_b"]
+
+
 def test_every_family_rule_is_in_its_schema_variant() -> None:
     from adapter_dsl.schema import _VARIANTS
 

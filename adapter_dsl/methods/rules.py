@@ -56,6 +56,11 @@ class Cond:
     def holds(self, config: Any) -> bool:
         raise NotImplementedError
 
+    def source(self) -> str:
+        """The condition as a Python expression on ``c`` (compiled once per rule, since rules
+        run on every construction)."""
+        raise NotImplementedError
+
     def schema(self, defaults: Mapping[str, Any]) -> Json:
         """A fragment that a dict satisfies iff the condition holds for the config it loads as
         (``defaults`` fill in absent keys; :data:`REQUIRED` marks fields without one)."""
@@ -90,6 +95,18 @@ class Is(Cond):
             return isinstance(value, int | float) and not isinstance(value, bool) and value == want
         return same(_json(value), want)
 
+    def source(self) -> str:
+        if not self.field.isidentifier():  # pragma: no cover - field names are identifiers
+            raise ValueError(f"not a field name: {self.field!r}")
+        value, want = f"c.{self.field}", repr(self.value)
+        if self.value is None or isinstance(self.value, bool):
+            return f"({value} is {want})"  # validated bools and None are singletons
+        if isinstance(self.value, str):
+            return f"({value} == {want})"
+        if isinstance(self.value, int | float):
+            return f"(type({value}) in (int, float) and {value} == {want})"
+        return f"same(_json({value}), {want})"
+
     def schema(self, defaults: Mapping[str, Any]) -> Json:
         fragment: Json = {"properties": {self.field: {"const": self.value}}}
         default = defaults[self.field]
@@ -105,6 +122,9 @@ class _Not(Cond):
     def holds(self, config: Any) -> bool:
         return not self.cond.holds(config)
 
+    def source(self) -> str:
+        return f"(not {self.cond.source()})"
+
     def schema(self, defaults: Mapping[str, Any]) -> Json:
         return {"not": self.cond.schema(defaults)}
 
@@ -116,6 +136,9 @@ class _All(Cond):
     def holds(self, config: Any) -> bool:
         return all(c.holds(config) for c in self.conds)
 
+    def source(self) -> str:
+        return "(" + " and ".join(c.source() for c in self.conds) + ")"
+
     def schema(self, defaults: Mapping[str, Any]) -> Json:
         return {"allOf": [c.schema(defaults) for c in self.conds]}
 
@@ -126,6 +149,9 @@ class _Any(Cond):
 
     def holds(self, config: Any) -> bool:
         return any(c.holds(config) for c in self.conds)
+
+    def source(self) -> str:
+        return "(" + " or ".join(c.source() for c in self.conds) + ")"
 
     def schema(self, defaults: Mapping[str, Any]) -> Json:
         return {"anyOf": [c.schema(defaults) for c in self.conds]}
@@ -143,7 +169,19 @@ class Rule:
     suggestion: str | None = None
     when: Cond | None = None
 
+    def __post_init__(self) -> None:
+        # One compiled function per rule, equivalent to holds() (a test checks they agree).
+        broken = f"not {self.require.source()}"
+        if self.when is not None:
+            broken = f"{self.when.source()} and {broken}"
+        code = eval(f"lambda c: bool({broken})", {"same": same, "_json": _json})
+        object.__setattr__(self, "_broken", code)
+
     def broken_by(self, config: Any) -> bool:
+        return self._broken(config)  # type: ignore[attr-defined]
+
+    def broken_by_holds(self, config: Any) -> bool:
+        """:meth:`broken_by`, evaluated through the conditions' ``holds``."""
         when = self.when
         return (when is None or when.holds(config)) and not self.require.holds(config)
 
