@@ -25,7 +25,7 @@ from adapter_dsl.registry import IDENTIFIERS, preset_config
 from tests.guards import hang_guard
 
 CAMPAIGN = settings(
-    max_examples=60,
+    max_examples=40,
     deadline=None,
     derandomize=True,  # the same examples on every machine and run
     database=None,
