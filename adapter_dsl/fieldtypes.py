@@ -1,7 +1,9 @@
-"""Annotated field types: each carries its validation rule and a human "expected" text.
+"""Annotated field types: each carries its validation rule, a human "expected" text and, where
+pydantic cannot derive it, its JSON Schema.
 
 The rules live here, next to the type a field declares, so that a config class reads as a table
-of fields. ``Expect`` metadata is what error messages print after "expected".
+of fields. ``Expect`` metadata is what error messages print after "expected"; ``WithJsonSchema``
+states the same rule for editors, and ``EnumDocs`` documents each value of an enumeration.
 """
 
 from __future__ import annotations
@@ -11,7 +13,17 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BeforeValidator, Field, StrictBool, StrictInt, StrictStr
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    GetJsonSchemaHandler,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    WithJsonSchema,
+)
+from pydantic_core import CoreSchema
 
 __all__ = [
     "ACTIVATIONS",
@@ -21,6 +33,7 @@ __all__ = [
     "AttnMatrices",
     "Bool",
     "Dtype",
+    "EnumDocs",
     "Expect",
     "LayerList",
     "NonLinearity",
@@ -69,6 +82,41 @@ class Expect:
     """Annotation metadata: what a valid value looks like, in words."""
 
     text: str
+
+
+class EnumDocs:
+    """Annotation metadata: one sentence per value of an enumeration, shown by editors
+    (``enumDescriptions``, on every enum of the type's schema, nested ones included)."""
+
+    __slots__ = ("docs",)
+
+    def __init__(self, docs: Mapping[Any, str]) -> None:
+        self.docs = dict(docs)
+
+    def __hash__(self) -> int:
+        return hash(tuple(self.docs.items()))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, EnumDocs) and other.docs == self.docs
+
+    def __get_pydantic_json_schema__(
+        self, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> dict[str, Any]:
+        return _with_enum_docs(handler(core_schema), self.docs)
+
+
+def _with_enum_docs(node: dict[str, Any], docs: Mapping[Any, str]) -> dict[str, Any]:
+    out = dict(node)  # schemas from WithJsonSchema are shared: never change them in place
+    if "enum" in out:
+        texts = [docs.get(v, "") for v in out["enum"]]
+        if any(texts):
+            out["enumDescriptions"] = texts
+    for key in ("anyOf", "oneOf"):
+        if key in out:
+            out[key] = [_with_enum_docs(branch, docs) for branch in out[key]]
+    if isinstance(out.get("items"), dict):
+        out["items"] = _with_enum_docs(out["items"], docs)
+    return out
 
 
 class RuleViolation(ValueError):
@@ -137,6 +185,53 @@ _FLOAT_MAX = sys.float_info.max
 
 DTYPES: tuple[str, ...] = ("float32", "float16", "bfloat16", "float64", "float", "half", "double")
 
+_ACTIVATION_DOCS: dict[Any, str] = {
+    "relu": "ReLU.",
+    "gelu": "GELU (exact).",
+    "gelu_new": "GELU, tanh approximation (GPT-2's).",
+    "swish": "Swish / SiLU.",
+    "silu": "SiLU / Swish.",
+    "tanh": "Hyperbolic tangent.",
+    "leakyrelu": "Leaky ReLU (functional form).",
+    "prelu": "Parametric ReLU (adds one trainable parameter).",
+    "linear": "Identity.",
+    None: "Identity.",
+}
+_DTYPE_DOCS: dict[Any, str] = {
+    "float32": "32-bit float.",
+    "float16": "16-bit float.",
+    "bfloat16": "16-bit brain float.",
+    "float64": "64-bit float.",
+    "float": "Alias of float32.",
+    "half": "Alias of float16.",
+    "double": "Alias of float64.",
+    None: "The dtype of the model.",
+}
+
+
+def _case_insensitive(names: tuple[str, ...]) -> str:
+    """An ECMA-262 pattern matching exactly the strings whose ``str.lower()`` is one of
+    ``names`` (the KELVIN SIGN lower-cases to "k", so it is a spelling of k too)."""
+
+    kelvin = "\u212a"
+
+    def letter(c: str) -> str:
+        if not c.isalpha():
+            return c
+        return f"[{c}{c.upper()}{kelvin if c == 'k' else ''}]"
+
+    return "^(?:" + "|".join("".join(letter(c) for c in name) for name in names) + ")$"
+
+
+# Activation names are matched case-insensitively, as the reference does; the enum branch is
+# what editors complete and document.
+_ACTIVATION_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        {"type": "string", "enum": list(ACTIVATIONS)},
+        {"type": "string", "pattern": _case_insensitive(ACTIVATIONS)},
+    ]
+}
+
 
 def as_float(value: Any) -> float:
     """A number as a float; huge ints that do not fit a float are an error, not OverflowError."""
@@ -168,6 +263,14 @@ def as_number(value: Any) -> Any:
 def as_positive(value: int | float) -> int | float:
     if value <= 0:
         raise ValueError("must be greater than 0")
+    return value
+
+
+def _integral(value: Any) -> Any:
+    """An integral float as the int it equals: JSON has one number type, so 2.0 is the number 2
+    (and JSON Schema's "integer" accepts it); other values are left to the strict int check."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
     return value
 
 
@@ -219,6 +322,7 @@ def _reduction_factor(value: Any) -> Any:
             if isinstance(key, bool) or not isinstance(key, int | str):
                 raise ValueError(f"mapping keys must be layer indices or 'default', found {key!r}")
             skey = str(key)
+            # The same rule as _LAYER_KEY below: "0", "12", never "01" or "+1".
             if skey != "default" and not (
                 skey.isdigit() and skey.isascii() and skey == str(int(skey))
             ):
@@ -240,14 +344,37 @@ def _reduction_factor(value: Any) -> Any:
     return as_positive(as_number(value))
 
 
+# JSON Schemas shared by several field types (and the bottleneck and ReFT families).
+# Numbers must fit a float (as_number), so the schema bounds them too.
+POSITIVE_SCHEMA: dict[str, Any] = {"type": "number", "exclusiveMinimum": 0, "maximum": _FLOAT_MAX}
+_FINITE: dict[str, Any] = {"type": "number", "minimum": -_FLOAT_MAX, "maximum": _FLOAT_MAX}
+LAYERS_SCHEMA: dict[str, Any] = {
+    "type": "array",
+    "items": {"type": "integer", "minimum": 0, "maximum": MAX_COUNT},
+    "uniqueItems": True,
+}
+_LAYER_KEY = "^(default|0|[1-9][0-9]*)$"
+
 Bool = Annotated[StrictBool, Expect("true or false")]
-PositiveInt = Annotated[StrictInt, Field(ge=1, le=MAX_COUNT), Expect("an integer ≥ 1")]
-NonNegInt = Annotated[StrictInt, Field(ge=0, le=MAX_COUNT), Expect("an integer ≥ 0")]
+# _integral runs first (the later metadata wraps the earlier), so 2.0 reaches the bounds as 2.
+PositiveInt = Annotated[
+    StrictInt, Field(ge=1, le=MAX_COUNT), BeforeValidator(_integral), Expect("an integer ≥ 1")
+]
+NonNegInt = Annotated[
+    StrictInt, Field(ge=0, le=MAX_COUNT), BeforeValidator(_integral), Expect("an integer ≥ 0")
+]
 OptionalSeed = Annotated[
-    StrictInt | None, Field(ge=0, le=MAX_SEED), Expect("an integer seed ≥ 0, or None")
+    StrictInt | None,
+    Field(ge=0, le=MAX_SEED),
+    BeforeValidator(_integral),
+    Expect("an integer seed ≥ 0, or None"),
 ]
 PositiveNumber = Annotated[
-    int | float, BeforeValidator(as_positive), BeforeValidator(as_number), Expect("a number > 0")
+    int | float,
+    BeforeValidator(as_positive),
+    BeforeValidator(as_number),
+    Expect("a number > 0"),
+    WithJsonSchema(POSITIVE_SCHEMA),
 ]
 OptionalFloat = Annotated[
     float | None,
@@ -255,9 +382,14 @@ OptionalFloat = Annotated[
     # int written to JSON would silently mean plain LoRA there.
     BeforeValidator(lambda v: v if v is None else as_float(v)),
     Expect("a number, or None"),
+    WithJsonSchema({"anyOf": [_FINITE, {"type": "null"}]}),
 ]
 Probability = Annotated[
-    float, BeforeValidator(_probability), BeforeValidator(as_number), Expect("a number in [0, 1)")
+    float,
+    BeforeValidator(_probability),
+    BeforeValidator(as_number),
+    Expect("a number in [0, 1)"),
+    WithJsonSchema({"type": "number", "minimum": 0, "exclusiveMaximum": 1}),
 ]
 ReductionFactor = Annotated[
     int | float | Mapping[str, int | float],
@@ -265,20 +397,40 @@ ReductionFactor = Annotated[
     AfterValidator(lambda v: FrozenDict(v) if isinstance(v, Mapping) else v),
     BeforeValidator(_reduction_factor),
     Expect("a number > 0, or a mapping of layer indices to numbers with a 'default' key"),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                POSITIVE_SCHEMA,
+                {
+                    "type": "object",
+                    "propertyNames": {"pattern": _LAYER_KEY},
+                    "additionalProperties": POSITIVE_SCHEMA,
+                    "required": ["default"],
+                },
+            ]
+        }
+    ),
 ]
 NonLinearity = Annotated[
-    str, BeforeValidator(_activation), Expect("an activation name such as 'relu' or 'gelu'")
+    str,
+    BeforeValidator(_activation),
+    Expect("an activation name such as 'relu' or 'gelu'"),
+    WithJsonSchema(_ACTIVATION_SCHEMA),
+    EnumDocs(_ACTIVATION_DOCS),
 ]
 OptionalNonLinearity = Annotated[
     str | None,
     BeforeValidator(lambda v: v if v is None else _activation(v)),
     Expect("an activation name such as 'relu', or None"),
+    WithJsonSchema({"anyOf": [{"enum": [*ACTIVATIONS, None]}, _ACTIVATION_SCHEMA["anyOf"][1]]}),
+    EnumDocs(_ACTIVATION_DOCS),
 ]
 LayerList = Annotated[
     tuple[NonNegInt, ...],
     BeforeValidator(_not_str),
     AfterValidator(_distinct),
     Expect("a list of distinct layer indices ≥ 0"),
+    WithJsonSchema(LAYERS_SCHEMA),
 ]
 AttnMatrices = Annotated[
     tuple[Literal["q", "k", "v"], ...],
@@ -286,15 +438,33 @@ AttnMatrices = Annotated[
     AfterValidator(_distinct),
     Field(min_length=1),
     Expect("a non-empty list of distinct matrices from 'q', 'k', 'v'"),
+    WithJsonSchema(
+        {
+            "type": "array",
+            "items": {"type": "string", "enum": ["q", "k", "v"]},
+            "minItems": 1,
+            "uniqueItems": True,
+        }
+    ),
+    EnumDocs({"q": "Query projection.", "k": "Key projection.", "v": "Value projection."}),
 ]
 Scaling = Annotated[
     float | Literal["learned", "channel"],
     # An int is a number too: the reference's rejection of scaling=2 (but not 2.0) is a quirk.
     BeforeValidator(_scaling),
     Expect("a number, 'learned' or 'channel'"),
+    WithJsonSchema({"anyOf": [_FINITE, {"type": "string", "enum": ["learned", "channel"]}]}),
+    EnumDocs(
+        {
+            "learned": "One learned scalar, initialised to 1.",
+            "channel": "One learned value per hidden channel, initialised to 1.",
+        }
+    ),
 ]
 Dtype = Annotated[
     Literal["float32", "float16", "bfloat16", "float64", "float", "half", "double"] | None,
     Expect("a torch dtype name such as 'float32' or 'bfloat16', or None"),
+    WithJsonSchema({"enum": [*DTYPES, None]}),
+    EnumDocs(_DTYPE_DOCS),
 ]
 Text = Annotated[StrictStr, Expect("a string")]

@@ -11,7 +11,7 @@ import json
 import os
 import stat
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -52,6 +52,46 @@ ENVELOPE_KEYS = frozenset(
 
 
 _CACHED_LENGTH = 4096  # longer strings are parsed afresh: the cache holds its keys
+
+
+def _is_count(value: Any) -> bool:
+    # JSON has one number type: 768.0 is 768 (as for the configs' integer fields).
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _is_text(value: Any) -> bool:
+    return isinstance(value, str)
+
+
+# What the envelope's own keys must hold (the saved-adapter schema states the same). A wrong
+# type is an error, not ignored: a non-string version, say, would silently select the legacy
+# fix-ups of files written without one.
+_ENVELOPE_VALUES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "$schema": (_is_text, "a string"),
+    "hidden_size": (lambda v: v is None or _is_count(v), "an integer ≥ 1, or null"),
+    "model_class": (_is_text, "a string"),
+    "model_name": (_is_text, "a string"),
+    "model_type": (_is_text, "a string"),
+    "name": (_is_text, "a string"),
+    "version": (_is_text, "a string such as 'adapters.1.3.0'"),
+    "type": (lambda v: v in ("text_task", "text_lang"), "'text_task' or 'text_lang'"),
+}
+
+
+def _envelope_problems(data: Mapping[str, Any], keys: Sequence[str]) -> list[Problem]:
+    return [
+        Problem(
+            f"invalid value for '{key}' in a saved adapter's adapter_config.json",
+            Location(path=(key,)),
+            expected=_ENVELOPE_VALUES[key][1],
+            found=repr(data[key])[:60],
+            code="type",
+        )
+        for key in keys
+        if key in data and not _ENVELOPE_VALUES[key][0](data[key])
+    ]
 
 
 def parse(text: str) -> AdapterConfig:
@@ -331,6 +371,11 @@ def _model_named(data: Mapping[str, Any]) -> str:
 
 def _unwrap(data: Mapping[str, Any]) -> tuple[dict[str, Any], tuple[str | int, ...]]:
     """Strip a ``$schema`` key and a saved adapter's envelope, applying its load-time fix-ups."""
+    problems = _envelope_problems(data, ["$schema"])
+    if "config" in data:
+        problems += _envelope_problems(data, [k for k in _ENVELOPE_VALUES if k != "$schema"])
+    if problems:
+        raise ConfigError(problems)
     data = {k: v for k, v in data.items() if k != "$schema"}
     if "config" in data:
         # A saved adapter's adapter_config.json. Config dicts have no "config" field, so the key
@@ -351,6 +396,9 @@ def _unwrap(data: Mapping[str, Any]) -> tuple[dict[str, Any], tuple[str | int, .
                 ]
             )
         inner = dict(data["config"])
+        inner_problems = _envelope_problems(inner, ["$schema"])
+        if inner_problems:
+            raise ConfigError([p.prefixed(("config",)) for p in inner_problems])
         version = data.get("version")
         inner = _legacy_fixups(inner, version if isinstance(version, str) else None)
         inner.pop("$schema", None)
@@ -399,9 +447,10 @@ def _legacy_fixups(config: dict[str, Any], version: str | None) -> dict[str, Any
         renames = {"gelu": "gelu_new", "gelu_orig": "gelu"}
         config["non_linearity"] = renames.get(config["non_linearity"], config["non_linearity"])
     old = version is not None and version.startswith("adapters.") and _older(version, (1, 1, 0))
-    if old and config.get("architecture") == "lora" and config.get("r") != config.get("alpha"):
-        # Before 1.1.0 LoRA scaled by alpha instead of alpha/r; alpha=r reproduces that.
-        config["alpha"] = config.get("r")
+    if old and config.get("architecture") == "lora":
+        # Before 1.1.0 LoRA scaled by alpha instead of alpha/r; alpha=r reproduces that (an
+        # absent r is the default one).
+        config["alpha"] = config.get("r", LoRAConfig.model_fields["r"].default)
     if isinstance(config.get("configs"), list):
         config["configs"] = [
             _legacy_fixups(dict(c), version) if isinstance(c, Mapping) else c
@@ -492,6 +541,18 @@ def _union_from_dict(
         )
     configs: list[AdapterConfig] = []
     for i, member in enumerate(members):
+        if isinstance(member, Mapping) and "$schema" in member:
+            # The schema key names the file's schema, so it belongs on the top level only.
+            problems.append(
+                Problem(
+                    "'$schema' belongs on the top level of the file, not in a union member",
+                    Location(path=(*prefix, "configs", i, "$schema")),
+                    expected="no '$schema' key in a member",
+                    found=repr("$schema"),
+                    code="unknown_key",
+                )
+            )
+            continue
         try:
             configs.append(
                 config_from_dict(member, strict=strict, dropped=dropped)

@@ -1,11 +1,20 @@
 """JSON Schema (Draft 2020-12) of adapter config dicts and saved ``adapter_config.json`` files.
 
-The schemas are generated from the config classes: each family's pydantic schema is taken as a
-starting point, then tightened (ranges, enums, distinct items), documented for editors
-(``markdownDescription``, per-value ``enumDescriptions``, defaults, examples and the values each
-preset uses) and tagged so an editor can tell the variants apart: every variant fixes
-``architecture`` with ``const``; bottleneck configs, which the reference writes without an
-``architecture`` key, are the one variant where the key may be absent (or ``null``/``"bottleneck"``).
+The schemas are generated from the config classes through pydantic's hooks: the field types
+declare their own schemas (``WithJsonSchema``) and value documentation (``EnumDocs``) in
+``fieldtypes.py`` and the family modules, :class:`_Generator` makes pydantic's output plainer, and
+each family's cross-field rules (``cross_field_rules``, the ones its model validator checks) are
+compiled into the variant's ``allOf``. This module adds the documentation editors show
+(``markdownDescription``, defaults, examples and the values each preset uses) and tags the
+variants so an editor can tell them apart: every variant fixes ``architecture`` with ``const``;
+bottleneck configs, which the reference writes without an ``architecture`` key, are the one
+variant where the key may be absent (or ``null``/``"bottleneck"``).
+
+The schema accepts exactly what ``load()`` accepts (``tests/test_schema_agreement.py`` checks it)
+except where JSON Schema cannot say it: pairwise rules between union members, the syntax of
+config strings inside saved files, and the legacy forms that ``load()`` rewrites before
+validating (the ``invertible_adapter`` key, ``gelu_orig`` in files without a version, the alpha
+of LoRA files written before adapters 1.1.0).
 
 The committed files under ``schemas/`` are the output of :func:`write_schemas`; a test checks
 that they are current (regenerate with ``make schemas`` or ``adapter-dsl schema --output schemas``).
@@ -17,15 +26,19 @@ import copy
 import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal
 
-from . import fieldtypes as ft
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
+from pydantic_core import core_schema
+
+from .fieldtypes import POSITIVE_SCHEMA
 from .methods.base import AdapterConfig, plain
-from .methods.bottleneck import BnConfig, InvReduction
+from .methods.bottleneck import BnConfig
 from .methods.lora import LoRAConfig, MTLLoRAConfig
 from .methods.prefix_tuning import PrefixTuningConfig
 from .methods.prompt_tuning import PromptTuningConfig
-from .methods.reft import ReftConfig, ReftLayers
+from .methods.reft import ReftConfig
+from .methods.rules import REQUIRED
 from .methods.union import ConfigUnion
 from .registry import IDENTIFIERS, preset_config
 
@@ -65,139 +78,37 @@ _VARIANTS: tuple[tuple[str, str | None, type[AdapterConfig], str], ...] = (
     ("reft", "reft", ReftConfig, "Representation fine-tuning (ReFT)"),
 )
 
-# Per-value documentation of enumerations: (family, field) → value → text. Family "*" applies
-# to every family that has the field.
-_ENUM_DOCS: dict[tuple[str, str], dict[Any, str]] = {
-    ("bottleneck", "init_weights"): {
-        "bert": "Weights ~ N(0, 0.02), biases 0 (BERT initialisation).",
-        "mam_adapter": "Kaiming-uniform down projection, zero up projection: the adapter starts "
-        "as the identity.",
-        "houlsby": "Truncated normal (std 0.01) for both projections (Adapter+).",
-    },
-    ("bottleneck", "inv_adapter"): {
-        "nice": "NICE coupling block after the embeddings.",
-        "glow": "Glow coupling block after the embeddings.",
-        None: "No invertible adapter.",
-    },
-    ("bottleneck", "scaling"): {
-        "learned": "One learned scalar, initialised to 1.",
-        "channel": "One learned value per hidden channel, initialised to 1.",
-    },
-    ("bottleneck", "residual_before_ln"): {
-        "post_add": "After the residual addition of the original layer norm (needs "
-        "original_ln_before=True).",
-    },
-    ("bottleneck", "phm_c_init"): {
-        "normal": "Rule matrices ~ normal.",
-        "uniform": "Rule matrices ~ uniform.",
-    },
-    ("bottleneck", "hypercomplex_nonlinearity"): {
-        "phm": "PHM initialisation of W.",
-        "glorot-normal": "Glorot (Xavier) normal initialisation of W.",
-        "glorot-uniform": "Glorot (Xavier) uniform initialisation of W.",
-        "normal": "Normal initialisation of W.",
-    },
-    ("lora", "composition_mode"): {
-        "add": "Add a low-rank update scaled by alpha/r (LoRA, VeRA, DoRA).",
-        "scale": "Multiply the output by a learned vector (IA³); needs r = 1.",
-    },
-    ("lora", "init_weights"): {
-        "lora": "A Kaiming-uniform, B zero: the update starts at zero.",
-        "bert": "A and B ~ N(0, 0.02).",
-        "ia3": "Ones: IA³ scaling vectors start as the identity.",
-        "vera": "Kaiming-uniform shared random matrices (VeRA).",
-    },
-    ("mtl_lora", "task_specific_matrix_type"): {
-        "singular_values": "A learned diagonal per task.",
-        "linear": "A learned full matrix per task.",
-    },
-    ("prompt_tuning", "prompt_init"): {
-        "random_uniform": "Uniform in ±random_uniform_scale.",
-        "from_string": "The token embeddings of prompt_init_text (repeated or cut to length).",
-    },
-    ("prompt_tuning", "combine"): {
-        "prefix": "Prompts before the whole input.",
-        "prefix_after_bos": "Prompts right after the first (BOS) token.",
-    },
-    ("reft", "layers"): {"all": "Every layer of the model."},
-    ("*", "attn_matrices"): {
-        "q": "Query projection.",
-        "k": "Key projection.",
-        "v": "Value projection.",
-    },
-    ("*", "dtype"): {
-        "float32": "32-bit float.",
-        "float16": "16-bit float.",
-        "bfloat16": "16-bit brain float.",
-        "float64": "64-bit float.",
-        "float": "Alias of float32.",
-        "half": "Alias of float16.",
-        "double": "Alias of float64.",
-        None: "The dtype of the model.",
-    },
-    ("*", "non_linearity"): {
-        "relu": "ReLU.",
-        "gelu": "GELU (exact).",
-        "gelu_new": "GELU, tanh approximation (GPT-2's).",
-        "swish": "Swish / SiLU.",
-        "silu": "SiLU / Swish.",
-        "tanh": "Hyperbolic tangent.",
-        "leakyrelu": "Leaky ReLU (functional form).",
-        "prelu": "Parametric ReLU (adds one trainable parameter).",
-        "linear": "Identity.",
-        None: "Identity.",
-    },
-}
-
 _ARCHITECTURE_DOC = (
     "Selects the method family. Bottleneck adapters have no `architecture` key in the reference "
     'format (null and "bottleneck" are accepted too); every other family must name itself.'
 )
 
 
-def _expect(annotated: Any) -> ft.Expect:
-    """The ``Expect`` marker carried by an annotated field type (identifies the type)."""
-    for meta in get_args(annotated)[1:]:
-        if isinstance(meta, ft.Expect):
-            return meta
-    raise LookupError(f"{annotated!r} has no Expect marker")  # pragma: no cover
+class _Generator(GenerateJsonSchema):
+    """pydantic's JSON Schema, plainer for editors: no titles, ``enum`` for every literal, one
+    ``number`` for int|float, and a list of types for a union of plain types."""
 
+    def field_title_should_be_set(self, schema: Any) -> bool:
+        return False
 
-_POSITIVE: Json = {"type": "number", "exclusiveMinimum": 0}
-_LAYERS: Json = {"type": "array", "items": {"type": "integer", "minimum": 0}, "uniqueItems": True}
+    def sort(self, value: JsonSchemaValue, parent_key: str | None = None) -> JsonSchemaValue:
+        return value  # declaration order reads better than alphabetical (type before bounds)
 
-# Schemas of the annotated field types whose rules pydantic cannot express by itself.
-_TYPE_SCHEMAS: dict[int, Json] = {
-    id(_expect(ft.PositiveNumber)): _POSITIVE,
-    id(_expect(ft.Probability)): {"type": "number", "minimum": 0, "exclusiveMaximum": 1},
-    id(_expect(ft.OptionalFloat)): {"type": ["number", "null"]},
-    id(_expect(InvReduction)): {"anyOf": [_POSITIVE, {"type": "null"}]},
-    id(_expect(ft.ReductionFactor)): {
-        "anyOf": [
-            _POSITIVE,
-            {
-                "type": "object",
-                "propertyNames": {"pattern": "^(default|[0-9]+)$"},
-                "additionalProperties": _POSITIVE,
-                "required": ["default"],
-            },
-        ]
-    },
-    id(_expect(ft.NonLinearity)): {"type": "string", "enum": list(ft.ACTIVATIONS)},
-    id(_expect(ft.OptionalNonLinearity)): {"enum": [*ft.ACTIVATIONS, None]},
-    id(_expect(ft.LayerList)): _LAYERS,
-    id(_expect(ft.AttnMatrices)): {
-        "type": "array",
-        "items": {"type": "string", "enum": ["q", "k", "v"]},
-        "minItems": 1,
-        "uniqueItems": True,
-    },
-    id(_expect(ft.Scaling)): {
-        "anyOf": [{"type": "number"}, {"type": "string", "enum": ["learned", "channel"]}]
-    },
-    id(_expect(ft.Dtype)): {"enum": [*ft.DTYPES, None]},
-    id(_expect(ReftLayers)): {"anyOf": [{"type": "string", "enum": ["all"]}, _LAYERS]},
-}
+    def literal_schema(self, schema: core_schema.LiteralSchema) -> JsonSchemaValue:
+        out = super().literal_schema(schema)
+        if "const" in out:
+            out["enum"] = [out.pop("const")]
+        return out
+
+    def get_union_of_schemas(self, schemas: list[JsonSchemaValue]) -> JsonSchemaValue:
+        if {"type": "number"} in schemas:
+            schemas = [b for b in schemas if b != {"type": "integer"}]
+        if all(set(b) == {"type"} and isinstance(b["type"], str) for b in schemas):
+            types = [b["type"] for b in schemas]
+            return {"type": types[0] if len(types) == 1 else types}
+        if len(schemas) == 1:
+            return schemas[0]
+        return {"anyOf": schemas}
 
 
 # -- building one variant ----------------------------------------------------------------------
@@ -216,41 +127,6 @@ def _family_presets(tag: str | None) -> dict[str, AdapterConfig]:
     return out
 
 
-def _field_type_schema(cls: type[AdapterConfig], name: str, generated: Json) -> Json:
-    info = cls.model_fields[name]
-    for meta in info.metadata:
-        if isinstance(meta, ft.Expect) and id(meta) in _TYPE_SCHEMAS:
-            return copy.deepcopy(_TYPE_SCHEMAS[id(meta)])
-    return _tidy(generated)
-
-
-def _tidy(node: Any) -> Any:
-    """Pydantic's output made plainer: no titles, ``number`` for int|float, minItems on arrays."""
-    if isinstance(node, list):
-        return [_tidy(v) for v in node]
-    if not isinstance(node, dict):
-        return node
-    out = {k: _tidy(v) for k, v in node.items() if k != "title"}
-    if out.get("type") == "array" and "minLength" in out:
-        out["minItems"] = out.pop("minLength")
-    if "const" in out and "enum" not in out:
-        out["enum"] = [out.pop("const")]
-    if "anyOf" in out:
-        branches = out["anyOf"]
-        if {"type": "number"} in branches:
-            branches = [b for b in branches if b != {"type": "integer"}]
-        if all(set(b) == {"type"} and isinstance(b["type"], str) for b in branches):
-            out.pop("anyOf")
-            types = [b["type"] for b in branches]
-            out["type"] = types[0] if len(types) == 1 else types
-        elif len(branches) == 1:
-            out.pop("anyOf")
-            out.update(branches[0])
-        else:
-            out["anyOf"] = branches
-    return out
-
-
 def _literal(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
@@ -263,19 +139,15 @@ def _markdown(text: str) -> str:
     return "".join(f'`"{p}"`' if i % 2 else p for i, p in enumerate(parts))
 
 
-def _attach_enum_docs(node: Json, docs: Mapping[Any, str]) -> None:
-    """Add ``enumDescriptions``/``markdownEnumDescriptions`` to every enum inside ``node``."""
-    if "enum" in node:
-        values = node["enum"]
-        texts = [docs.get(v, "") for v in values]
-        if any(texts):
-            node["enumDescriptions"] = texts
-            node["markdownEnumDescriptions"] = [_markdown(t) for t in texts]
+def _markdown_enum_docs(node: Json) -> None:
+    """Add ``markdownEnumDescriptions`` beside every ``enumDescriptions`` inside ``node``."""
+    if "enumDescriptions" in node:
+        node["markdownEnumDescriptions"] = [_markdown(t) for t in node["enumDescriptions"]]
     for key in ("anyOf", "oneOf"):
         for branch in node.get(key, []):
-            _attach_enum_docs(branch, docs)
+            _markdown_enum_docs(branch)
     if isinstance(node.get("items"), dict):
-        _attach_enum_docs(node["items"], docs)
+        _markdown_enum_docs(node["items"])
 
 
 def _distinct(values: Iterable[Any]) -> list[Any]:
@@ -288,7 +160,6 @@ def _distinct(values: Iterable[Any]) -> list[Any]:
 
 def _property(
     cls: type[AdapterConfig],
-    family: str,
     name: str,
     generated: Json,
     presets: Mapping[str, AdapterConfig],
@@ -297,7 +168,7 @@ def _property(
     prop: Json = {}
     description = info.description or name.replace("_", " ")
     prop["description"] = description
-    prop.update(_field_type_schema(cls, name, generated))
+    prop.update(copy.deepcopy(generated))
     has_default = "default" in generated
     default = plain(info.default) if has_default else None
     if has_default:
@@ -327,9 +198,7 @@ def _property(
     if prop.get("type") == "boolean":
         examples.extend([True, False])
     prop["examples"] = _distinct(plain(e) for e in examples)
-    docs = {**_ENUM_DOCS.get(("*", name), {}), **_ENUM_DOCS.get((family, name), {})}
-    if docs:
-        _attach_enum_docs(prop, docs)
+    _markdown_enum_docs(prop)
     # A stable, readable key order: documentation first, then the type, then values.
     head = ("description", "markdownDescription")
     tail = ("default", "examples")
@@ -370,15 +239,14 @@ _SCHEMA_KEY: Json = {
 
 
 def _variant(name: str, tag: str | None, cls: type[AdapterConfig], title: str) -> Json:
-    generated = cls.model_json_schema(mode="validation")
+    generated = cls.model_json_schema(mode="validation", schema_generator=_Generator)
     gen_props: Json = generated.get("properties", {})
     presets = _family_presets(tag)
-    family = "bottleneck" if tag is None else tag
     properties: Json = {"$schema": _SCHEMA_KEY, "architecture": _architecture_property(tag)}
     for field in cls.model_fields:
         if field == "architecture":
             continue
-        properties[field] = _property(cls, family, field, gen_props[field], presets)
+        properties[field] = _property(cls, field, gen_props[field], presets)
     required = [f for f in generated.get("required", []) if f != "architecture"]
     if tag is not None:
         required = ["architecture", *required]
@@ -394,9 +262,12 @@ def _variant(name: str, tag: str | None, cls: type[AdapterConfig], title: str) -
         "required": required,
         "additionalProperties": False,
     }
-    rules = _RULES.get(family)
-    if rules:
-        variant["allOf"] = copy.deepcopy(rules)
+    if cls.cross_field_rules:
+        defaults = {
+            field: REQUIRED if info.is_required() else plain(info.default)
+            for field, info in cls.model_fields.items()
+        }
+        variant["allOf"] = [rule.schema(defaults) for rule in cls.cross_field_rules]
     if tag is None:
         properties["invertible_adapter"] = {
             "description": "Legacy form of inv_adapter and inv_adapter_reduction_factor.",
@@ -407,7 +278,7 @@ def _variant(name: str, tag: str | None, cls: type[AdapterConfig], title: str) -
             "type": ["object", "null"],
             "properties": {
                 "block_type": {"enum": ["nice", "glow", None]},
-                "reduction_factor": {"anyOf": [_POSITIVE, {"type": "null"}]},
+                "reduction_factor": {"anyOf": [POSITIVE_SCHEMA, {"type": "null"}]},
             },
         }
     examples = [presets[i].to_dict() for i in list(presets)[:1]]
@@ -416,86 +287,12 @@ def _variant(name: str, tag: str | None, cls: type[AdapterConfig], title: str) -
     return variant
 
 
-def _when(field: str, value: Any, then: Json) -> Json:
-    return {"if": {"properties": {field: {"const": value}}, "required": [field]}, "then": then}
-
-
-# Cross-field rules that a schema can state precisely (each gives an editor a located message).
-_RULES: dict[str, list[Json]] = {
-    "bottleneck": [
-        {
-            "if": {"properties": {"inv_adapter": {"type": "string"}}, "required": ["inv_adapter"]},
-            "then": {
-                "properties": {"inv_adapter_reduction_factor": _POSITIVE},
-                "required": ["inv_adapter_reduction_factor"],
-            },
-        },
-        # Placed somewhere: not all of the location flags off (absent means the default).
-        {
-            "not": {
-                "properties": {
-                    "mh_adapter": {"const": False},
-                    "output_adapter": {"const": False},
-                    "cross_adapter": {"const": False},
-                    "inv_adapter": {"const": None},
-                },
-                "required": ["mh_adapter", "output_adapter"],
-            }
-        },
-        _when(
-            "residual_before_ln",
-            "post_add",
-            {
-                "properties": {"original_ln_before": {"const": True}},
-                "required": ["original_ln_before"],
-            },
-        ),
-    ],
-    "lora": [
-        {
-            "not": {
-                "properties": {
-                    "selfattn_lora": {"const": False},
-                    "intermediate_lora": {"const": False},
-                    "output_lora": {"const": False},
-                },
-                "required": ["selfattn_lora"],
-            }
-        },
-        _when(
-            "composition_mode",
-            "scale",
-            {
-                "properties": {
-                    "r": {"const": 1},
-                    "dropout": {"const": 0},
-                    "use_dora": {"const": False},
-                    "init_weights": {"not": {"const": "vera"}},
-                },
-                "required": ["r"],
-            },
-        ),
-    ],
-    "prompt_tuning": [
-        _when(
-            "prompt_init",
-            "from_string",
-            {
-                "properties": {"prompt_init_text": {"type": "string", "minLength": 1}},
-                "required": ["prompt_init_text"],
-            },
-        )
-    ],
-}
-_RULES["mtl_lora"] = _RULES["lora"]
-
-
 def _union_variant() -> Json:
     doc = (ConfigUnion.__doc__ or "").strip().splitlines()[0]
     unions = [
         i for i, p in IDENTIFIERS.items() if issubclass(p.cls, ConfigUnion) and not p.deprecated
     ]
-    configs_doc = "The combined single-method configs (unions do not nest)."
+    configs_doc = "The combined configs (a member that is a union is flattened into this one)."
     return {
         "title": "Union of methods",
         "description": doc,
@@ -514,8 +311,12 @@ def _union_variant() -> Json:
                 "different locations, or members with disjoint `leave_out`.",
                 "type": "array",
                 "minItems": 1,
-                # A member is any single-method variant; "$schema" belongs on the top level only.
-                "items": {"$ref": "#/$defs/single_method", "properties": {"$schema": False}},
+                # A member is one method, or a union that load() flattens into this one;
+                # "$schema" belongs on the top level only.
+                "items": {
+                    "anyOf": [{"$ref": "#/$defs/single_method"}, {"$ref": "#/$defs/union"}],
+                    "properties": {"$schema": False},
+                },
             },
         },
         "required": ["architecture", "configs"],
@@ -568,7 +369,7 @@ def _text(description: str, **extra: Any) -> Json:
 
 
 def _saved_schema() -> Json:
-    config_doc = "The adapter config (the config's to_dict())."
+    config_doc = "The adapter config (the config's to_dict()), or a config string."
     return {
         "$schema": METASCHEMA,
         "$id": SCHEMA_IDS["saved-adapter"],
@@ -581,8 +382,13 @@ def _saved_schema() -> Json:
             "$schema": _SCHEMA_KEY | {"examples": [SCHEMA_IDS["saved-adapter"]]},
             "config": {
                 "description": config_doc,
-                "markdownDescription": "The adapter config (the config's `to_dict()`).",
-                "$ref": "#/$defs/adapter_config",
+                "markdownDescription": "The adapter config (the config's `to_dict()`), or a "
+                'config string such as `"lora[r=16]"`.',
+                # A string is parsed by load(); its syntax is beyond a schema.
+                "anyOf": [
+                    {"$ref": "#/$defs/adapter_config"},
+                    {"type": "string", "description": "A config string, e.g. 'lora[r=16]'."},
+                ],
             },
             "hidden_size": {
                 "description": "Hidden size of the model the adapter was trained on.",

@@ -15,10 +15,11 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from ..errors import ConfigError, Location, Problem, did_you_mean, quote
 from ..fieldtypes import Expect, RuleViolation, RuleViolations
+from .rules import Rule, violations
 
 if TYPE_CHECKING:
     from .union import ConfigUnion
@@ -84,6 +85,13 @@ class AdapterConfig(BaseModel):
     # Other libraries' names for fields (PEFT's vocabulary): an unknown key that is one of them
     # gets the field as its suggestion. key → field, or (field, how they differ).
     _synonyms: ClassVar[Mapping[str, str | tuple[str, str]]] = {}
+    # The family's cross-field rules: checked below, stated by the JSON Schema (see rules.py).
+    cross_field_rules: ClassVar[tuple[Rule, ...]] = ()
+
+    @model_validator(mode="after")
+    def _check_cross_field_rules(self) -> Self:
+        check_rules(violations(self, self.cross_field_rules))
+        return self
 
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BeforeValidator, Field, StrictBool, model_validator
+from pydantic import BeforeValidator, Field, StrictBool, WithJsonSchema, model_validator
 
 from ..fieldtypes import (
+    POSITIVE_SCHEMA,
     Bool,
+    EnumDocs,
     Expect,
     LayerList,
     NonLinearity,
@@ -25,7 +27,8 @@ from ..fieldtypes import (
     as_number,
     as_positive,
 )
-from .base import AdapterConfig, check_rules
+from .base import AdapterConfig
+from .rules import Is, Rule
 
 __all__ = [
     "AdapterPlusConfig",
@@ -39,13 +42,58 @@ __all__ = [
     "SeqBnInvConfig",
 ]
 
-InitWeights = Literal["bert", "mam_adapter", "houlsby"]
-ResidualBeforeLn = Annotated[StrictBool | Literal["post_add"], Expect("True, False or 'post_add'")]
-InvAdapter = Annotated[Literal["nice", "glow"] | None, Expect("'nice', 'glow' or None")]
+InitWeights = Annotated[
+    Literal["bert", "mam_adapter", "houlsby"],
+    EnumDocs(
+        {
+            "bert": "Weights ~ N(0, 0.02), biases 0 (BERT initialisation).",
+            "mam_adapter": "Kaiming-uniform down projection, zero up projection: the adapter "
+            "starts as the identity.",
+            "houlsby": "Truncated normal (std 0.01) for both projections (Adapter+).",
+        }
+    ),
+]
+ResidualBeforeLn = Annotated[
+    StrictBool | Literal["post_add"],
+    Expect("True, False or 'post_add'"),
+    EnumDocs(
+        {
+            "post_add": "After the residual addition of the original layer norm (needs "
+            "original_ln_before=True).",
+        }
+    ),
+]
+InvAdapter = Annotated[
+    Literal["nice", "glow"] | None,
+    Expect("'nice', 'glow' or None"),
+    EnumDocs(
+        {
+            "nice": "NICE coupling block after the embeddings.",
+            "glow": "Glow coupling block after the embeddings.",
+            None: "No invertible adapter.",
+        }
+    ),
+]
 InvReduction = Annotated[
     int | float | None,
     BeforeValidator(lambda v: v if v is None else as_positive(as_number(v))),
     Expect("a number > 0, or None"),
+    WithJsonSchema({"anyOf": [POSITIVE_SCHEMA, {"type": "null"}]}),
+]
+PhmRuleInit = Annotated[
+    Literal["normal", "uniform"],
+    EnumDocs({"normal": "Rule matrices ~ normal.", "uniform": "Rule matrices ~ uniform."}),
+]
+PhmWeightInit = Annotated[
+    Literal["phm", "glorot-normal", "glorot-uniform", "normal"],
+    EnumDocs(
+        {
+            "phm": "PHM initialisation of W.",
+            "glorot-normal": "Glorot (Xavier) normal initialisation of W.",
+            "glorot-uniform": "Glorot (Xavier) uniform initialisation of W.",
+            "normal": "Normal initialisation of W.",
+        }
+    ),
 ]
 
 
@@ -108,14 +156,12 @@ class BnConfig(AdapterConfig):
     shared_W_phm: Bool = Field(False, description="Share the PHM weights W across layers.")
     shared_phm_rule: Bool = Field(True, description="Share the PHM rule across layers.")
     factorized_phm_rule: Bool = Field(False, description="Factorise the PHM rule.")
-    phm_c_init: Literal["normal", "uniform"] = Field(
-        "normal", description="Initialisation of the PHM rule."
-    )
+    phm_c_init: PhmRuleInit = Field("normal", description="Initialisation of the PHM rule.")
     phm_init_range: PositiveNumber = Field(
         0.0001, description="Standard deviation of the shared PHM rule initialisation."
     )
     learn_phm: Bool = Field(True, description="Train the PHM rule.")
-    hypercomplex_nonlinearity: Literal["phm", "glorot-normal", "glorot-uniform", "normal"] = Field(
+    hypercomplex_nonlinearity: PhmWeightInit = Field(
         "glorot-uniform", description="Initialisation of the PHM weights."
     )
     phm_rank: PositiveInt = Field(1, description="Rank of the factorised PHM weights.")
@@ -146,47 +192,42 @@ class BnConfig(AdapterConfig):
                 data["inv_adapter_reduction_factor"] = legacy.get("reduction_factor")
         return data
 
-    @model_validator(mode="after")
-    def _cross_field_rules(self) -> BnConfig:
-        problems: list[RuleViolation] = []
-        if self.inv_adapter is not None and self.inv_adapter_reduction_factor is None:
-            problems.append(
-                RuleViolation(
-                    "inv_adapter_reduction_factor",
-                    f"inv_adapter={self.inv_adapter!r} needs a numeric inv_adapter_reduction_factor",
-                    expected="a number > 0",
-                    suggestion="set inv_adapter_reduction_factor=2",
-                )
-            )
-        if self.residual_before_ln == "post_add" and not self.original_ln_before:
-            problems.append(
-                RuleViolation(
-                    "residual_before_ln",
-                    "residual_before_ln='post_add' takes the residual after the original "
-                    "layer norm's residual addition, which needs original_ln_before=True",
-                    expected="original_ln_before=True, or residual_before_ln True/False",
-                )
-            )
-        if self.phm_layer and self.init_weights != "bert":
-            problems.append(
-                RuleViolation(
-                    "init_weights",
-                    f"init_weights={self.init_weights!r} cannot initialise PHM layers",
-                    expected="init_weights='bert' when phm_layer=True",
-                )
-            )
-        if not (self.mh_adapter or self.output_adapter or self.cross_adapter or self.inv_adapter):
-            problems.append(
-                RuleViolation(
-                    "output_adapter",
-                    "the adapter is placed nowhere: mh_adapter, output_adapter, cross_adapter "
-                    "and inv_adapter are all off",
-                    expected="at least one location",
-                    suggestion="set output_adapter=True",
-                )
-            )
-        check_rules(problems)
-        return self
+    cross_field_rules = (
+        Rule(
+            when=~Is("inv_adapter", None),
+            require=~Is("inv_adapter_reduction_factor", None),
+            field="inv_adapter_reduction_factor",
+            message="inv_adapter={inv_adapter!r} needs a numeric inv_adapter_reduction_factor",
+            expected="a number > 0",
+            suggestion="set inv_adapter_reduction_factor=2",
+        ),
+        Rule(
+            when=Is("residual_before_ln", "post_add"),
+            require=Is("original_ln_before", True),
+            field="residual_before_ln",
+            message="residual_before_ln='post_add' takes the residual after the original "
+            "layer norm's residual addition, which needs original_ln_before=True",
+            expected="original_ln_before=True, or residual_before_ln True/False",
+        ),
+        Rule(
+            when=Is("phm_layer", True),
+            require=Is("init_weights", "bert"),
+            field="init_weights",
+            message="init_weights={init_weights!r} cannot initialise PHM layers",
+            expected="init_weights='bert' when phm_layer=True",
+        ),
+        Rule(
+            require=Is("mh_adapter", True)
+            | Is("output_adapter", True)
+            | Is("cross_adapter", True)
+            | ~Is("inv_adapter", None),
+            field="output_adapter",
+            message="the adapter is placed nowhere: mh_adapter, output_adapter, cross_adapter "
+            "and inv_adapter are all off",
+            expected="at least one location",
+            suggestion="set output_adapter=True",
+        ),
+    )
 
 
 class SeqBnConfig(BnConfig):

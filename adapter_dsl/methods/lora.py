@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from ..fieldtypes import (
     AttnMatrices,
     Bool,
     Dtype,
+    EnumDocs,
     Expect,
     LayerList,
     OptionalFloat,
@@ -18,9 +19,9 @@ from ..fieldtypes import (
     PositiveInt,
     PositiveNumber,
     Probability,
-    RuleViolation,
 )
-from .base import AdapterConfig, check_rules
+from .base import AdapterConfig
+from .rules import Is, Rule
 
 __all__ = [
     "DoRAConfig",
@@ -31,10 +32,40 @@ __all__ = [
     "VeraConfig",
 ]
 
-CompositionMode = Annotated[Literal["add", "scale"], Expect("'add' or 'scale'")]
-LoRAInit = Annotated[
-    Literal["lora", "bert", "ia3", "vera"], Expect("one of 'lora', 'bert', 'ia3', 'vera'")
+CompositionMode = Annotated[
+    Literal["add", "scale"],
+    Expect("'add' or 'scale'"),
+    EnumDocs(
+        {
+            "add": "Add a low-rank update scaled by alpha/r (LoRA, VeRA, DoRA).",
+            "scale": "Multiply the output by a learned vector (IA³); needs r = 1.",
+        }
+    ),
 ]
+LoRAInit = Annotated[
+    Literal["lora", "bert", "ia3", "vera"],
+    Expect("one of 'lora', 'bert', 'ia3', 'vera'"),
+    EnumDocs(
+        {
+            "lora": "A Kaiming-uniform, B zero: the update starts at zero.",
+            "bert": "A and B ~ N(0, 0.02).",
+            "ia3": "Ones: IA³ scaling vectors start as the identity.",
+            "vera": "Kaiming-uniform shared random matrices (VeRA).",
+        }
+    ),
+]
+TaskMatrixType = Annotated[
+    Literal["singular_values", "linear"],
+    EnumDocs(
+        {
+            "singular_values": "A learned diagonal per task.",
+            "linear": "A learned full matrix per task.",
+        }
+    ),
+]
+
+_SCALE = Is("composition_mode", "scale")  # IA³
+_VERA = ~Is("vera_d", None) | ~Is("vera_b", None)
 
 
 class LoRAConfig(AdapterConfig):
@@ -90,74 +121,73 @@ class LoRAConfig(AdapterConfig):
         "layers_to_transform": ("leave_out", "; leave_out lists the layers left without LoRA"),
     }
 
-    @model_validator(mode="after")
-    def _cross_field_rules(self) -> LoRAConfig:
-        problems: list[RuleViolation] = []
-        scale = self.composition_mode == "scale"
-        if scale and self.r != 1:
-            problems.append(
-                RuleViolation(
-                    "r",
-                    f"composition_mode='scale' (IA³) learns one vector per module, so r must be 1, found {self.r}",
-                    expected="r=1 with composition_mode='scale'",
-                    suggestion="drop r, or use composition_mode='add'",
-                )
-            )
-        if scale and self.use_dora:
-            problems.append(
-                RuleViolation(
-                    "use_dora",
-                    "use_dora=True needs composition_mode='add'",
-                    expected="composition_mode='add' with use_dora=True",
-                )
-            )
-        if scale and self.init_weights == "vera":
-            problems.append(
-                RuleViolation(
-                    "init_weights",
-                    "init_weights='vera' cannot initialise an IA³ (composition_mode='scale') module",
-                    expected="'ia3', 'bert' or 'lora' with composition_mode='scale'",
-                )
-            )
-        if scale and self.dropout:
-            problems.append(
-                RuleViolation(
-                    "dropout",
-                    "IA³ (composition_mode='scale') does not support dropout",
-                    expected="dropout=0.0",
-                )
-            )
-        vera = self.vera_d is not None or self.vera_b is not None
-        if vera and (self.vera_d is None or self.vera_b is None):
-            missing = "vera_b" if self.vera_b is None else "vera_d"
-            problems.append(
-                RuleViolation(
-                    missing,
-                    "VeRA needs both vera_d and vera_b as numbers",
-                    expected="a number",
-                    suggestion=f"set {missing}={'0.0' if missing == 'vera_b' else '0.1'}",
-                )
-            )
-        if vera and scale:
-            problems.append(
-                RuleViolation(
-                    "composition_mode",
-                    "VeRA (vera_d/vera_b) needs composition_mode='add'",
-                    expected="'add'",
-                )
-            )
-        if not (self.selfattn_lora or self.intermediate_lora or self.output_lora):
-            problems.append(
-                RuleViolation(
-                    "selfattn_lora",
-                    "the adapter is placed nowhere: selfattn_lora, intermediate_lora and "
-                    "output_lora are all off",
-                    expected="at least one location",
-                    suggestion="set selfattn_lora=True",
-                )
-            )
-        check_rules(problems)
-        return self
+    cross_field_rules = (
+        Rule(
+            when=_SCALE,
+            require=Is("r", 1),
+            field="r",
+            message="composition_mode='scale' (IA³) learns one vector per module, so r must be "
+            "1, found {r}",
+            expected="r=1 with composition_mode='scale'",
+            suggestion="drop r, or use composition_mode='add'",
+        ),
+        Rule(
+            when=_SCALE,
+            require=Is("use_dora", False),
+            field="use_dora",
+            message="use_dora=True needs composition_mode='add'",
+            expected="composition_mode='add' with use_dora=True",
+        ),
+        Rule(
+            when=_SCALE,
+            require=~Is("init_weights", "vera"),
+            field="init_weights",
+            message="init_weights='vera' cannot initialise an IA³ (composition_mode='scale') "
+            "module",
+            expected="'ia3', 'bert' or 'lora' with composition_mode='scale'",
+        ),
+        Rule(
+            when=_SCALE,
+            require=Is("dropout", 0),
+            field="dropout",
+            message="IA³ (composition_mode='scale') does not support dropout",
+            expected="dropout=0.0",
+        ),
+        # VeRA needs both numbers; at most one of these two fires (at the missing one).
+        Rule(
+            when=~Is("vera_d", None),
+            require=~Is("vera_b", None),
+            field="vera_b",
+            message="VeRA needs both vera_d and vera_b as numbers",
+            expected="a number",
+            suggestion="set vera_b=0.0",
+        ),
+        Rule(
+            when=~Is("vera_b", None),
+            require=~Is("vera_d", None),
+            field="vera_d",
+            message="VeRA needs both vera_d and vera_b as numbers",
+            expected="a number",
+            suggestion="set vera_d=0.1",
+        ),
+        Rule(
+            when=_VERA,
+            require=Is("composition_mode", "add"),
+            field="composition_mode",
+            message="VeRA (vera_d/vera_b) needs composition_mode='add'",
+            expected="'add'",
+        ),
+        Rule(
+            require=Is("selfattn_lora", True)
+            | Is("intermediate_lora", True)
+            | Is("output_lora", True),
+            field="selfattn_lora",
+            message="the adapter is placed nowhere: selfattn_lora, intermediate_lora and "
+            "output_lora are all off",
+            expected="at least one location",
+            suggestion="set selfattn_lora=True",
+        ),
+    )
 
 
 class IA3Config(LoRAConfig):
@@ -196,7 +226,7 @@ class MTLLoRAConfig(LoRAConfig):
 
     architecture: Literal["mtl_lora"] = "mtl_lora"  # type: ignore[assignment]
     n_up_projection: PositiveInt = Field(1, description="Number of shared up projections.")
-    task_specific_matrix_type: Literal["singular_values", "linear"] = Field(
+    task_specific_matrix_type: TaskMatrixType = Field(
         "singular_values", description="Form of the task-specific matrix."
     )
     weights_sharpness: PositiveNumber = Field(

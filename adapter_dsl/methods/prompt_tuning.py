@@ -5,14 +5,33 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
-from ..fieldtypes import Expect, OptionalSeed, PositiveInt, PositiveNumber, RuleViolation
-from .base import AdapterConfig, check_rules
+from ..fieldtypes import EnumDocs, Expect, OptionalSeed, PositiveInt, PositiveNumber
+from .base import AdapterConfig
+from .rules import Is, Rule
 
 __all__ = ["PromptTuningConfig"]
 
 OptionalText = Annotated[str | None, Expect("a string, or None")]
+PromptInit = Annotated[
+    Literal["random_uniform", "from_string"],
+    EnumDocs(
+        {
+            "random_uniform": "Uniform in ±random_uniform_scale.",
+            "from_string": "The token embeddings of prompt_init_text (repeated or cut to length).",
+        }
+    ),
+]
+Combine = Annotated[
+    Literal["prefix", "prefix_after_bos"],
+    EnumDocs(
+        {
+            "prefix": "Prompts before the whole input.",
+            "prefix_after_bos": "Prompts right after the first (BOS) token.",
+        }
+    ),
+]
 
 
 class PromptTuningConfig(AdapterConfig):
@@ -24,14 +43,14 @@ class PromptTuningConfig(AdapterConfig):
 
     architecture: Literal["prompt_tuning"] = "prompt_tuning"
     prompt_length: PositiveInt = Field(10, description="Number of prompt embeddings.")
-    prompt_init: Literal["random_uniform", "from_string"] = Field(
+    prompt_init: PromptInit = Field(
         "random_uniform",
         description="Initialise the prompts uniformly at random or from the embeddings of a text.",
     )
     prompt_init_text: OptionalText = Field(
         None, description="Text whose token embeddings initialise the prompts (from_string)."
     )
-    combine: Literal["prefix", "prefix_after_bos"] = Field(
+    combine: Combine = Field(
         "prefix", description="Put the prompts first, or right after the first (BOS) token."
     )
     init_weights_seed: OptionalSeed = Field(None, description="Seed for the initialisation.")
@@ -48,20 +67,16 @@ class PromptTuningConfig(AdapterConfig):
         "prompt_tuning_init_text": "prompt_init_text",
     }
 
-    @model_validator(mode="after")
-    def _cross_field_rules(self) -> PromptTuningConfig:
-        problems: list[RuleViolation] = []
-        if self.prompt_init == "from_string" and not self.prompt_init_text:
-            problems.append(
-                RuleViolation(
-                    "prompt_init_text",
-                    "prompt_init='from_string' needs a prompt_init_text",
-                    expected="a non-empty string",
-                    suggestion="set prompt_init_text='Classify the sentiment:'",
-                )
-            )
-        check_rules(problems)
-        return self
+    cross_field_rules = (
+        Rule(
+            when=Is("prompt_init", "from_string"),
+            require=~Is("prompt_init_text", None) & ~Is("prompt_init_text", ""),
+            field="prompt_init_text",
+            message="prompt_init='from_string' needs a prompt_init_text",
+            expected="a non-empty string",
+            suggestion="set prompt_init_text='Classify the sentiment:'",
+        ),
+    )
 
 
 PromptTuningConfig._family_root = PromptTuningConfig

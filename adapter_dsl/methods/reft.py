@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import BeforeValidator, Field, model_validator
+from pydantic import BeforeValidator, Field, WithJsonSchema
 
 from ..fieldtypes import (
+    LAYERS_SCHEMA,
     Bool,
     Dtype,
+    EnumDocs,
     Expect,
     LayerList,
     NonNegInt,
@@ -16,9 +18,9 @@ from ..fieldtypes import (
     OptionalSeed,
     PositiveInt,
     Probability,
-    RuleViolation,
 )
-from .base import AdapterConfig, check_rules
+from .base import AdapterConfig
+from .rules import Is, Rule
 
 __all__ = ["DiReftConfig", "LoReftConfig", "NoReftConfig", "ReftConfig"]
 
@@ -26,6 +28,15 @@ ReftLayers = Annotated[
     Literal["all"] | LayerList,
     BeforeValidator(lambda v: v if not isinstance(v, str) or v == "all" else _bad_layers(v)),
     Expect("'all' or a list of distinct layer indices ≥ 0"),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "enum": ["all"]},
+                LAYERS_SCHEMA,
+            ]
+        }
+    ),
+    EnumDocs({"all": "Every layer of the model."}),
 ]
 
 
@@ -58,28 +69,21 @@ class ReftConfig(AdapterConfig):
         True, description="Subtract the projected input (False for DiReFT)."
     )
 
-    @model_validator(mode="after")
-    def _cross_field_rules(self) -> ReftConfig:
-        problems: list[RuleViolation] = []
-        if self.layers == ():
-            problems.append(
-                RuleViolation(
-                    "layers",
-                    "the intervention is placed nowhere: layers is empty",
-                    expected="'all' or a non-empty list of layer indices",
-                )
-            )
-        if self.prefix_positions == 0 and self.suffix_positions == 0:
-            problems.append(
-                RuleViolation(
-                    "prefix_positions",
-                    "the intervention touches no position: prefix_positions and "
-                    "suffix_positions are both 0",
-                    expected="prefix_positions ≥ 1 or suffix_positions ≥ 1",
-                )
-            )
-        check_rules(problems)
-        return self
+    cross_field_rules = (
+        Rule(
+            require=~Is("layers", []),
+            field="layers",
+            message="the intervention is placed nowhere: layers is empty",
+            expected="'all' or a non-empty list of layer indices",
+        ),
+        Rule(
+            require=~(Is("prefix_positions", 0) & Is("suffix_positions", 0)),
+            field="prefix_positions",
+            message="the intervention touches no position: prefix_positions and "
+            "suffix_positions are both 0",
+            expected="prefix_positions ≥ 1 or suffix_positions ≥ 1",
+        ),
+    )
 
 
 class LoReftConfig(ReftConfig):
