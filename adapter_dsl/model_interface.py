@@ -39,9 +39,10 @@ ALL_FAMILIES: frozenset[str] = frozenset(
 )
 #: Prefix-tuning config flags; an attention's ``prefix_location`` ends in one of them.
 PREFIX_FLAGS = ("self_prefix", "encoder_prefix", "cross_prefix")
-_DOTTED = r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*"
+# Possessive repetitions: parts are delimited by '.' and '|', so backtracking never helps.
+_DOTTED = r"[A-Za-z_][A-Za-z0-9_]*+(?:\.[A-Za-z0-9_]++)*+"
 #: A dotted path, or alternatives ``a.b|a.c`` (the first that exists on the model is used).
-_PATH = re.compile(rf"^{_DOTTED}(\|{_DOTTED})*$")
+_PATH = re.compile(rf"^{_DOTTED}(?:\|{_DOTTED})*+$")
 
 
 def _check_path(value: str | None, *, empty_ok: bool = False) -> str | None:

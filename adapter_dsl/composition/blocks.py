@@ -326,9 +326,11 @@ Child = str | AdapterCompositionBlock
 
 def _last_name(child: str | AdapterCompositionBlock) -> str:
     """A child's last adapter name ("" for an empty block, which is never valid)."""
-    if isinstance(child, str):
-        return child
-    return child.last() if child.children else ""
+    while not isinstance(child, str):
+        if not child.children:
+            return ""
+        child = child.children[-1]
+    return child
 
 
 def _py(value: Any) -> str:
