@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, Location, Problem, did_you_mean
-from .jsonpos import line_col, locate
+from .jsonpos import locate_problems
 from .methods.base import AdapterConfig
 from .methods.fusion import AdapterFusionConfig
 from .registry import DEFAULT_FUSION_IDENTIFIER, FUSION_IDENTIFIERS
@@ -192,11 +192,4 @@ def _load_file(path: Path) -> AdapterFusionConfig:
     try:
         return fusion_from_dict(data)
     except ConfigError as exc:
-        located = []
-        for problem in exc.problems:
-            start, end = locate(text, problem.location.path, key=problem.code == "unknown_key")
-            line, column = line_col(text, start)
-            located.append(
-                problem.with_location(span=(start, end), line=line, column=column, file=name)
-            )
-        raise ConfigError(located, source=text) from None
+        raise ConfigError(locate_problems(exc.problems, text, name), source=text) from None

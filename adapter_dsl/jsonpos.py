@@ -14,7 +14,9 @@ import re
 from bisect import bisect_right
 from collections.abc import Sequence
 
-__all__ = ["Lines", "line_col", "locate", "locate_all"]
+from .errors import Problem
+
+__all__ = ["Lines", "line_col", "locate", "locate_all", "locate_problems"]
 
 _WS = re.compile(r"[ \t\n\r]*")
 _SCALAR = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?|true|false|null")
@@ -158,3 +160,18 @@ def locate(text: str, path: Sequence[str | int], *, key: bool = False) -> Span:
     """Span of the value at ``path`` (of its key, with ``key=True``); for a missing key, the
     span of the deepest object found (see :func:`locate_all`)."""
     return locate_all(text, [(path, key)])[0]
+
+
+def locate_problems(problems: Sequence[Problem], text: str, file: str) -> list[Problem]:
+    """``problems`` (found on the value parsed from ``text``) located in ``text`` by span, line
+    and column, in one pass however many there are. A key that should not be there is shown at
+    the key; other problems at the value."""
+    if not problems:
+        return []
+    wanted = [(p.location.path, p.code in ("unknown_key", "dropped_key")) for p in problems]
+    lines = Lines(text)
+    out = []
+    for problem, (start, end) in zip(problems, locate_all(text, wanted), strict=True):
+        line, column = lines.line_col(start)
+        out.append(problem.with_location(span=(start, end), line=line, column=column, file=file))
+    return out

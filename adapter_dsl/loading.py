@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, ConfigWarning, Location, Problem, did_you_mean, quote
-from .jsonpos import Lines, line_col, locate_all
+from .jsonpos import line_col, locate_problems
 from .limits import ENV_VAR, max_length
 from .methods.base import AdapterConfig
 from .methods.bottleneck import AdapterPlusConfig, BnConfig
@@ -809,24 +809,10 @@ def load_json_text(
             data, None if cls is AdapterConfig else cls, strict=strict, dropped=local
         )
     except ConfigError as exc:
-        raise ConfigError(_in_text(exc.problems, text, file), source=text) from None
+        raise ConfigError(locate_problems(exc.problems, text, file), source=text) from None
     if dropped is not None:
-        dropped.extend(_in_text(local, text, file))
+        dropped.extend(locate_problems(local, text, file))
     return config
-
-
-def _in_text(problems: Sequence[Problem], text: str, file: str) -> list[Problem]:
-    """The problems located in the JSON text they came from (one pass, however many)."""
-    if not problems:
-        return []
-    # A key that should not be there is shown at the key; other problems at the value.
-    wanted = [(p.location.path, p.code in ("unknown_key", "dropped_key")) for p in problems]
-    lines = Lines(text)
-    out = []
-    for problem, (start, end) in zip(problems, locate_all(text, wanted), strict=True):
-        line, column = lines.line_col(start)
-        out.append(problem.with_location(span=(start, end), line=line, column=column, file=file))
-    return out
 
 
 class _HugeJSONNumber(ValueError):

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from adapter_dsl.backend.architectures import base_model_of, model_type_of
-from adapter_dsl.backend.methods.fusion import add_fusion, delete_fusion, fusion_name
+from adapter_dsl.backend.methods.fusion import add_fusion, delete_fusion, fusion_of
 from adapter_dsl.backend.serialization import read_tensor_file, write_directory_atomically
 from adapter_dsl.backend.state import peek_state
 from adapter_dsl.errors import ConfigError
@@ -50,17 +50,7 @@ def save_fusion(
     format: str = "adapter_dsl",
 ) -> Path:
     """Write the fusion named by ``adapters`` (``"a,b"``, names or a ``Fuse``) to ``directory``."""
-    state = peek_state(model)
-    fname = fusion_name(adapters)
-    if state is None or fname not in state.fusions:
-        raise ConfigError.single(
-            f"the model has no fusion named '{fname}'",
-            expected="one of " + ", ".join(state.fusions)
-            if state and state.fusions
-            else "a fusion",
-            found=repr(fname),
-            code="unknown_fusion",
-        )
+    state, fname = fusion_of(model, adapters)
     if format not in ("adapter_dsl", "adapters"):
         raise ConfigError.single(
             "unknown fusion file format", expected="'adapter_dsl' or 'adapters'", found=repr(format)

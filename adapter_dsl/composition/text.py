@@ -17,7 +17,7 @@ from pathlib import Path as FilePath
 from typing import Any
 
 from ..errors import ConfigError, Location, Path, Problem, did_you_mean
-from ..jsonpos import line_col, locate
+from ..jsonpos import line_col, locate_problems
 from ..syntax.ast import Span
 from ..syntax.setup import Call, Keyword, Name, parse_setup_text
 from .blocks import (
@@ -254,14 +254,7 @@ def load_setup_file(path: str | os.PathLike[str]) -> AdapterCompositionBlock:
     try:
         return load_setup(data)
     except ConfigError as exc:
-        located = []
-        for problem in exc.problems:
-            start, end = locate(text, problem.location.path, key=problem.code == "unknown_key")
-            line, column = line_col(text, start)
-            located.append(
-                problem.with_location(span=(start, end), line=line, column=column, file=name)
-            )
-        raise ConfigError(located, source=text) from None
+        raise ConfigError(locate_problems(exc.problems, text, name), source=text) from None
 
 
 def _from_list(

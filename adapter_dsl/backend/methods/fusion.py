@@ -29,7 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from adapter_dsl.backend.methods.common import match_device_dtype
-from adapter_dsl.backend.state import Ledger, peek_state
+from adapter_dsl.backend.state import AdapterState, Ledger, peek_state
 from adapter_dsl.errors import ConfigError
 
 __all__ = [
@@ -253,8 +253,9 @@ def _drop_container_if_empty(site: Any) -> None:
         site.fusions = None
 
 
-def delete_fusion(model: nn.Module, adapters: Any) -> None:
-    """Remove a fusion (by name, names or ``Fuse`` block); deactivates setups that use it."""
+def fusion_of(model: nn.Module, adapters: Any) -> tuple[AdapterState, str]:
+    """The model's adapter state and the name of the fusion ``adapters`` names (``"a,b"``,
+    names or a ``Fuse``), or a ConfigError listing the fusions it has."""
     state = peek_state(model)
     fname = fusion_name(adapters)
     if state is None or fname not in state.fusions:
@@ -266,6 +267,12 @@ def delete_fusion(model: nn.Module, adapters: Any) -> None:
             found=repr(fname),
             code="unknown_fusion",
         )
+    return state, fname
+
+
+def delete_fusion(model: nn.Module, adapters: Any) -> None:
+    """Remove a fusion (by name, names or ``Fuse`` block); deactivates setups that use it."""
+    state, fname = fusion_of(model, adapters)
     entry = state.fusions.pop(fname)
     entry.ledger.undo()
     node = state.active_setup()
