@@ -43,7 +43,8 @@ from adapter_dsl.backend.architectures import (
     iter_layers,
     model_type_of,
 )
-from adapter_dsl.backend.serialization import provisional_adapter, read_tensor_file
+from adapter_dsl.backend.core import provisional_adapter
+from adapter_dsl.backend.io import read_tensor_file
 from adapter_dsl.errors import ConfigError
 from adapter_dsl.loading import read_config_file
 
