@@ -35,6 +35,7 @@ checkout at ``ROOT`` (default: this one).
 from __future__ import annotations
 
 import ast
+import functools
 import re
 import sys
 from collections.abc import Iterator
@@ -290,6 +291,7 @@ def cycles(graph: Graph) -> list[list[str]]:
     return found
 
 
+@functools.cache
 def _top_level_names(path: Path) -> set[str]:
     names: set[str] = set()
     for node in ast.parse(path.read_text(encoding="utf-8")).body:
