@@ -58,7 +58,7 @@ def test_bad_extension_values_are_located(text: str, needle: str) -> None:
 
 
 def test_the_reference_dialect_refuses_the_extensions() -> None:
-    with pytest.raises(ConfigError, match="adapters 1.3.0 has no field 'gate_lora'"):
+    with pytest.raises(ConfigError, match="has no field 'gate_lora'"):
         dumps(parse("lora[gate_lora=True]"), dialect="reference")
     assert dumps(parse("lora[r=4]"), dialect="reference") == "lora[r=4]"
 
