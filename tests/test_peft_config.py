@@ -259,7 +259,7 @@ def test_load_of_a_peft_file_reports_the_same_problem(tmp_path: object) -> None:
 
 @pytest.mark.parametrize("excluded", [[1], [0, 11], [1, 10, 100], list(range(12))])
 def test_leave_out_patterns_need_no_lookahead(excluded: list[int]) -> None:
-    from adapter_dsl.peft_targets import index_except
+    from adapter_dsl.peft.targets import index_except
 
     pattern = index_except(excluded)
     assert "(?" not in pattern.replace("(?:", "")
@@ -268,7 +268,7 @@ def test_leave_out_patterns_need_no_lookahead(excluded: list[int]) -> None:
 
 
 def test_long_lists_of_full_module_names_match_as_in_peft() -> None:
-    from adapter_dsl.peft_targets import MAX_NAMES
+    from adapter_dsl.peft.targets import MAX_NAMES
 
     names = [f"model.layers.{i}.self_attn.{m}" for i in range(64) for m in ("q_proj", "v_proj")]
     noise = [f"unrelated.module_{i}" for i in range(2000)]

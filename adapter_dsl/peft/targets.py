@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import ConfigError, Location, Problem
+from ..errors import ConfigError, Location, Problem
 
 __all__ = ["MAX_PATTERN_LENGTH", "Targeting", "index_except", "shown"]
 
