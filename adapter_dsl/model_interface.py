@@ -1,7 +1,7 @@
 """The model interface: a validated, JSON-serialisable description of a model's hook points.
 
-Every model type the backend supports is one :class:`ArchitectureSpec` (a row of
-``adapter_dsl.backend.architectures.ARCHITECTURES``); a user describes a model the table lacks with
+Every model type the backend supports is one :class:`ModelSpec` (a row of
+:data:`adapter_dsl.model_types.MODEL_TYPES`); a user describes a model the table lacks with
 the same type (the reference's ``AdapterModelInterface``) and registers it with
 ``adapter_dsl.backend.register_model_type``. This module is pure data: it imports neither torch
 nor transformers, so a tool can validate an interface file without them.
@@ -29,6 +29,7 @@ __all__ = [
     "AttentionSpec",
     "LayerGroup",
     "ModelInterface",
+    "ModelSpec",
     "ResidualSite",
 ]
 
@@ -199,7 +200,7 @@ class LayerGroup(_Spec):
         return value
 
 
-class ArchitectureSpec(_Spec):
+class ModelSpec(_Spec):
     """Everything the backend needs to know about one model type (see the module docstring).
 
     ``families`` are the method families the type can host (``prompt_tuning`` separately);
@@ -248,7 +249,7 @@ class ArchitectureSpec(_Spec):
         return value
 
     @model_validator(mode="after")
-    def _unique_groups(self) -> ArchitectureSpec:
+    def _unique_groups(self) -> ModelSpec:
         names = [g.name for g in self.groups]
         if len(set(names)) != len(names):
             raise ValueError(f"group names must be unique, found {names}")
@@ -305,7 +306,7 @@ class ArchitectureSpec(_Spec):
         return json.dumps(self.to_dict(), indent=indent)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ArchitectureSpec:
+    def from_dict(cls, data: Mapping[str, Any]) -> ModelSpec:
         """Validate a JSON-shaped description; ``ConfigError`` with JSON pointers otherwise."""
         try:
             return cls.model_validate(dict(data))
@@ -313,7 +314,7 @@ class ArchitectureSpec(_Spec):
             raise _config_error(exc) from None
 
     @classmethod
-    def from_json(cls, text: str) -> ArchitectureSpec:
+    def from_json(cls, text: str) -> ModelSpec:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
@@ -332,7 +333,9 @@ class ArchitectureSpec(_Spec):
 
 
 #: The reference's name for this type.
-ModelInterface = ArchitectureSpec
+ModelInterface = ModelSpec
+#: The former name (the backend called a model type an "architecture"), kept for existing code.
+ArchitectureSpec = ModelSpec
 
 
 def _config_error(exc: ValidationError) -> ConfigError:
@@ -361,8 +364,8 @@ def _config_error(exc: ValidationError) -> ConfigError:
 
 
 def _fields_at(path: tuple[str | int, ...]) -> list[str]:
-    """Field names of the spec class at ``path`` inside an :class:`ArchitectureSpec` dict."""
-    cls: type[BaseModel] = ArchitectureSpec
+    """Field names of the spec class at ``path`` inside a :class:`ModelSpec` dict."""
+    cls: type[BaseModel] = ModelSpec
     for part in path:
         if isinstance(part, int):
             continue

@@ -170,17 +170,16 @@ def test_lazy_export_and_no_torch_import() -> None:
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-def test_table_matches_backend_architectures() -> None:
-    pytest.importorskip("torch")
-    from adapter_dsl.backend.architectures import ARCHITECTURES
+def test_module_names_are_derived_from_the_model_type_table() -> None:
+    from adapter_dsl.model_types import MODEL_TYPES
     from adapter_dsl.peft import MODULES
 
-    # The PEFT table covers a subset of the backend's model types.
-    assert set(MODULES) <= set(ARCHITECTURES)
+    # The PEFT table covers a subset of the model types, with the rows' own paths.
+    assert set(MODULES) <= set(MODEL_TYPES)
     for model_type, mine in MODULES.items():
-        arch = ARCHITECTURES[model_type]
-        assert len(mine.stacks) == len(arch.groups), model_type
-        for stack, group in zip(mine.stacks, arch.groups, strict=True):
+        row = MODEL_TYPES[model_type]
+        assert len(mine.stacks) == len(row.groups), model_type
+        for stack, group in zip(mine.stacks, row.groups, strict=True):
             assert stack.layers == group.layers, model_type
             assert stack.roles["intermediate"] == (group.intermediate,), model_type
             assert stack.roles["output"] == (group.output,), model_type
@@ -189,6 +188,19 @@ def test_table_matches_backend_architectures() -> None:
                 backend = tuple(getattr(a, key) for a in attns if getattr(a, key))
                 assert stack.roles.get(key, ()) == backend, (model_type, key)
             assert {a.o for a in attns} <= set(stack.roles["never"]), model_type
+    # What the rows do not say: BERT's cross-attention is optional, LLaMA's gate_proj is never
+    # adapted, GPT-2's q/k/v are one fused projection.
+    (bert,) = MODULES["bert"].stacks
+    assert bert.optional == {
+        "crossattention.self.query",
+        "crossattention.self.key",
+        "crossattention.self.value",
+        "crossattention.output.dense",
+    }
+    assert MODULES["llama"].stacks[0].roles["never"] == ("self_attn.o_proj", "mlp.gate_proj")
+    assert MODULES["qwen2"].stacks[0].roles["intermediate"] == ("mlp.up_proj",)
+    assert MODULES["gpt2"].fused_qkv and not MODULES["bart"].fused_qkv
+    assert not MODULES["bart"].stacks[1].optional  # BART's decoder always cross-attends
 
 
 LLAMA_Q = {"peft_type": "LORA", "target_modules": ["q_proj"]}

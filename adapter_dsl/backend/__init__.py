@@ -9,8 +9,9 @@ Importing this package imports torch (``adapter_dsl`` itself never does)::
     save_adapter(model, "task", "out/task")
     name = load_adapter(fresh_model, "out/task")
 
-Supported model types and the hook points used are listed in
-:mod:`adapter_dsl.backend.architectures`; method families live in
+Supported model types and the hook points used are listed in :mod:`adapter_dsl.model_types`
+(``MODEL_TYPES``; ``ARCHITECTURES`` and ``get_architecture`` are the former names of
+``MODEL_TYPES`` and ``get_model_spec``); method families live in
 :mod:`adapter_dsl.backend.methods` (the handler protocol is in ``methods/base.py``).
 """
 
@@ -18,7 +19,9 @@ from __future__ import annotations
 
 from adapter_dsl.backend.architectures import (
     ARCHITECTURES,
+    MODEL_TYPES,
     get_architecture,
+    get_model_spec,
     register_model_type,
     unregister_model_type,
 )
@@ -39,6 +42,7 @@ from adapter_dsl.backend.serialization import load_adapter, save_adapter
 
 __all__ = [
     "ARCHITECTURES",
+    "MODEL_TYPES",
     "adapter_summary",
     "add_adapter",
     "add_fusion",
@@ -49,6 +53,7 @@ __all__ = [
     "from_pretrained",
     "fusion_regularization_loss",
     "get_architecture",
+    "get_model_spec",
     "list_adapters",
     "load_adapter",
     "load_adapter_setup",

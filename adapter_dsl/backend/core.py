@@ -16,9 +16,9 @@ from typing import Any
 from torch import nn
 
 from adapter_dsl.backend.architectures import (
-    ArchitectureSpec,
+    ModelSpec,
     base_model_of,
-    get_architecture,
+    get_model_spec,
     num_layers,
 )
 from adapter_dsl.backend.methods.base import family_of, get_handler, members_of
@@ -93,7 +93,7 @@ def _check_name(name: Any) -> str:
     return name
 
 
-def _check_layout(model: nn.Module, arch: ArchitectureSpec) -> None:
+def _check_layout(model: nn.Module, arch: ModelSpec) -> None:
     """The model must have the layers its table row describes (a config alone says nothing)."""
     if num_layers(model, arch) == 0:
         raise ConfigError.single(
@@ -118,7 +118,7 @@ def _entry(model: nn.Module, name: str) -> tuple[AdapterState, AdapterEntry]:
     return state, state.adapters[name]
 
 
-def check_supported(model: nn.Module, arch: ArchitectureSpec, config: Any) -> None:
+def check_supported(model: nn.Module, arch: ModelSpec, config: Any) -> None:
     """Raise ``ConfigError`` unless every member can be built; does not modify the model."""
     members = members_of(config)
     by_family: dict[str, list[Any]] = {}
@@ -154,7 +154,7 @@ def add_adapter(
 
 
 def _add(model: nn.Module, name: str, cfg: Any, set_active: bool) -> Any:
-    arch = get_architecture(model)
+    arch = get_model_spec(model)
     _check_layout(model, arch)
     existing = peek_state(model)
     if existing is not None and name in existing.adapters:

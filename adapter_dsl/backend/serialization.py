@@ -36,7 +36,7 @@ from torch import Tensor, nn
 from adapter_dsl.backend import core
 from adapter_dsl.backend.architectures import (
     base_model_of,
-    get_architecture,
+    get_model_spec,
     group_config,
     model_type_of,
 )
@@ -328,7 +328,7 @@ def provisional_adapter(model: nn.Module, name: str, config: Any) -> Iterator[di
 
 def check_saved_for(model: nn.Module, directory: Path, envelope: Mapping[str, Any]) -> None:
     """Raise ConfigError unless the envelope's model type and hidden size (when given) match."""
-    arch = get_architecture(model)
+    arch = get_model_spec(model)
     model_type = model_type_of(model)
     saved_type = envelope.get("model_type")
     if saved_type is not None and saved_type != model_type:

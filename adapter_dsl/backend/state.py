@@ -22,7 +22,7 @@ from typing import Any
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
-from adapter_dsl.backend.architectures import ArchitectureSpec
+from adapter_dsl.backend.architectures import ModelSpec
 from adapter_dsl.backend.composition import Node
 
 __all__ = [
@@ -215,7 +215,7 @@ class AdapterState:
     (``methods/fusion.py``); ``context`` is the forward context while a forward pass runs.
     """
 
-    arch: ArchitectureSpec
+    arch: ModelSpec
     adapters: dict[str, AdapterEntry] = field(default_factory=dict)
     active: tuple[str, ...] = ()
     shared: dict[str, Any] = field(default_factory=dict)
@@ -305,7 +305,7 @@ def peek_state(model: nn.Module) -> AdapterState | None:
     return state if isinstance(state, AdapterState) else None
 
 
-def get_state(model: nn.Module, arch: ArchitectureSpec) -> AdapterState:
+def get_state(model: nn.Module, arch: ModelSpec) -> AdapterState:
     """The model's state, created on first use."""
     state = peek_state(model)
     if state is None:

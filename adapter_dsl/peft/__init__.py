@@ -1,8 +1,9 @@
 """Conversion between adapter configs and PEFT's ``adapter_config.json`` dicts.
 
 :func:`to_peft` writes the PEFT dict of a config for one model type; :func:`from_peft` reads one
-back. Neither imports torch, transformers or peft: module names come from :data:`MODULES`, a
-small table that mirrors the backend's architecture table (a test keeps the two consistent).
+back. Neither imports torch, transformers or peft: module names come from :data:`MODULES`,
+derived from the model-type table :data:`adapter_dsl.model_types.MODEL_TYPES` (plain data that
+the backend resolves on models).
 
 The package: :mod:`.convert` (the two entry points), :mod:`.lora` (LoRA and IA³, both
 directions), :mod:`.prompts` (prefix and prompt tuning, both directions), :mod:`.targets`

@@ -1,5 +1,9 @@
 """Module names of each model type as PEFT sees them: stacks of layers, each module's role.
 
+They are derived from the rows of :mod:`adapter_dsl.model_types` (the backend's table), plus
+the little a row does not say (:class:`_PeftView`: the base model's attribute, Linear modules
+outside the layers or unnamed inside them).
+
 ``layer_counts`` reads the ``num_layers`` argument of :func:`to_peft`/:func:`from_peft` against
 a model type's stacks.
 """
@@ -11,6 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ConfigError, did_you_mean
+from ..model_interface import LayerGroup, ModelSpec
+from ..model_types import MODEL_TYPES
 from .targets import shown
 
 __all__ = [
@@ -21,6 +27,7 @@ __all__ = [
     "Counts",
     "ModelModules",
     "StackModules",
+    "derive_modules",
     "layer_counts",
     "model_modules",
 ]
@@ -58,90 +65,69 @@ class ModelModules:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _bert_stack() -> StackModules:
-    cross = ("crossattention.self.query", "crossattention.self.key", "crossattention.self.value")
-    return StackModules(
-        layers="encoder.layer",
-        roles={
-            "q": ("attention.self.query", cross[0]),
-            "k": ("attention.self.key", cross[1]),
-            "v": ("attention.self.value", cross[2]),
-            "intermediate": ("intermediate.dense",),
-            "output": ("output.dense",),
-            "never": ("attention.output.dense", "crossattention.output.dense"),
-        },
-        optional=frozenset({*cross, "crossattention.output.dense"}),
-    )
+@dataclass(frozen=True)
+class _PeftView:
+    """What PEFT sees of a model type beyond the rows of :mod:`adapter_dsl.model_types`."""
+
+    base_prefix: str  # the base model's attribute in a model with a head (``base_model_prefix``)
+    outside: tuple[str, ...] = ()  # Linear modules outside the layers (poolers, heads)
+    #: Linear modules inside each layer that the row does not name and the reference never
+    #: adapts (LLaMA's ``gate_proj``).
+    never: tuple[str, ...] = ()
+    #: Whether the cross-attention of the row's groups exists only in some configurations
+    #: (BERT-shaped models have it only as decoders).
+    optional_cross_attention: bool = False
 
 
-def _bart_stack(layers: str, decoder: bool) -> StackModules:
-    attns = ("self_attn", "encoder_attn") if decoder else ("self_attn",)
-    return StackModules(
-        layers=layers,
-        roles={
-            "q": tuple(f"{a}.q_proj" for a in attns),
-            "k": tuple(f"{a}.k_proj" for a in attns),
-            "v": tuple(f"{a}.v_proj" for a in attns),
-            "intermediate": ("fc1",),
-            "output": ("fc2",),
-            "never": tuple(f"{a}.out_proj" for a in attns),
-        },
-    )
-
-
-def _llama(model_type: str, intermediate: str, output: str) -> ModelModules:
-    return ModelModules(
-        model_type=model_type,
-        base_prefix="model",
-        stacks=(
-            StackModules(
-                layers="layers",
-                roles={
-                    "q": ("self_attn.q_proj",),
-                    "k": ("self_attn.k_proj",),
-                    "v": ("self_attn.v_proj",),
-                    "intermediate": (intermediate,),
-                    "output": (output,),
-                    "never": ("self_attn.o_proj", "mlp.gate_proj"),
-                },
-            ),
-        ),
-        outside=("lm_head",),
-    )
-
-
-#: model_type → module names (mirrors ``adapter_dsl.backend.architectures.ARCHITECTURES``).
-MODULES: dict[str, ModelModules] = {
-    "bert": ModelModules("bert", "bert", (_bert_stack(),), outside=("pooler.dense",)),
-    "roberta": ModelModules("roberta", "roberta", (_bert_stack(),), outside=("pooler.dense",)),
-    "gpt2": ModelModules(
-        "gpt2",
-        "transformer",
-        (
-            StackModules(
-                layers="h",
-                roles={
-                    "qkv": ("attn.c_attn",),
-                    "intermediate": ("mlp.c_fc",),
-                    "output": ("mlp.c_proj",),
-                    "never": ("attn.c_proj",),
-                },
-            ),
-        ),
-        outside=("lm_head",),
-        fused_qkv=True,
-    ),
-    "bart": ModelModules(
-        "bart",
-        "model",
-        (_bart_stack("encoder.layers", False), _bart_stack("decoder.layers", True)),
-        outside=("lm_head",),
-    ),
+_LLAMA_VIEW = _PeftView("model", ("lm_head",), never=("mlp.gate_proj",))
+#: The model types PEFT dicts convert for, with what the model-type table does not say.
+_PEFT_VIEWS: dict[str, _PeftView] = {
+    "bert": _PeftView("bert", ("pooler.dense",), optional_cross_attention=True),
+    "roberta": _PeftView("roberta", ("pooler.dense",), optional_cross_attention=True),
+    "gpt2": _PeftView("transformer", ("lm_head",)),
+    "bart": _PeftView("model", ("lm_head",)),
     # The reference's LLaMA/Mistral call down_proj "intermediate" and up_proj "output"; its
-    # Qwen2 interface the other way round (see backend/architectures.py).
-    "llama": _llama("llama", "mlp.down_proj", "mlp.up_proj"),
-    "mistral": _llama("mistral", "mlp.down_proj", "mlp.up_proj"),
-    "qwen2": _llama("qwen2", "mlp.up_proj", "mlp.down_proj"),
+    # Qwen2 interface the other way round: the rows say which.
+    "llama": _LLAMA_VIEW,
+    "mistral": _LLAMA_VIEW,
+    "qwen2": _LLAMA_VIEW,
+}
+
+
+def _stack(group: LayerGroup, view: _PeftView) -> StackModules:
+    """The PEFT module names of one group of a row: the projections of its attentions (self
+    first), its feed-forward Linears, and the attention output projections as ``never``."""
+    attentions = [a for a in (group.self_attention, group.cross_attention) if a is not None]
+    roles: dict[str, tuple[str, ...]] = {}
+    for key in ("q", "k", "v", "qkv"):
+        paths = tuple(p for a in attentions if (p := getattr(a, key)) is not None)
+        if paths:
+            roles[key] = paths
+    roles["intermediate"] = (group.intermediate,)
+    roles["output"] = (group.output,)
+    roles["never"] = (*(a.o for a in attentions), *view.never)
+    optional: frozenset[str] = frozenset()
+    cross = group.cross_attention
+    if cross is not None and view.optional_cross_attention:
+        optional = frozenset(p for p in (cross.q, cross.k, cross.v, cross.qkv, cross.o) if p)
+    return StackModules(layers=group.layers, roles=roles, optional=optional)
+
+
+def derive_modules(spec: ModelSpec, view: _PeftView) -> ModelModules:
+    """The PEFT module names of the model type ``spec`` (a row of the model-type table)."""
+    return ModelModules(
+        model_type=spec.model_type,
+        base_prefix=view.base_prefix,
+        stacks=tuple(_stack(group, view) for group in spec.groups),
+        outside=view.outside,
+        fused_qkv=any(g.self_attention.is_fused for g in spec.groups),
+    )
+
+
+#: model_type → module names, derived from :data:`adapter_dsl.model_types.MODEL_TYPES`.
+MODULES: dict[str, ModelModules] = {
+    model_type: derive_modules(MODEL_TYPES[model_type], view)
+    for model_type, view in _PEFT_VIEWS.items()
 }
 
 Counts = int | Sequence[int] | None

@@ -39,7 +39,7 @@ from torch import Tensor, nn
 from adapter_dsl.backend import core
 from adapter_dsl.backend.architectures import (
     base_model_of,
-    get_architecture,
+    get_model_spec,
     iter_layers,
     model_type_of,
 )
@@ -97,7 +97,7 @@ def _read_config(directory: Path) -> dict[str, Any]:
 
 
 def _layer_counts(model: nn.Module) -> tuple[int, ...]:
-    arch = get_architecture(model)
+    arch = get_model_spec(model)
     counts = dict.fromkeys((g.name for g in arch.groups), 0)
     for ref in iter_layers(model, arch):
         counts[ref.group.name] += 1

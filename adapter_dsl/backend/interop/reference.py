@@ -61,7 +61,7 @@ import torch
 from torch import Tensor, nn
 
 from adapter_dsl.backend import core
-from adapter_dsl.backend.architectures import base_model_of, get_architecture, model_type_of
+from adapter_dsl.backend.architectures import base_model_of, get_model_spec, model_type_of
 from adapter_dsl.backend.serialization import (
     check_saved_for,
     provisional_adapter,
@@ -205,7 +205,7 @@ def translate_keys(model: nn.Module, keys: list[str], saved_name: str, name: str
     """
     base_prefix = getattr(base_model_of(model), "base_model_prefix", "") or ""
     base_path = _base_path(model)
-    renames = get_architecture(model).reference_keys
+    renames = get_model_spec(model).reference_keys
     out: dict[str, str] = {}
     for key in keys:
         new = key
@@ -360,7 +360,7 @@ def _attention_paths(model: nn.Module) -> list[str]:
 
     names = {id(m): q for q, m in model.named_modules()}
     out = []
-    for ref in iter_layers(model, get_architecture(model)):
+    for ref in iter_layers(model, get_model_spec(model)):
         for spec in (ref.group.self_attention, ref.group.cross_attention):
             module = resolve(ref.module, spec.module) if spec is not None else None
             if module is not None and id(module) in names:
@@ -395,7 +395,7 @@ def reference_state_dict(
             for rest, tensor in pooled.items():
                 key = f"{attention}.{POOL}.pool.{rest}"
                 tensors[key] = tensor if share_copies else tensor.clone()
-    renames = get_architecture(model).reference_keys
+    renames = get_model_spec(model).reference_keys
     if renames:
         head = f"{base_path}." if base_path else ""
         tensors = {
