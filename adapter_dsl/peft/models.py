@@ -82,6 +82,7 @@ class _PeftView:
 _DECODER = _PeftView("model", ("lm_head",))
 _BERT_VIEW = _PeftView("bert", ("pooler.dense",), optional_cross_attention=True)
 _ROBERTA_VIEW = _PeftView("roberta", ("pooler.dense",), optional_cross_attention=True)
+_DEBERTA_VIEW = _PeftView("deberta", optional_cross_attention=True)
 #: The model types PEFT dicts convert for, with what the model-type table does not say
 #: (``base_model_prefix`` of the transformers classes; Linears outside the layers, heads
 #: included, so that a target hitting one is reported). EncoderDecoderModel is left out: its
@@ -95,8 +96,8 @@ _PEFT_VIEWS: dict[str, _PeftView] = {
     "electra": _PeftView("electra", ("embeddings_project",), optional_cross_attention=True),
     "albert": _PeftView("albert", ("encoder.embedding_hidden_mapping_in", "pooler")),
     "distilbert": _PeftView("distilbert"),
-    "deberta": _PeftView("deberta"),
-    "deberta-v2": _PeftView("deberta"),
+    "deberta": _DEBERTA_VIEW,
+    "deberta-v2": _DEBERTA_VIEW,
     "modernbert": _PeftView("model"),
     "gpt2": _PeftView("transformer", ("lm_head",)),
     "gptj": _PeftView("transformer", ("lm_head",)),
