@@ -35,6 +35,7 @@ __all__ = [
     "Dtype",
     "EnumDocs",
     "Expect",
+    "InputScaledLocations",
     "LayerList",
     "NonLinearity",
     "NonNegInt",
@@ -447,6 +448,30 @@ AttnMatrices = Annotated[
         }
     ),
     EnumDocs({"q": "Query projection.", "k": "Key projection.", "v": "Value projection."}),
+]
+#: LoRA-family locations whose input IA³ may scale (the feed-forward Linears and the
+#: attention output projection; PEFT's ``feedforward_modules``).
+INPUT_SCALED_LOCATIONS = ("attn_output", "intermediate", "output", "gate")
+InputScaledLocations = Annotated[
+    tuple[Literal["attn_output", "intermediate", "output", "gate"], ...],
+    BeforeValidator(_not_str),
+    AfterValidator(_distinct),
+    Expect("a list of distinct locations from 'attn_output', 'intermediate', 'output', 'gate'"),
+    WithJsonSchema(
+        {
+            "type": "array",
+            "items": {"type": "string", "enum": list(INPUT_SCALED_LOCATIONS)},
+            "uniqueItems": True,
+        }
+    ),
+    EnumDocs(
+        {
+            "attn_output": "The attention output projection (attn_output_lora).",
+            "intermediate": "The feed-forward intermediate projection (intermediate_lora).",
+            "output": "The feed-forward output projection (output_lora).",
+            "gate": "The feed-forward gate projection (gate_lora).",
+        }
+    ),
 ]
 Scaling = Annotated[
     float | Literal["learned", "channel"],

@@ -173,7 +173,9 @@ class LayerGroup(_Spec):
     own config inside the model config (CLIP's ``text_config``), ``""`` for the model config.
     ``mh_site``/``output_site`` are ``None`` where bottleneck adapters have no place;
     ``cross_site_flag`` is the bottleneck config flag that places an adapter at ``cross_site``
-    (BERT decoders: ``mh_adapter``, as in the reference).
+    (BERT decoders: ``mh_adapter``, as in the reference). ``gate`` is the FFN's gate projection
+    where it has a separate one (LLaMA's ``gate_proj``; LoRA's ``gate_lora``, an extension: the
+    reference never adapts it).
     """
 
     name: Literal["encoder", "decoder", "text", "vision"]
@@ -187,8 +189,9 @@ class LayerGroup(_Spec):
     cross_site: ResidualSite | None = None
     cross_site_flag: Literal["cross_adapter", "mh_adapter"] = "cross_adapter"
     config: str = ""
+    gate: str | None = None
 
-    _paths = field_validator("layers", "intermediate", "output")(_check_path)
+    _paths = field_validator("layers", "intermediate", "output", "gate")(_check_path)
 
     @field_validator("config")
     @classmethod

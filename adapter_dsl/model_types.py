@@ -294,6 +294,7 @@ def _t5_group(name: Literal["encoder", "decoder"]) -> LayerGroup:
         # Gated FFNs (T5 v1.1, mT5) have wi_0/wi_1: the reference adapts wi_1, never wi_0.
         intermediate=f"{ffn}.DenseReluDense.wi|{ffn}.DenseReluDense.wi_1",
         output=f"{ffn}.DenseReluDense.wo",
+        gate=f"{ffn}.DenseReluDense.wi_0",  # gated FFNs only
         mh_site=site("layer.0"),
         output_site=site(ffn),
         cross_site=site("layer.1") if decoder else None,
@@ -412,6 +413,7 @@ _LLAMA_GROUP = LayerGroup(
     # Swapped on purpose: the reference calls down_proj "intermediate" and up_proj "output".
     intermediate="mlp.down_proj",
     output="mlp.up_proj",
+    gate="mlp.gate_proj",
     mh_site=_site("input_layernorm", "self_attn", "attention_adapters"),
     output_site=_site("post_attention_layernorm", "mlp", "output_adapters"),
 )

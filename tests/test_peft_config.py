@@ -59,10 +59,9 @@ def test_output_dense_is_anchored() -> None:
     assert re.fullmatch(target, "bert.encoder.layer.3.output.dense")
     assert re.fullmatch(target, "encoder.layer.0.output.dense")
     assert not re.fullmatch(target, "encoder.layer.0.attention.output.dense")
-    # A plain suffix would also adapt the attention output projection: rejected with a hint.
-    with pytest.raises(ConfigError, match="attention output projection") as info:
-        from_peft({"peft_type": "LORA", "target_modules": ["output.dense"]}, "bert")
-    assert info.value.problems[0].location.pointer == "/target_modules"
+    # A plain suffix also adapts the attention output projection (attn_output_lora).
+    both = from_peft({"peft_type": "LORA", "target_modules": ["output.dense"]}, "bert")
+    assert both == parse("lora[selfattn_lora=False, output_lora=True, attn_output_lora=True]")
 
 
 def test_leave_out_regex_keeps_other_indices() -> None:
@@ -127,13 +126,12 @@ def test_to_peft_errors(spec: str, model_type: str, text: str) -> None:
 
 FROM_ERRORS = [
     (
-        {"peft_type": "IA3", "target_modules": ["key", "fc2"], "feedforward_modules": ["fc2"]},
+        {"peft_type": "IA3", "target_modules": ["k_proj", "v"], "feedforward_modules": ["k_proj"]},
         "/feedforward_modules",
-        "scales the input",
+        "scale the input of 'self_attn.k_proj'",
     ),
     ({"peft_type": "LORA", "target_modules": ["q_proj"], "bias": "all"}, "/bias", "biases"),
-    ({"peft_type": "LORA", "target_modules": "all-linear"}, "/target_modules", "all-linear"),
-    ({"peft_type": "LORA", "target_modules": ["q_proj", "o_proj"]}, "/target_modules", "o_proj"),
+    ({"peft_type": "LORA", "target_modules": ["q_proj", "lm_head"]}, "/target_modules", "lm_head"),
     (
         {"peft_type": "LORA", "target_modules": ["q_proj"], "rank_pattern": {"q": 2}},
         "/rank_pattern",
@@ -181,15 +179,15 @@ def test_module_names_are_derived_from_the_model_type_table() -> None:
         assert len(mine.stacks) == len(row.groups), model_type
         for stack, group in zip(mine.stacks, row.groups, strict=True):
             assert stack.layers == group.layers, model_type
-            assert stack.roles["intermediate"] == (group.intermediate,), model_type
-            assert stack.roles["output"] == (group.output,), model_type
+            assert stack.roles["intermediate"] == tuple(group.intermediate.split("|"))
+            assert stack.roles["output"] == tuple(group.output.split("|")), model_type
+            assert stack.roles.get("gate") == (group.gate and (group.gate,)), model_type
             attns = [a for a in (group.self_attention, group.cross_attention) if a is not None]
-            for key in ("q", "k", "v", "qkv"):
+            for key in ("q", "k", "v", "qkv", "o"):
                 backend = tuple(getattr(a, key) for a in attns if getattr(a, key))
                 assert stack.roles.get(key, ()) == backend, (model_type, key)
-            assert {a.o for a in attns} <= set(stack.roles["never"]), model_type
-    # What the rows do not say: BERT's cross-attention is optional, LLaMA's gate_proj is never
-    # adapted, GPT-2's q/k/v are one fused projection.
+    # What the rows do not say: BERT's cross-attention is optional, GPT-2's q/k/v are one
+    # fused projection.
     (bert,) = MODULES["bert"].stacks
     assert bert.optional == {
         "crossattention.self.query",
@@ -197,7 +195,12 @@ def test_module_names_are_derived_from_the_model_type_table() -> None:
         "crossattention.self.value",
         "crossattention.output.dense",
     }
-    assert MODULES["llama"].stacks[0].roles["never"] == ("self_attn.o_proj", "mlp.gate_proj")
+    llama = MODULES["llama"].stacks[0].roles
+    assert (llama["o"], llama["gate"]) == (("self_attn.o_proj",), ("mlp.gate_proj",))
+    assert MODULES["t5"].stacks[0].roles["intermediate"] == (
+        "layer.1.DenseReluDense.wi",
+        "layer.1.DenseReluDense.wi_1",
+    )
     assert MODULES["qwen2"].stacks[0].roles["intermediate"] == ("mlp.up_proj",)
     assert MODULES["gpt2"].fused_qkv and not MODULES["bart"].fused_qkv
     assert not MODULES["bart"].stacks[1].optional  # BART's decoder always cross-attends

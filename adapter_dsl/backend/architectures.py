@@ -288,7 +288,7 @@ def check_interface(model: nn.Module, spec: ModelSpec) -> None:
         def on_some_layer(path: str | None, layer_list: list[nn.Module] = layer_list) -> bool:
             return path is None or any(resolve(layer, path) is not None for layer in layer_list)
 
-        for field_name in _REQUIRED_LAYER_PATHS:
+        for field_name in (*_REQUIRED_LAYER_PATHS, "gate"):
             value = getattr(group, field_name)
             if not on_some_layer(value):
                 missing(

@@ -75,7 +75,8 @@ def save_adapter(
     Besides the config and the weights, a ``README.md`` model card for the Hub is written.
 
     ``format="adapters"`` writes the reference library's layout instead (see
-    :mod:`adapter_dsl.backend.interop.reference`).
+    :mod:`adapter_dsl.backend.interop.reference`), ``format="peft"`` a PEFT directory (see
+    :mod:`adapter_dsl.backend.interop.peft_save`).
     """
     from safetensors.torch import save_file
 

@@ -13,6 +13,7 @@ from ..fieldtypes import (
     Dtype,
     EnumDocs,
     Expect,
+    InputScaledLocations,
     LayerList,
     OptionalFloat,
     OptionalSeed,
@@ -21,7 +22,7 @@ from ..fieldtypes import (
     Probability,
 )
 from .base import AdapterConfig
-from .rules import Is, Rule
+from .rules import Has, Is, Rule
 
 __all__ = [
     "DoRAConfig",
@@ -66,10 +67,22 @@ TaskMatrixType = Annotated[
 
 _SCALE = Is("composition_mode", "scale")  # IA³
 _VERA = ~Is("vera_d", None) | ~Is("vera_b", None)
+#: input_scaling location → the flag that places the adapter there.
+_INPUT_FLAGS = {
+    "attn_output": "attn_output_lora",
+    "intermediate": "intermediate_lora",
+    "output": "output_lora",
+    "gate": "gate_lora",
+}
 
 
 class LoRAConfig(AdapterConfig):
-    """Low-rank adaptation of linear layers (Hu et al., 2021): ``W + (alpha/r)·BA``."""
+    """Low-rank adaptation of linear layers (Hu et al., 2021): ``W + (alpha/r)·BA``.
+
+    ``attn_output_lora``, ``gate_lora`` and ``input_scaling`` extend the reference's locations
+    so that a config can say what PEFT says (``o_proj``/``gate_proj`` targets, IA³'s
+    ``feedforward_modules``); they enter ``to_dict()`` only when set.
+    """
 
     architecture: Literal["lora"] = "lora"
     selfattn_lora: Bool = Field(True, description="Adapt the attention q/k/v matrices.")
@@ -106,7 +119,26 @@ class LoRAConfig(AdapterConfig):
         None, description="VeRA: initial value of the scaling vector b (a number selects VeRA)."
     )
     dtype: Dtype = Field(None, description="Torch dtype of the new parameters.")
+    # Extensions (not in the reference): absent from to_dict() at their defaults.
+    attn_output_lora: Bool = Field(
+        False,
+        description="Adapt the attention output projection (o_proj, out_proj, "
+        "attention.output.dense), which the reference never adapts.",
+    )
+    gate_lora: Bool = Field(
+        False,
+        description="Adapt the feed-forward gate projection where the model has one "
+        "(gate_proj of LLaMA-family models, wi_0 of gated T5).",
+    )
+    input_scaling: InputScaledLocations = Field(
+        (),
+        description="IA³: locations whose input is scaled instead of their output (PEFT's "
+        "feedforward_modules); each must be adapted.",
+    )
 
+    _extension_fields: ClassVar[frozenset[str]] = frozenset(
+        {"attn_output_lora", "gate_lora", "input_scaling"}
+    )
     _synonyms: ClassVar[Mapping[str, str | tuple[str, str]]] = {
         "rank": "r",
         "lora_r": "r",
@@ -119,6 +151,10 @@ class LoRAConfig(AdapterConfig):
             "the modules",
         ),
         "layers_to_transform": ("leave_out", "; leave_out lists the layers left without LoRA"),
+        "feedforward_modules": (
+            "input_scaling",
+            "; input_scaling lists the locations whose input IA³ scales",
+        ),
     }
 
     cross_field_rules = (
@@ -180,12 +216,35 @@ class LoRAConfig(AdapterConfig):
         Rule(
             require=Is("selfattn_lora", True)
             | Is("intermediate_lora", True)
-            | Is("output_lora", True),
+            | Is("output_lora", True)
+            | Is("attn_output_lora", True)
+            | Is("gate_lora", True),
             field="selfattn_lora",
             message="the adapter is placed nowhere: selfattn_lora, intermediate_lora and "
             "output_lora are all off",
             expected="at least one location",
             suggestion="set selfattn_lora=True",
+        ),
+        Rule(
+            when=~Is("input_scaling", []),
+            require=_SCALE,
+            field="input_scaling",
+            message="input_scaling needs IA³ (composition_mode='scale'), found "
+            "composition_mode={composition_mode!r}",
+            expected="composition_mode='scale' with input_scaling",
+            suggestion="use ia3[...], or drop input_scaling",
+        ),
+        *(
+            Rule(
+                when=Has("input_scaling", location),
+                require=Is(flag, True),
+                field="input_scaling",
+                message=f"input_scaling lists '{location}', which the adapter does not "
+                f"adapt ({flag} is off)",
+                expected=f"{flag}=True with '{location}' in input_scaling",
+                suggestion=f"set {flag}=True",
+            )
+            for location, flag in _INPUT_FLAGS.items()
         ),
     )
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from ..fieldtypes import RuleViolation
 
-__all__ = ["REQUIRED", "Cond", "Is", "Rule", "violations"]
+__all__ = ["REQUIRED", "Cond", "Has", "Is", "Rule", "violations"]
 
 Json = dict[str, Any]
 
@@ -112,6 +112,29 @@ class Is(Cond):
         default = defaults[self.field]
         if default is REQUIRED or not same(_json(default), self.value):
             fragment["required"] = [self.field]  # absent means the default, which differs
+        return fragment
+
+
+@dataclass(frozen=True)
+class Has(Cond):
+    """The list field (given, or by default) contains this scalar JSON value."""
+
+    field: str
+    value: str
+
+    def holds(self, config: Any) -> bool:
+        return self.value in getattr(config, self.field)
+
+    def source(self) -> str:
+        if not self.field.isidentifier():  # pragma: no cover - field names are identifiers
+            raise ValueError(f"not a field name: {self.field!r}")
+        return f"({self.value!r} in c.{self.field})"
+
+    def schema(self, defaults: Mapping[str, Any]) -> Json:
+        fragment: Json = {"properties": {self.field: {"contains": {"const": self.value}}}}
+        default = defaults[self.field]
+        if default is REQUIRED or self.value not in _json(default):
+            fragment["required"] = [self.field]  # absent means the default, which lacks it
         return fragment
 
 

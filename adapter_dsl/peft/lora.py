@@ -13,6 +13,7 @@ from typing import Any
 from ..errors import ConfigError, Problem
 from ..methods.base import AdapterConfig
 from .common import at_peft_key, flag, number, problem, raise_problems, unknown_keys
+from .defaults import DEFAULT_IA3_FEEDFORWARD, DEFAULT_IA3_TARGETS, DEFAULT_LORA_TARGETS
 from .models import (
     ADAPTABLE,
     MODULES,
@@ -23,9 +24,19 @@ from .models import (
     layer_counts,
     model_modules,
 )
-from .targets import Targeting, index_except, shown
+from .targets import Targeting, compile_pattern, index_except, shown
 
 __all__ = ["lora_from_peft", "lora_to_peft"]
+
+#: Module names of output embeddings, which PEFT's "all-linear" leaves out.
+OUTPUT_EMBEDDINGS = frozenset({"lm_head", "proj_out"})
+#: Role of a module → the location name of ``input_scaling``.
+_INPUT_LOCATIONS = {
+    "o": "attn_output",
+    "intermediate": "intermediate",
+    "output": "output",
+    "gate": "gate",
+}
 
 
 # -- to PEFT -----------------------------------------------------------------------------------
@@ -113,11 +124,17 @@ def lora_to_peft(cfg: Any, model: ModelModules, num_layers: Counts) -> dict[str,
     raise_problems(problems)
     target = _target_modules(model, roles, tuple(cfg.leave_out), layer_counts(model, num_layers))
     if scale:
+        inputs = {r for r, loc in _INPUT_LOCATIONS.items() if loc in cfg.input_scaling}
+        feedforward = _feedforward_modules(model, inputs & roles)
+        if isinstance(target, list) and isinstance(feedforward, list):
+            # PEFT requires feedforward_modules ⊆ target_modules when both are lists; each
+            # entry only hits input-scaled modules, so adding it targets nothing new.
+            target = sorted(set(target) | set(feedforward))
         return {
             "peft_type": "IA3",
             "task_type": None,
             "target_modules": target,
-            "feedforward_modules": [],
+            "feedforward_modules": feedforward,
             "fan_in_fan_out": model.fused_qkv,
             "init_ia3_weights": True,
             "modules_to_save": None,
@@ -148,11 +165,35 @@ def _roles_of(cfg: Any) -> set[str]:
     roles: set[str] = set()
     if cfg.selfattn_lora:
         roles |= set(cfg.attn_matrices) & {"q", "k", "v"}
-    if cfg.intermediate_lora:
-        roles.add("intermediate")
-    if cfg.output_lora:
-        roles.add("output")
+    for role, flag_name in (
+        ("o", "attn_output_lora"),
+        ("intermediate", "intermediate_lora"),
+        ("output", "output_lora"),
+        ("gate", "gate_lora"),
+    ):
+        if getattr(cfg, flag_name):
+            roles.add(role)
     return roles
+
+
+def _feedforward_modules(model: ModelModules, roles: set[str]) -> list[str] | str:
+    """PEFT's ``feedforward_modules`` for the modules of ``roles``: names that PEFT's plain
+    ``key.endswith(name)`` test finds only on them, or an anchored regex."""
+    intended = {p for s in model.stacks for r in roles for p in s.roles.get(r, ())}
+    if not intended:
+        return []
+    every = _all_paths(model)
+    chosen: set[str] = set()
+    for path in sorted(intended):
+        parts = path.split(".")
+        for n in range(1, len(parts) + 1):
+            suffix = ".".join(parts[-n:])
+            if {p for p in every if p.endswith(suffix)} <= intended:
+                chosen.add(suffix)
+                break
+        else:
+            return _target_modules(model, roles, (), None, as_list=False)
+    return sorted(chosen)
 
 
 def _stack_paths(model: ModelModules, stack: StackModules, roles: set[str]) -> list[str]:
@@ -167,9 +208,11 @@ def _target_modules(
     roles: set[str],
     leave_out: tuple[int, ...],
     counts: tuple[int, ...] | None,
+    *,
+    as_list: bool = True,
 ) -> list[str] | str:
     per_stack = [_stack_paths(model, s, roles) for s in model.stacks]
-    if not leave_out:
+    if not leave_out and as_list:
         suffixes = _suffixes(model, per_stack)
         if suffixes is not None:
             return suffixes
@@ -254,15 +297,17 @@ def lora_from_peft(
     if model_type is not None:
         model = model_modules(model_type)
         counts = layer_counts(model, num_layers)
-        fields.update(_placement(data, _targeting(data), model, counts))
+        feedforward = _Feedforward.of(data, model_type) if ia3 else None
+        fields.update(_placement(data, _targeting(data, model_type), model, counts, feedforward))
         return _build_lora(fields)
     targeting = _targeting(data)
+    feedforward = _Feedforward.of(data, None) if ia3 else None
     results: dict[str, dict[str, Any]] = {}
     errors: dict[str, ConfigError] = {}
     for name, model in MODULES.items():
         try:
             counts = layer_counts(model, num_layers)
-            results[name] = _placement(data, targeting, model, counts)
+            results[name] = _placement(data, targeting, model, counts, feedforward)
         except ConfigError as exc:
             errors[name] = exc
     distinct = {repr(sorted(r.items())) for r in results.values()}
@@ -290,7 +335,8 @@ def lora_from_peft(
 
 
 def _describe(placement: Mapping[str, Any]) -> str:
-    where = [k for k in ("selfattn_lora", "intermediate_lora", "output_lora") if placement[k]]
+    flags = ("selfattn_lora", "attn_output_lora", "intermediate_lora", "output_lora", "gate_lora")
+    where = [k for k in flags if placement.get(k)]
     text = ", ".join(where)
     if placement["selfattn_lora"]:
         text += f" {list(placement['attn_matrices'])}"
@@ -316,19 +362,6 @@ def _lora_fields(data: Mapping[str, Any], ia3: bool) -> dict[str, Any]:
     if ia3:
         handled |= {"feedforward_modules", "init_ia3_weights"}
         fields.update(composition_mode="scale", r=1, alpha=1, init_weights="ia3")
-        ff = data.get("feedforward_modules")
-        if ff:
-            problems.append(
-                problem(
-                    "feedforward_modules",
-                    "PEFT IA³ scales the input of feed-forward modules; IA³ here scales "
-                    "module outputs only, so this cannot be expressed",
-                    expected="an empty list",
-                    found=shown(ff),
-                    suggestion="move the modules to output scaling (target_modules only) "
-                    "and retrain, or leave them out",
-                )
-            )
         fields.update(intermediate_lora=False)
     else:
         handled |= {
@@ -399,37 +432,89 @@ def _rslora_alpha(alpha: Any, r: Any, problems: list[Problem]) -> Any:
     return value
 
 
-def _targeting(data: Mapping[str, Any]) -> Targeting:
-    return Targeting.of(data, _as_targets(data))
+class _AllLinear:
+    """PEFT's ``target_modules="all-linear"``: every Linear but the output embeddings (the
+    modules probed are the table's, all Linears), ``exclude_modules`` still applying."""
+
+    def __init__(self, inner: Targeting) -> None:
+        self.inner = inner
+
+    def matches(self, name: str) -> bool:
+        return name.rsplit(".", 1)[-1] not in OUTPUT_EMBEDDINGS and self.inner.matches(name)
 
 
-def _as_targets(data: Mapping[str, Any]) -> str | list[str]:
-    target = data.get("target_modules")
-    if isinstance(target, str):
-        if target == "all-linear":
+class _Feedforward:
+    """PEFT IA³'s ``feedforward_modules`` test: a regex fullmatch, or ``key.endswith(name)``
+    for a list (no dot boundary, as PEFT's ``_check_target_module_feedforward``)."""
+
+    def __init__(self, value: Any) -> None:
+        self.pattern = (
+            compile_pattern(value, "feedforward_modules") if isinstance(value, str) else None
+        )
+        self.names = tuple(value) if self.pattern is None else ()
+
+    @classmethod
+    def of(cls, data: Mapping[str, Any], model_type: str | None) -> _Feedforward:
+        value = data.get("feedforward_modules")
+        if value is None and data.get("peft_type") == "IA3" and model_type is not None:
+            value = list(DEFAULT_IA3_FEEDFORWARD.get(model_type, ()))
+        if value is None:
+            value = []
+        if not (
+            isinstance(value, str)
+            or (isinstance(value, list | tuple) and all(isinstance(v, str) for v in value))
+        ):
             raise ConfigError(
                 [
                     problem(
-                        "target_modules",
-                        "'all-linear' also adapts the attention output projections (and "
-                        "LLaMA's gate_proj), which the reference never adapts",
-                        expected="a list of module names or a regular expression",
-                        found="'all-linear'",
+                        "feedforward_modules",
+                        "feedforward_modules must be a regular expression or a list of names",
+                        expected="a string, a list of strings, or null",
+                        found=shown(value),
+                        code="type",
                     )
                 ]
             )
+        return cls(value)
+
+    def matches(self, name: str) -> bool:
+        if self.pattern is not None:
+            return self.pattern.fullmatch(name)
+        return any(name.endswith(n) for n in self.names)
+
+
+def _targeting(data: Mapping[str, Any], model_type: str | None = None) -> Targeting | _AllLinear:
+    target = _as_targets(data, model_type)
+    if target == "all-linear":
+        return _AllLinear(Targeting.of(data, ".*"))
+    return Targeting.of(data, target)
+
+
+def _as_targets(data: Mapping[str, Any], model_type: str | None) -> str | list[str]:
+    target = data.get("target_modules")
+    if isinstance(target, str):
+        if target.lower() == "all-linear":
+            return "all-linear"
         return target  # compiled (with RE2) by Targeting
     if isinstance(target, list | tuple | set | frozenset) and all(
         isinstance(t, str) for t in target
     ):
         return list(target)
+    defaults = DEFAULT_IA3_TARGETS if data.get("peft_type") == "IA3" else DEFAULT_LORA_TARGETS
+    if target is None and model_type in defaults:
+        return list(defaults[model_type])  # what PEFT fills in for this model type
     raise ConfigError(
         [
             problem(
                 "target_modules",
-                "this PEFT config names no target_modules (PEFT would pick per-model "
-                "defaults); it must name the modules to adapt",
-                expected="a list of module names or a regular expression",
+                "this PEFT config names no target_modules, and PEFT has no default targets "
+                + (
+                    f"for '{model_type}' models"
+                    if model_type is not None
+                    else "without the model type"
+                ),
+                expected="a list of module names or a regular expression"
+                + ("" if model_type is not None else ", or from_peft(..., model_type=...)"),
                 found=shown(target),
                 code="missing" if target is None else "type",
             )
@@ -439,11 +524,13 @@ def _as_targets(data: Mapping[str, Any]) -> str | list[str]:
 
 def _placement(
     data: Mapping[str, Any],
-    targeting: Targeting,
+    targeting: Targeting | _AllLinear,
     model: ModelModules,
     counts: tuple[int, ...] | None,
+    feedforward: _Feedforward | None = None,
 ) -> dict[str, Any]:
-    """selfattn/intermediate/output flags, attn_matrices and leave_out for ``model``."""
+    """The location flags, attn_matrices, leave_out and (IA³, with ``feedforward``)
+    input_scaling for ``model``."""
     target = data.get("target_modules")
     if data.get("modules_to_save"):
         raise ConfigError(
@@ -462,16 +549,23 @@ def _placement(
     def hit(path: str) -> bool:
         return any(targeting.matches(p + path) for p in prefixes)
 
+    def scaled_input(path: str) -> bool:
+        return feedforward is not None and any(feedforward.matches(p + path) for p in prefixes)
+
     problems: dict[str, Problem] = {}
     for path in model.outside:
         if hit(path):
             problems[path] = problem(
                 "target_modules",
                 f"target_modules also matches '{path}', outside the transformer layers, "
-                "which the reference never adapts",
+                "where no adapter here can be placed",
+                expected="modules inside the transformer layers",
                 found=shown(target),
+                suggestion="name the layers' modules in target_modules"
+                + (", or build the model without a pooler" if "pooler" in path else ""),
             )
     layer_roles: dict[int, frozenset[str]] = {}
+    input_roles: set[str] = set()
     offset = 0
     for s, stack in enumerate(model.stacks):
         size = counts[s] if counts is not None else PROBE_LAYERS
@@ -500,6 +594,14 @@ def _placement(
                     )
                 if found:
                     roles.add(role)
+                    inputs = {p for p in found if scaled_input(f"{stack.layers}.{i}.{p}")}
+                    if inputs and (role not in _INPUT_LOCATIONS or inputs != found):
+                        problems.setdefault(
+                            f"{stack.layers}.{role}.feedforward",
+                            _feedforward_problem(stack, i, role, found, inputs, data),
+                        )
+                    elif inputs:
+                        input_roles.add(role)
             layer_roles[offset + i] = frozenset(roles)
         offset += size
     raise_problems(list(problems.values()))
@@ -567,7 +669,47 @@ def _placement(
     }
     if attn:
         placement["attn_matrices"] = attn
+    # The extensions, only when used (so the dict stays the reference's shape otherwise).
+    if "o" in roles:
+        placement["attn_output_lora"] = True
+    if "gate" in roles:
+        placement["gate_lora"] = True
+    if input_roles:
+        placement["input_scaling"] = [
+            loc for role, loc in _INPUT_LOCATIONS.items() if role in input_roles
+        ]
     return placement
+
+
+def _feedforward_problem(
+    stack: StackModules,
+    index: int,
+    role: str,
+    found: set[str],
+    inputs: set[str],
+    data: Mapping[str, Any],
+) -> Problem:
+    if role not in _INPUT_LOCATIONS:
+        what = f"'{sorted(inputs)[0]}' (an attention q/k/v projection)"
+        message = (
+            f"feedforward_modules asks PEFT IA³ to scale the input of {what} in layer {index} "
+            f"of {stack.layers}; IA³ here scales the input of feed-forward projections and "
+            "attention output projections only"
+        )
+        expected = "feedforward_modules naming feed-forward or attention output projections"
+    else:
+        message = (
+            f"feedforward_modules matches '{sorted(inputs)[0]}' but not "
+            f"'{sorted(found - inputs)[0]}' in layer {index} of {stack.layers}; one location "
+            "scales the inputs of all its modules or of none"
+        )
+        expected = "every module of a location, or none"
+    return problem(
+        "feedforward_modules",
+        message,
+        expected=expected,
+        found=shown(data.get("feedforward_modules")),
+    )
 
 
 def _never_problem(

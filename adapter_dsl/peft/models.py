@@ -37,9 +37,10 @@ PROBE_LAYERS = 64
 #: Most layers per stack that ``num_layers`` may give (the largest models have a few hundred).
 MAX_LAYERS = 4096
 
-#: Roles a module can play. ``q``/``k``/``v``/``qkv``/``intermediate``/``output`` are adaptable;
-#: ``never`` marks modules the reference never adapts.
-ADAPTABLE = ("q", "k", "v", "qkv", "intermediate", "output")
+#: Roles a module can play. ``q``/``k``/``v``/``qkv``/``intermediate``/``output`` are the
+#: reference's locations, ``o`` (attention output) and ``gate`` (FFN gate) the extensions
+#: ``attn_output_lora``/``gate_lora``; ``never`` marks modules no config adapts.
+ADAPTABLE = ("q", "k", "v", "qkv", "o", "intermediate", "output", "gate")
 
 
 @dataclass(frozen=True)
@@ -71,46 +72,87 @@ class _PeftView:
 
     base_prefix: str  # the base model's attribute in a model with a head (``base_model_prefix``)
     outside: tuple[str, ...] = ()  # Linear modules outside the layers (poolers, heads)
-    #: Linear modules inside each layer that the row does not name and the reference never
-    #: adapts (LLaMA's ``gate_proj``).
+    #: Linear modules inside each layer that the row does not name and no config adapts.
     never: tuple[str, ...] = ()
     #: Whether the cross-attention of the row's groups exists only in some configurations
     #: (BERT-shaped models have it only as decoders).
     optional_cross_attention: bool = False
 
 
-_LLAMA_VIEW = _PeftView("model", ("lm_head",), never=("mlp.gate_proj",))
-#: The model types PEFT dicts convert for, with what the model-type table does not say.
+_DECODER = _PeftView("model", ("lm_head",))
+_BERT_VIEW = _PeftView("bert", ("pooler.dense",), optional_cross_attention=True)
+_ROBERTA_VIEW = _PeftView("roberta", ("pooler.dense",), optional_cross_attention=True)
+_DEBERTA_VIEW = _PeftView("deberta", optional_cross_attention=True)
+#: The model types PEFT dicts convert for, with what the model-type table does not say
+#: (``base_model_prefix`` of the transformers classes; Linears outside the layers, heads
+#: included, so that a target hitting one is reported). EncoderDecoderModel is left out: its
+#: module names depend on its two halves.
 _PEFT_VIEWS: dict[str, _PeftView] = {
-    "bert": _PeftView("bert", ("pooler.dense",), optional_cross_attention=True),
-    "roberta": _PeftView("roberta", ("pooler.dense",), optional_cross_attention=True),
+    "bert": _BERT_VIEW,
+    "bert-generation": _PeftView("bert", optional_cross_attention=True),
+    "roberta": _ROBERTA_VIEW,
+    "xlm-roberta": _ROBERTA_VIEW,
+    "xmod": _ROBERTA_VIEW,
+    "electra": _PeftView("electra", ("embeddings_project",), optional_cross_attention=True),
+    "albert": _PeftView("albert", ("encoder.embedding_hidden_mapping_in", "pooler")),
+    "distilbert": _PeftView("distilbert"),
+    "deberta": _DEBERTA_VIEW,
+    "deberta-v2": _DEBERTA_VIEW,
+    "modernbert": _PeftView("model"),
     "gpt2": _PeftView("transformer", ("lm_head",)),
-    "bart": _PeftView("model", ("lm_head",)),
+    "gptj": _PeftView("transformer", ("lm_head",)),
+    "bart": _DECODER,
+    "mbart": _DECODER,
+    "plbart": _DECODER,
+    "t5": _PeftView("transformer", ("lm_head",)),
+    "mt5": _PeftView("transformer", ("lm_head",)),
+    "whisper": _PeftView("model", ("proj_out",)),
+    "vit": _PeftView("vit", ("pooler.dense",)),
+    "beit": _PeftView("beit"),
+    "clip": _PeftView("clip", ("visual_projection", "text_projection")),
+    "clip_text_model": _PeftView("clip"),
+    "clip_vision_model": _PeftView("clip"),
     # The reference's LLaMA/Mistral call down_proj "intermediate" and up_proj "output"; its
     # Qwen2 interface the other way round: the rows say which.
-    "llama": _LLAMA_VIEW,
-    "mistral": _LLAMA_VIEW,
-    "qwen2": _LLAMA_VIEW,
+    "llama": _DECODER,
+    "mistral": _DECODER,
+    "qwen2": _DECODER,
+    "qwen3": _DECODER,
+    "gemma2": _DECODER,
+    "gemma3_text": _DECODER,
+    "phi": _DECODER,
 }
+
+
+def _alternatives(path: str) -> tuple[str, ...]:
+    return tuple(path.split("|"))
 
 
 def _stack(group: LayerGroup, view: _PeftView) -> StackModules:
     """The PEFT module names of one group of a row: the projections of its attentions (self
-    first), its feed-forward Linears, and the attention output projections as ``never``."""
+    first, output projections as ``o``), its feed-forward Linears (``gate`` where the row
+    names one) and ``never``. A path with alternatives (T5's ``wi|wi_1``) names each of them,
+    all optional (only one exists on a given model)."""
     attentions = [a for a in (group.self_attention, group.cross_attention) if a is not None]
     roles: dict[str, tuple[str, ...]] = {}
-    for key in ("q", "k", "v", "qkv"):
+    for key in ("q", "k", "v", "qkv", "o"):
         paths = tuple(p for a in attentions if (p := getattr(a, key)) is not None)
         if paths:
             roles[key] = paths
-    roles["intermediate"] = (group.intermediate,)
-    roles["output"] = (group.output,)
-    roles["never"] = (*(a.o for a in attentions), *view.never)
-    optional: frozenset[str] = frozenset()
+    optional: set[str] = set()
+    for role in ("intermediate", "output", "gate"):
+        path = getattr(group, role)
+        if path is None:
+            continue
+        roles[role] = _alternatives(path)
+        if len(roles[role]) > 1 or role == "gate":
+            optional.update(roles[role])  # gate: gated T5 only
+    if view.never:
+        roles["never"] = view.never
     cross = group.cross_attention
     if cross is not None and view.optional_cross_attention:
-        optional = frozenset(p for p in (cross.q, cross.k, cross.v, cross.qkv, cross.o) if p)
-    return StackModules(layers=group.layers, roles=roles, optional=optional)
+        optional.update(p for p in (cross.q, cross.k, cross.v, cross.qkv, cross.o) if p)
+    return StackModules(layers=group.layers, roles=roles, optional=frozenset(optional))
 
 
 def derive_modules(spec: ModelSpec, view: _PeftView) -> ModelModules:

@@ -134,12 +134,17 @@ def test_bad_shapes_leave_the_model_unchanged(tmp_path: Path) -> None:
     assert all(torch.equal(after[k], before[k]) for k in before)
 
 
-def test_feedforward_ia3_is_rejected(tmp_path: Path) -> None:
+def test_feedforward_ia3_scales_inputs(tmp_path: Path) -> None:
     config = peft.IA3Config(
         target_modules=["key", "value", "output.dense"], feedforward_modules=["output.dense"]
     )
-    directory, _, _ = _peft_dir(tmp_path / "d", _bert, config)
+    directory, state, reference = _peft_dir(tmp_path / "d", _bert, config)
     saved = json.loads((directory / "adapter_config.json").read_text())
     assert saved["feedforward_modules"]
-    with pytest.raises(ConfigError, match="scales the input"):
-        load_adapter(_bert(), directory)
+    ours = _ours(_bert, state, directory)
+    with torch.no_grad():
+        expected = reference(input_ids=IDS).last_hidden_state
+        got = ours(input_ids=IDS).last_hidden_state
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+    unit = ours.encoder.layer[0].output.dense.loras["default"]
+    assert unit.lora_B.shape == (37, 1)  # the input of output.dense

@@ -205,6 +205,8 @@ def load_peft_adapter(
             expected = tuple(own[model_key].shape)
             if tensor_name == "m.weight" and tensor.dim() == 1:
                 tensor = tensor.unsqueeze(1)
+            if tensor_name == "lora_B" and tensor.shape == expected[::-1] and 1 in expected:
+                tensor = tensor.reshape(expected)  # IA³ on an input: PEFT's (1, in)
             if tensor_name == "lora_A" and tensor.dim() == 2 and expected[0] != tensor.shape[0]:
                 # GPT-2's fused c_attn: one shared A for each of the q/k/v blocks.
                 groups = expected[0] // max(tensor.shape[0], 1)

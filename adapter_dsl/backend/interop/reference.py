@@ -458,7 +458,7 @@ def save_reference_adapter(
 
 
 #: ``save_adapter(..., format=...)`` values other than our own format.
-FORMATS = ("adapters",)
+FORMATS = ("adapters", "peft")
 
 
 def save_adapter_as(
@@ -467,6 +467,10 @@ def save_adapter_as(
     """``save_adapter`` for the foreign formats in :data:`FORMATS`."""
     if format == "adapters":
         return save_reference_adapter(model, name, directory)
+    if format == "peft":
+        from adapter_dsl.backend.interop.peft_save import save_peft_adapter
+
+        return save_peft_adapter(model, name, directory)
     raise ConfigError.single(
         f"unknown adapter save format '{format}'",
         expected="'adapter_dsl' (default) or " + ", ".join(repr(f) for f in FORMATS),

@@ -2,10 +2,12 @@
 (float ``vera_d``/``vera_b``) and gated LoRA (UniPELT), built on the architecture table.
 
 Which projections are wrapped (reference §3.2/§4): with ``selfattn_lora`` the q/k/v listed in
-``attn_matrices`` of *every* attention module of a layer (cross-attention included; other letters
-such as ``"o"`` are ignored), with ``intermediate_lora``/``output_lora`` the table's FFN
-``intermediate``/``output`` projections; layers in ``leave_out`` are skipped. A fused q/k/v
-projection (GPT-2 ``c_attn``) gets one :class:`LoRAFusedQKV` in the reference's merged layout.
+``attn_matrices`` of *every* attention module of a layer (cross-attention included), with
+``intermediate_lora``/``output_lora`` the table's FFN ``intermediate``/``output`` projections;
+layers in ``leave_out`` are skipped. A fused q/k/v projection (GPT-2 ``c_attn``) gets one
+:class:`LoRAFusedQKV` in the reference's merged layout. Extensions (PEFT's targets): with
+``attn_output_lora`` every attention's output projection ``o``, with ``gate_lora`` the group's
+FFN ``gate``; IA³ scales the input of the locations in ``input_scaling`` (:class:`IA3Input`).
 
 A projection is wrapped once and shared by every LoRA-family adapter that targets it; the wrapper
 is removed (and the original module put back, with the same weight and bias objects) when its last
@@ -64,6 +66,8 @@ class Target:
     attr: str
     attn_key: str | None
     fused: AttentionSpec | None
+    #: The config location that adapts it: selfattn, attn_output, intermediate, output or gate.
+    location: str = "selfattn"
 
     @property
     def module(self) -> nn.Module:
@@ -76,7 +80,12 @@ def _split(path: str) -> tuple[str, str]:
 
 
 def _target(
-    layer: nn.Module, prefix: str, path: str, attn_key: str | None, fused: AttentionSpec | None
+    layer: nn.Module,
+    prefix: str,
+    path: str,
+    attn_key: str | None,
+    fused: AttentionSpec | None,
+    location: str = "selfattn",
 ) -> Target | None:
     # The first existing alternative of ``a.b|a.c``.
     path = next((alt for alt in path.split("|") if resolve(layer, alt) is not None), "")
@@ -85,7 +94,7 @@ def _target(
     parent_path, attr = _split(path)
     parent = resolve(layer, parent_path)
     assert parent is not None
-    return Target(f"{prefix}.{path}", parent, attr, attn_key, fused)
+    return Target(f"{prefix}.{path}", parent, attr, attn_key, fused, location)
 
 
 def lora_targets(model: nn.Module, arch: ArchitectureSpec, config: Any) -> list[Target]:
@@ -111,10 +120,16 @@ def lora_targets(model: nn.Module, arch: ArchitectureSpec, config: Any) -> list[
                 for key, path in (("q", spec.q), ("k", spec.k), ("v", spec.v)):
                     if key in matrices and path is not None:
                         found.append(_target(layer, prefix, path, key, None))
+        if config.attn_output_lora:
+            for spec in (ref.group.self_attention, ref.group.cross_attention):
+                if spec is not None and resolve(layer, spec.module) is not None:
+                    found.append(_target(layer, prefix, spec.o, None, None, "attn_output"))
         if config.intermediate_lora:
-            found.append(_target(layer, prefix, ref.group.intermediate, None, None))
+            found.append(_target(layer, prefix, ref.group.intermediate, None, None, "intermediate"))
         if config.output_lora:
-            found.append(_target(layer, prefix, ref.group.output, None, None))
+            found.append(_target(layer, prefix, ref.group.output, None, None, "output"))
+        if config.gate_lora and ref.group.gate is not None:
+            found.append(_target(layer, prefix, ref.group.gate, None, None, "gate"))
         targets.extend(t for t in found if t is not None)
     return targets
 
@@ -215,6 +230,21 @@ class LoRAHandler(MethodHandler):
                 found=repr(config.dtype),
             ) from None
         targets = lora_targets(model, arch, config)
+        if config.gate_lora and not any(t.location == "gate" for t in targets):
+            raise _error(
+                f"'{arch.model_type}' models have no separate feed-forward gate projection "
+                "for gate_lora",
+                expected="a model whose feed-forward has a gate (LLaMA-family gate_proj, "
+                "gated T5 wi_0)",
+                found="gate_lora=True",
+                suggestion="adapt intermediate_lora / output_lora instead",
+            )
+        if config.input_scaling and config.use_gating:
+            raise _error(
+                "input_scaling cannot be combined with use_gating",
+                expected="use_gating=False with input_scaling",
+                found="use_gating=True",
+            )
         if not targets:
             raise _error(
                 "this LoRA config adapts no projection of the model",
@@ -289,7 +319,9 @@ class LoRAHandler(MethodHandler):
                 ledger.on_undo(partial(_forget, wrapper, name))
             else:
                 assert isinstance(wrapper, LoRALinear)
-                unit = wrapper.add_unit(name, config, shared)
+                unit = wrapper.add_unit(
+                    name, config, shared, scale_input=t.location in config.input_scaling
+                )
             unit.train(wrapper.training)
             ledger.add_entry(wrapper.loras, name, unit)
             # Runs before the entry is removed (LIFO): never leave this adapter merged.

@@ -11,6 +11,9 @@ transposed on the fly):
 * LoRA: ``y = Wx + b + s·B A dropout(x)`` with ``s = α/r``.
 * DoRA: ``y = m / ‖W + BA‖_row ⊙ (Wx + b + s·BAx)`` (the norm omits ``s``; the bias is rescaled).
 * IA3:  ``y = (Wx + b) ⊙ (α·l)``.
+* IA3 on the input (``input_scaling``, PEFT's feed-forward modules): ``y = W(x ⊙ α·l) + b``,
+  computed as the additive delta ``W((α·l − 1) ⊙ x)`` so that it composes and merges as LoRA
+  does (merged: ``W·diag(α·l)``).
 * Vera: ``y = Wx + b + s·(vera_B · B · vera_D · A) x`` with ``A``/``B`` frozen and shared.
 * Gating (UniPELT): the scaling ``s`` (or ``α``) is *replaced* by ``mean_t sigmoid(gate(x_t))``.
 
@@ -45,6 +48,7 @@ from adapter_dsl.backend.methods.lora_compose import LoRAComposer, LoRAState
 
 __all__ = [
     "IA3",
+    "IA3Input",
     "LoRA",
     "LoRAFusedQKV",
     "LoRALinear",
@@ -353,6 +357,36 @@ class IA3(LoRAUnit):
         return self.lora_B.view(-1)
 
 
+class IA3Input(IA3):
+    """IA³ scaling a projection's *input*: ``lora_B`` (in, 1); ``y = W(x ⊙ α·l) + b``.
+
+    An additive unit (``composition_mode`` "add", scaling 1) whose delta is ``W((α·l − 1) ⊙ x)``;
+    ``owner`` is the wrapped projection whose weight it reads (held outside the module tree).
+    """
+
+    scales_input = True
+
+    def __init__(
+        self, in_features: int, out_features: int, cfg: LoRASettings, owner: LoRAWrapper
+    ) -> None:
+        super().__init__(out_features, in_features, cfg)  # one scale per input feature
+        self.composition_mode = "add"
+        self.alpha = float(cfg.alpha)
+        self.scaling = 1.0
+        self._owner = (owner,)
+
+    def _factor(self) -> Tensor:
+        return self.alpha * self.lora_B.view(-1) - 1
+
+    def delta_weight(self) -> Tensor:
+        weight = self._owner[0].weight_oi()
+        return weight * self._factor().to(weight.dtype).unsqueeze(0)
+
+    def compute(self, hidden: Tensor) -> Tensor:
+        weight = self._owner[0].weight_oi()
+        return F.linear(hidden * self._factor().to(hidden.dtype), weight.to(hidden.dtype))
+
+
 # ---------------------------------------------------------------------------------------------
 # Wrapped projections
 
@@ -524,11 +558,21 @@ class LoRALinear(LoRAWrapper):
         super().__init__(base, fan_in_fan_out=fan_in_fan_out)
         self.attn_key = attn_key
 
-    def add_unit(self, name: str, cfg: LoRASettings, shared: VeraShared | None = None) -> LoRAUnit:
-        """Build the unit chosen by ``cfg`` (not yet inserted into ``loras``)."""
+    def add_unit(
+        self,
+        name: str,
+        cfg: LoRASettings,
+        shared: VeraShared | None = None,
+        *,
+        scale_input: bool = False,
+    ) -> LoRAUnit:
+        """Build the unit chosen by ``cfg`` (not yet inserted into ``loras``); ``scale_input``:
+        IA³ on this projection's input (``cfg.input_scaling`` lists its location)."""
         base_weight = self.weight_oi().detach() if cfg.use_dora else None
         unit: LoRAUnit
-        if cfg.composition_mode == "scale":
+        if cfg.composition_mode == "scale" and scale_input:
+            unit = IA3Input(self.in_features, self.out_features, cfg, self)
+        elif cfg.composition_mode == "scale":
             unit = IA3(self.in_features, self.out_features, cfg)
         elif getattr(cfg, "architecture", None) == "mtl_lora":
             unit = MTLLoRA(self.in_features, self.out_features, cfg)
