@@ -40,6 +40,7 @@ from adapter_dsl.backend.architectures import (
     group_config,
     model_type_of,
 )
+from adapter_dsl.backend.methods.base import name_containers
 from adapter_dsl.backend.sharding import gathered, writes_here
 from adapter_dsl.backend.state import AdapterEntry, peek_state
 from adapter_dsl.errors import ConfigError
@@ -50,19 +51,6 @@ __all__ = ["CONFIG_FILE", "WEIGHTS_FILE", "adapter_state_dict", "load_adapter", 
 CONFIG_FILE = "adapter_config.json"
 WEIGHTS_FILE = "adapter_model.safetensors"
 REFERENCE_WEIGHTS = ("adapter.safetensors", "pytorch_adapter.bin")
-#: Path segments after which an adapter name appears in state-dict keys (used for renaming).
-NAME_CONTAINERS = frozenset(
-    {
-        "adapters",
-        "invertible_adapters",
-        "shared_parameters",
-        "loras",
-        "prefix_tunings",
-        "prefix_gates",
-        "refts",
-        "prompt_tunings",
-    }
-)
 
 
 def _version() -> str:
@@ -284,8 +272,9 @@ def rename_adapter_key(key: str, old: str, new: str) -> str:
     if old == new:
         return key
     parts = key.split(".")
+    containers = name_containers()  # the families' state_containers
     for i in range(1, len(parts)):
-        if parts[i] == old and parts[i - 1] in NAME_CONTAINERS:
+        if parts[i] == old and parts[i - 1] in containers:
             parts[i] = new
     return ".".join(parts)
 
