@@ -123,6 +123,9 @@ def check_supported(model: nn.Module, arch: ArchitectureSpec, config: Any) -> No
     members = members_of(config)
     by_family: dict[str, list[Any]] = {}
     for member in members:
+        # An object from model_construct() skipped validation: the config's own types and
+        # rules (written once, in the config class) run again, so no handler repeats them.
+        member.replace()
         family = family_of(member)
         if not arch.supports(capability_of(member)):
             raise ConfigError.single(
