@@ -20,6 +20,7 @@ adapter's delta is the truncation of the true weighted delta (``B = U_k·S_k / s
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 import torch
@@ -39,8 +40,8 @@ STRATEGIES = ("linear", "lora_linear_only_negate_b", "lora_delta_w_svd")
 IGNORED = frozenset({"dropout", "init_weights"})
 
 
-def _fail(message: str, **kw: Any) -> ConfigError:
-    return ConfigError.single(message, code=kw.pop("code", "invalid_average"), **kw)
+# ConfigError.single with this module's default code (a call may pass another).
+_fail = partial(ConfigError.single, code="invalid_average")
 
 
 def _comparable(value: Any) -> Any:

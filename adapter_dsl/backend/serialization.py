@@ -27,6 +27,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -180,8 +181,8 @@ def read_tensor_file(path: Path) -> dict[str, Tensor]:
     return dict(loaded)
 
 
-def _fail(message: str, **kw: Any) -> ConfigError:
-    return ConfigError.single(message, code=kw.pop("code", "bad_checkpoint"), **kw)
+# ConfigError.single with this module's default code (a call may pass another).
+_fail = partial(ConfigError.single, code="bad_checkpoint")
 
 
 def _read_envelope(directory: Path) -> dict[str, Any]:

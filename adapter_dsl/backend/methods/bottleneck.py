@@ -48,6 +48,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import torch
@@ -543,8 +544,8 @@ def _locations(cfg: Any, group: LayerGroup) -> list[tuple[str, ResidualSite]]:
     return out
 
 
-def _fail(message: str, **kw: Any) -> ConfigError:
-    return ConfigError.single(message, code=kw.pop("code", "unsupported_setting"), **kw)
+# ConfigError.single with this module's default code (a call may pass another).
+_fail = partial(ConfigError.single, code="unsupported_setting")
 
 
 class BottleneckHandler(MethodHandler[BnConfig]):

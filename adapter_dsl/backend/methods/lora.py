@@ -124,8 +124,8 @@ def lora_wrappers(model: nn.Module) -> Iterator[LoRAWrapper]:
             yield module
 
 
-def _error(message: str, **kw: Any) -> ConfigError:
-    return ConfigError.single(message, code=kw.pop("code", "unsupported_config"), **kw)
+# ConfigError.single with this module's default code (a call may pass another).
+_error = partial(ConfigError.single, code="unsupported_config")
 
 
 class LoRAHandler(MethodHandler[LoRAConfig]):

@@ -253,8 +253,8 @@ def _sites(
     return sites
 
 
-def _error(message: str, **kw: Any) -> ConfigError:
-    return ConfigError.single(message, code=kw.pop("code", "unsupported_config"), **kw)
+# ConfigError.single with this module's default code (a call may pass another).
+_error = partial(ConfigError.single, code="unsupported_config")
 
 
 class PrefixTuningHandler(MethodHandler[PrefixTuningConfig]):

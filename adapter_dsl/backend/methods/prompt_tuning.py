@@ -109,8 +109,8 @@ class PromptTuningLayer(nn.Module):
         return None
 
 
-def _error(message: str, **kw: Any) -> ConfigError:
-    return ConfigError.single(message, code=kw.pop("code", "unsupported_config"), **kw)
+# ConfigError.single with this module's default code (a call may pass another).
+_error = partial(ConfigError.single, code="unsupported_config")
 
 
 class PromptTuningHandler(MethodHandler[PromptTuningConfig]):

@@ -289,8 +289,8 @@ def reft_layer_indices(model: nn.Module, arch: ArchitectureSpec, config: ReftCon
     return [i for i in indices if i in wanted]
 
 
-def _error(message: str, **kw: Any) -> ConfigError:
-    return ConfigError.single(message, code=kw.pop("code", "unsupported_config"), **kw)
+# ConfigError.single with this module's default code (a call may pass another).
+_error = partial(ConfigError.single, code="unsupported_config")
 
 
 class ReftHandler(MethodHandler[ReftConfig]):
