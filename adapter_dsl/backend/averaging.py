@@ -32,6 +32,7 @@ from adapter_dsl.backend.methods.lora_layers import LoRAFusedQKV, is_vera
 from adapter_dsl.backend.serialization import adapter_state_dict, rename_adapter_key
 from adapter_dsl.backend.state import peek_state
 from adapter_dsl.errors import ConfigError
+from adapter_dsl.methods.lora import LoRAConfig
 
 __all__ = ["STRATEGIES", "average_adapter"]
 
@@ -111,7 +112,11 @@ def average_adapter(
     config = first
     lora_only = combine_strategy != "linear"
     if lora_only:
-        if getattr(first, "architecture", None) != "lora" or first.composition_mode != "add":
+        if (
+            not isinstance(first, LoRAConfig)
+            or first.architecture != "lora"
+            or first.composition_mode != "add"
+        ):
             raise _fail(
                 f"combine_strategy '{combine_strategy}' is for LoRA adapters",
                 expected="combine_strategy='linear'",

@@ -31,6 +31,7 @@ from adapter_dsl.backend.state import (
     peek_state,
 )
 from adapter_dsl.errors import DEFAULT_HEADING, ConfigError, did_you_mean
+from adapter_dsl.methods.base import AdapterConfig
 
 __all__ = [
     "adapter_summary",
@@ -118,7 +119,7 @@ def _entry(model: nn.Module, name: str) -> tuple[AdapterState, AdapterEntry]:
     return state, state.adapters[name]
 
 
-def check_supported(model: nn.Module, arch: ArchitectureSpec, config: Any) -> None:
+def check_supported(model: nn.Module, arch: ArchitectureSpec, config: AdapterConfig) -> None:
     """Raise ``ConfigError`` unless every member can be built; does not modify the model."""
     members = members_of(config)
     by_family: dict[str, list[Any]] = {}
