@@ -11,12 +11,16 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from pydantic_core.core_schema import ErrorType
 
 __all__ = [
     "MAX_RENDERED",
     "ConfigError",
     "ConfigWarning",
+    "ErrorCode",
     "Location",
     "Problem",
     "did_you_mean",
@@ -26,6 +30,113 @@ __all__ = [
 ]
 
 Path = tuple[str | int, ...]
+
+#: Every ``Problem.code`` this package produces: a closed set, as pydantic-core's ``ErrorType``
+#: (``tests/test_error_codes.py`` checks that each code used is listed and each listed is used).
+#: Problems translated from pydantic's own errors carry its ``ErrorType`` value instead.
+ErrorCode = Literal[
+    "already_merged",
+    "ambiguous_model_type",
+    "bad_checkpoint",
+    "config_mismatch",
+    "conflict",
+    "dropped_key",
+    "duplicate_adapter",
+    "duplicate_family",
+    "duplicate_fusion",
+    "duplicate_key",
+    "duplicate_model_type",
+    "duplicate_name",
+    "empty_block",
+    "empty_union",
+    "file_not_found",
+    "file_too_large",
+    "file_unreadable",
+    "frozen",
+    "interpolation",
+    "invalid",
+    "invalid_average",
+    "invalid_checkpoint",
+    "invalid_child",
+    "invalid_fusion",
+    "invalid_fusion_file",
+    "invalid_interface",
+    "invalid_json",
+    "invalid_keyword",
+    "invalid_limit",
+    "invalid_name",
+    "invalid_nesting",
+    "invalid_reduction_factor",
+    "invalid_setup",
+    "invalid_setup_file",
+    "invalid_type",
+    "json_syntax",
+    "merged",
+    "missing",
+    "missing_default",
+    "missing_file",
+    "missing_key",
+    "missing_keyword",
+    "missing_module",
+    "missing_shared",
+    "missing_task_ids",
+    "missing_tensor",
+    "model_config",
+    "model_mismatch",
+    "no_fusion",
+    "no_match",
+    "no_setup",
+    "not_expressible",
+    "not_found",
+    "not_in_reference",
+    "not_mergeable",
+    "not_merged",
+    "num_layers",
+    "path_in_data",
+    "placed_nowhere",
+    "regex",
+    "repeated_child",
+    "rule",
+    "setup_size",
+    "shape_mismatch",
+    "sweep",
+    "sweep_continuous",
+    "sweep_in_config",
+    "sweep_too_large",
+    "syntax",
+    "toml_syntax",
+    "too_deep",
+    "too_large",
+    "too_long",
+    "type",
+    "union_member",
+    "union_size",
+    "unknown_activation",
+    "unknown_adapter",
+    "unknown_architecture",
+    "unknown_block",
+    "unknown_dialect",
+    "unknown_field",
+    "unknown_format",
+    "unknown_fusion",
+    "unknown_identifier",
+    "unknown_key",
+    "unknown_keyword",
+    "unknown_member",
+    "unknown_module_path",
+    "unknown_parameter",
+    "unknown_peft_type",
+    "unknown_task",
+    "unsupported_composition",
+    "unsupported_config",
+    "unsupported_method",
+    "unsupported_model",
+    "unsupported_peft_type",
+    "unsupported_setting",
+    "usage",
+    "wrong_class",
+    "yaml_syntax",
+]
 
 # ``str(err)`` lists this many problems and counts the rest ("… and 3,990 more"); every one is
 # still in ``err.problems`` and ``err.to_list()``.
@@ -116,7 +227,7 @@ class Problem:
     expected: str | None = None
     found: str | None = None
     suggestion: str | None = None
-    code: str = "invalid"
+    code: ErrorCode | ErrorType = "invalid"
 
     def with_location(self, **changes: Any) -> Problem:
         return replace(self, location=replace(self.location, **changes))
@@ -212,7 +323,7 @@ class ConfigError(ValueError):
         expected: str | None = None,
         found: str | None = None,
         suggestion: str | None = None,
-        code: str = "invalid",
+        code: ErrorCode = "invalid",
         path: Path = (),
         span: tuple[int, int] | None = None,
         source: str | None = None,

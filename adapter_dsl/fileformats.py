@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from .errors import ConfigError, Location, Problem, did_you_mean
 
@@ -40,7 +40,9 @@ def line_col(text: str, pos: int) -> tuple[int, int]:
     return line, pos - (text.rfind("\n", 0, pos) + 1) + 1
 
 
-def _syntax_error(fmt: str, message: str, text: str, pos: int, file: str) -> ConfigError:
+def _syntax_error(
+    fmt: Literal["yaml", "toml"], message: str, text: str, pos: int, file: str
+) -> ConfigError:
     pos = max(0, min(pos, len(text)))
     line, column = line_col(text, pos)
     return ConfigError(
@@ -48,7 +50,7 @@ def _syntax_error(fmt: str, message: str, text: str, pos: int, file: str) -> Con
             Problem(
                 f"invalid {fmt.upper()}: {message}",
                 Location(span=(pos, pos + 1), line=line, column=column, file=file),
-                code=f"{fmt}_syntax",
+                code="yaml_syntax" if fmt == "yaml" else "toml_syntax",
             )
         ],
         source=text,

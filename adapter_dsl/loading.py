@@ -14,6 +14,7 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from .errors import ConfigError, ConfigWarning, Location, Problem, did_you_mean, quote
@@ -22,29 +23,30 @@ from .lazy import resolve
 from .limits import ENV_VAR, max_length
 from .methods.base import AdapterConfig
 from .methods.bottleneck import AdapterPlusConfig, BnConfig
-from .methods.lora import LoRAConfig, MTLLoRAConfig
-from .methods.prefix_tuning import PrefixTuningConfig
-from .methods.prompt_tuning import PromptTuningConfig
-from .methods.reft import ReftConfig
+from .methods.family import on_change
+from .methods.lora import LoRAConfig
 from .methods.union import ConfigUnion, union_class_of
-from .registry import IDENTIFIERS, preset_config
+from .registry import IDENTIFIERS, method_families, preset_config
 from .semantics import build
 from .syntax.parser import parse_text
 
 __all__ = ["config_from_dict", "load", "load_file", "load_lenient", "parse"]
 
-# architecture value in a dict → the family's root class. Missing/None means bottleneck in the
-# reference; "bottleneck" is accepted too (the reference raises KeyError on it).
-FAMILIES: dict[str | None, type[AdapterConfig]] = {
-    None: BnConfig,
-    "bottleneck": BnConfig,
-    "prefix_tuning": PrefixTuningConfig,
-    "prompt_tuning": PromptTuningConfig,
-    "lora": LoRAConfig,
-    "mtl_lora": MTLLoRAConfig,
-    "reft": ReftConfig,
-    "union": ConfigUnion,
-}
+# architecture value in a dict → the family's root class (from the registered families).
+# Missing/None means bottleneck in the reference; "bottleneck" is accepted too (the reference
+# raises KeyError on it).
+_FAMILIES: dict[str | None, type[AdapterConfig]] = {}
+FAMILIES: MappingProxyType[str | None, type[AdapterConfig]] = MappingProxyType(_FAMILIES)
+
+
+def _rebuild_families() -> None:
+    _FAMILIES.clear()
+    for family in method_families():
+        if family.untagged:
+            _FAMILIES[None] = family.root
+        _FAMILIES[family.architecture] = family.root
+    _parse_cached.cache_clear()  # a cached string may name a family that is gone
+
 
 # Keys of a saved adapter's adapter_config.json around the config itself.
 ENVELOPE_KEYS = frozenset(
@@ -110,6 +112,10 @@ def parse(text: str) -> AdapterConfig:
 def _parse_cached(text: str) -> AdapterConfig:
     # Configs are immutable, so a repeated string can share one object.
     return build(parse_text(text))
+
+
+_rebuild_families()
+on_change(_rebuild_families)
 
 
 def load(

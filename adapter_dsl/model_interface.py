@@ -22,6 +22,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from adapter_dsl.errors import ConfigError, Location, Problem, did_you_mean
+from adapter_dsl.registry import method_families
 
 __all__ = [
     "ALL_FAMILIES",
@@ -33,11 +34,13 @@ __all__ = [
     "ResidualSite",
 ]
 
-#: Config ``architecture`` values (method families) a model can host besides prompt tuning.
-#: ``"invertible"`` is the invertible adapter of bottleneck configs with ``inv_adapter`` set.
+#: Model capabilities (the method families a model can host, ``MethodFamily.capability``)
+#: besides prompt tuning, which has a flag of its own; ``"invertible"`` is the invertible
+#: adapter of bottleneck configs with ``inv_adapter`` set. Derived from the families registered
+#: when this module is imported (a family registered later names one of these in ``requires``).
 ALL_FAMILIES: frozenset[str] = frozenset(
-    {"bottleneck", "lora", "mtl_lora", "prefix_tuning", "reft", "invertible"}
-)
+    {f.capability for f in method_families() if not f.is_union} - {"prompt_tuning"}
+) | {"invertible"}
 #: Prefix-tuning config flags; an attention's ``prefix_location`` ends in one of them.
 PREFIX_FLAGS = ("self_prefix", "encoder_prefix", "cross_prefix")
 # Possessive repetitions: parts are delimited by '.' and '|', so backtracking never helps.

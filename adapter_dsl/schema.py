@@ -33,14 +33,9 @@ from pydantic_core import core_schema
 
 from .fieldtypes import POSITIVE_SCHEMA
 from .methods.base import AdapterConfig, plain
-from .methods.bottleneck import BnConfig
-from .methods.lora import LoRAConfig, MTLLoRAConfig
-from .methods.prefix_tuning import PrefixTuningConfig
-from .methods.prompt_tuning import PromptTuningConfig
-from .methods.reft import ReftConfig
 from .methods.rules import REQUIRED
 from .methods.union import ConfigUnion
-from .registry import IDENTIFIERS, preset_config
+from .registry import IDENTIFIERS, method_families, preset_config
 
 __all__ = [
     "FILENAMES",
@@ -68,15 +63,18 @@ Json = dict[str, Any]
 
 # -- the variants ------------------------------------------------------------------------------
 
-# (name in $defs, architecture tag or None for bottleneck, family root class, title)
-_VARIANTS: tuple[tuple[str, str | None, type[AdapterConfig], str], ...] = (
-    ("bottleneck", None, BnConfig, "Bottleneck adapter"),
-    ("prefix_tuning", "prefix_tuning", PrefixTuningConfig, "Prefix tuning"),
-    ("prompt_tuning", "prompt_tuning", PromptTuningConfig, "Prompt tuning"),
-    ("lora", "lora", LoRAConfig, "LoRA family"),
-    ("mtl_lora", "mtl_lora", MTLLoRAConfig, "MTL-LoRA"),
-    ("reft", "reft", ReftConfig, "Representation fine-tuning (ReFT)"),
-)
+Variant = tuple[str, str | None, type[AdapterConfig], str]
+
+
+def _variants() -> tuple[Variant, ...]:
+    """(name in $defs, architecture tag or None for untagged, family root, title) per
+    registered single-method family."""
+    return tuple(
+        (f.architecture, None if f.untagged else f.architecture, f.root, f.title)
+        for f in method_families()
+        if not f.is_union
+    )
+
 
 _ARCHITECTURE_DOC = (
     "Selects the method family. Bottleneck adapters have no `architecture` key in the reference "
@@ -327,12 +325,13 @@ def _union_variant() -> Json:
 
 def _defs() -> Json:
     defs: Json = {}
-    for name, tag, cls, title in _VARIANTS:
+    variants = _variants()
+    for name, tag, cls, title in variants:
         defs[name] = _variant(name, tag, cls, title)
     defs["union"] = _union_variant()
     defs["single_method"] = {
         "description": "One adapter method (any variant except a union).",
-        "oneOf": [{"$ref": f"#/$defs/{name}"} for name, *_ in _VARIANTS],
+        "oneOf": [{"$ref": f"#/$defs/{name}"} for name, *_ in variants],
     }
     defs["adapter_config"] = {
         "description": "An adapter config: one method, or a union of methods.",

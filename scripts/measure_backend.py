@@ -25,12 +25,12 @@ METHODS = ("seq_bn", "lora", "prefix_tuning", "mam", "unipelt")
 
 def _missing_handler(config: object) -> str | None:
     """The reason the backend cannot build ``config`` at all, or ``None``."""
-    from adapter_dsl.backend.methods.base import family_of, get_handler, members_of
+    from adapter_dsl.backend.methods.base import get_handler, members_of
     from adapter_dsl.errors import ConfigError
 
     for member in members_of(config):
         try:
-            get_handler(family_of(member))
+            get_handler(member)
         except ConfigError as exc:
             return exc.problems[0].message
     return None

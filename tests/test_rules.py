@@ -86,11 +86,11 @@ def test_a_broken_rule_is_a_located_violation_with_its_message() -> None:
 
 
 def test_compiled_rules_agree_with_their_conditions() -> None:
-    from adapter_dsl.schema import _VARIANTS
+    from adapter_dsl.schema import _variants
 
     samples = [adapter_dsl.load(i) for i in ("lora", "ia3", "vera", "seq_bn", "loreft")]
     samples += [adapter_dsl.load(i) for i in ("compacter", "seq_bn_inv", "prompt_tuning")]
-    for _name, _tag, cls, _title in _VARIANTS:
+    for _name, _tag, cls, _title in _variants():
         for rule in cls.cross_field_rules:
             for cfg in samples:
                 if all(hasattr(cfg, f) for f in cls.model_fields):
@@ -103,10 +103,10 @@ def test_compiled_rules_agree_with_their_conditions() -> None:
 
 
 def test_every_family_rule_is_in_its_schema_variant() -> None:
-    from adapter_dsl.schema import _VARIANTS
+    from adapter_dsl.schema import _variants
 
     defs = build_schema("config")["$defs"]
-    for name, _tag, cls, _title in _VARIANTS:
+    for name, _tag, cls, _title in _variants():
         assert len(defs[name].get("allOf", [])) == len(cls.cross_field_rules), name
 
 

@@ -101,9 +101,9 @@ def test_every_field_is_documented(config_schema: dict[str, Any]) -> None:
 
 def test_defaults_match_the_config_classes(config_schema: dict[str, Any]) -> None:
     from adapter_dsl.methods.base import plain
-    from adapter_dsl.schema import _VARIANTS
+    from adapter_dsl.schema import _variants
 
-    for name, _tag, cls, _title in _VARIANTS:
+    for name, _tag, cls, _title in _variants():
         props = config_schema["$defs"][name]["properties"]
         for field, info in cls.model_fields.items():
             if field == "architecture":

@@ -20,6 +20,7 @@ adapter's delta is the truncation of the true weighted delta (``B = U_k·S_k / s
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 import torch
@@ -31,6 +32,7 @@ from adapter_dsl.backend.methods.lora import lora_wrappers
 from adapter_dsl.backend.methods.lora_layers import LoRAFusedQKV, is_vera
 from adapter_dsl.backend.state import adapter_state_dict, peek_state, require_adapter
 from adapter_dsl.errors import ConfigError
+from adapter_dsl.methods.lora import LoRAConfig
 
 __all__ = ["STRATEGIES", "average_adapter"]
 
@@ -39,8 +41,8 @@ STRATEGIES = ("linear", "lora_linear_only_negate_b", "lora_delta_w_svd")
 IGNORED = frozenset({"dropout", "init_weights"})
 
 
-def _fail(message: str, **kw: Any) -> ConfigError:
-    return ConfigError.single(message, code=kw.pop("code", "invalid_average"), **kw)
+# ConfigError.single with this module's default code (a call may pass another).
+_fail = partial(ConfigError.single, code="invalid_average")
 
 
 def _comparable(value: Any) -> Any:
@@ -110,7 +112,11 @@ def average_adapter(
     config = first
     lora_only = combine_strategy != "linear"
     if lora_only:
-        if getattr(first, "architecture", None) != "lora" or first.composition_mode != "add":
+        if (
+            not isinstance(first, LoRAConfig)
+            or first.architecture != "lora"
+            or first.composition_mode != "add"
+        ):
             raise _fail(
                 f"combine_strategy '{combine_strategy}' is for LoRA adapters",
                 expected="combine_strategy='linear'",

@@ -22,7 +22,7 @@ from adapter_dsl.backend.architectures import (
     get_model_spec,
     num_layers,
 )
-from adapter_dsl.backend.methods.base import family_of, get_handler, members_of
+from adapter_dsl.backend.methods.base import capability_of, family_of, get_handler, members_of
 from adapter_dsl.backend.state import (
     AdapterEntry,
     Ledger,
@@ -33,6 +33,7 @@ from adapter_dsl.backend.state import (
     require_adapter,
 )
 from adapter_dsl.errors import DEFAULT_HEADING, ConfigError
+from adapter_dsl.methods.base import AdapterConfig
 
 __all__ = [
     "adapter_summary",
@@ -108,13 +109,16 @@ def _check_layout(model: nn.Module, arch: ModelSpec) -> None:
         )
 
 
-def check_supported(model: nn.Module, arch: ModelSpec, config: Any) -> None:
+def check_supported(model: nn.Module, arch: ModelSpec, config: AdapterConfig) -> None:
     """Raise ``ConfigError`` unless every member can be built; does not modify the model."""
     members = members_of(config)
     by_family: dict[str, list[Any]] = {}
     for member in members:
+        # An object from model_construct() skipped validation: the config's own types and
+        # rules (written once, in the config class) run again, so no handler repeats them.
+        member.replace()
         family = family_of(member)
-        if not arch.supports(family):
+        if not arch.supports(capability_of(member)):
             raise ConfigError.single(
                 f"'{family}' adapters are not supported on '{arch.model_type}' models",
                 expected=f"a method supported by '{arch.model_type}': "
@@ -123,8 +127,8 @@ def check_supported(model: nn.Module, arch: ModelSpec, config: Any) -> None:
                 code="unsupported_method",
             )
         by_family.setdefault(family, []).append(member)
-    for family, configs in by_family.items():
-        handler = get_handler(family)
+    for configs in by_family.values():
+        handler = get_handler(configs[0])
         for member in configs:
             handler.check(model, arch, member)
         handler.check_members(model, arch, configs)
@@ -175,10 +179,10 @@ def _add(model: nn.Module, name: str, cfg: Any, set_active: bool) -> Any:
             ledger = Ledger()
             # Recorded before add() so that a failing add() is undone together with the rest.
             entry.members.append((family, member, ledger))
-            get_handler(family).add(model, arch, name, member, ledger)
+            get_handler(member).add(model, arch, name, member, ledger)
     except BaseException:
-        for family, member, ledger in reversed(entry.members):
-            get_handler(family).remove(model, arch, name, member, ledger)
+        for _, member, ledger in reversed(entry.members):
+            get_handler(member).remove(model, arch, name, member, ledger)
         drop_state_if_empty(model)
         raise
     state.adapters[name] = entry
@@ -215,10 +219,10 @@ def _set_active(model: nn.Module, names: str | Iterable[str] | Any | None) -> No
         return
     if node is not None:
         setups.check_setup(model, state, node)
-    families = {family for n in wanted for family, _, _ in state.adapters[n].members}
+    families = {family: m for n in wanted for family, m, _ in state.adapters[n].members}
     for family in sorted(families):
-        get_handler(family).check_active(model, state.arch, wanted)
-        get_handler(family).check_setup(model, state.arch, node)
+        get_handler(families[family]).check_active(model, state.arch, wanted)
+        get_handler(families[family]).check_setup(model, state.arch, node)
     for n, entry in state.adapters.items():
         if entry.merged:
             unmerge_adapter(model, n)
@@ -286,8 +290,8 @@ def delete_adapter(model: nn.Module, name: str) -> None:
     from adapter_dsl.backend.methods.fusion import delete_fusions_of
 
     delete_fusions_of(model, name)
-    for family, member, ledger in reversed(entry.members):
-        get_handler(family).remove(model, state.arch, name, member, ledger)
+    for _, member, ledger in reversed(entry.members):
+        get_handler(member).remove(model, state.arch, name, member, ledger)
     del state.adapters[name]
     state.active = tuple(n for n in state.active if n != name)
     setups.install_entry_hook(model, state, state.active_setup())
@@ -307,14 +311,14 @@ def _merge(model: nn.Module, name: str) -> None:
     state, entry = require_adapter(model, name)
     if entry.merged:
         raise ConfigError.single(f"adapter '{name}' is already merged", code="already_merged")
-    done: list[tuple[str, Any]] = []
+    done: list[Any] = []
     try:
-        for family, member, _ in entry.members:
-            get_handler(family).merge(model, state.arch, name, member)
-            done.append((family, member))
+        for _, member, _ in entry.members:
+            get_handler(member).merge(model, state.arch, name, member)
+            done.append(member)
     except BaseException:
-        for family, member in reversed(done):
-            get_handler(family).unmerge(model, state.arch, name, member)
+        for member in reversed(done):
+            get_handler(member).unmerge(model, state.arch, name, member)
         raise
     entry.merged = True
     state.active = tuple(n for n in state.active if n != name)
@@ -326,8 +330,8 @@ def unmerge_adapter(model: nn.Module, name: str) -> None:
         state, entry = require_adapter(model, name)
         if not entry.merged:
             raise ConfigError.single(f"adapter '{name}' is not merged", code="not_merged")
-        for family, member, _ in reversed(entry.members):
-            get_handler(family).unmerge(model, state.arch, name, member)
+        for _, member, _ in reversed(entry.members):
+            get_handler(member).unmerge(model, state.arch, name, member)
         entry.merged = False
 
 

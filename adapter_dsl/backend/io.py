@@ -20,12 +20,12 @@ import torch
 from torch import Tensor, nn
 
 from adapter_dsl.backend.architectures import get_model_spec, group_config, model_type_of
+from adapter_dsl.backend.methods.base import name_containers
 from adapter_dsl.errors import ConfigError
 from adapter_dsl.loading import read_config_file
 
 __all__ = [
     "CONFIG_FILE",
-    "NAME_CONTAINERS",
     "REFERENCE_WEIGHTS",
     "WEIGHTS_FILE",
     "bad_checkpoint",
@@ -40,19 +40,6 @@ __all__ = [
 CONFIG_FILE = "adapter_config.json"
 WEIGHTS_FILE = "adapter_model.safetensors"
 REFERENCE_WEIGHTS = ("adapter.safetensors", "pytorch_adapter.bin")
-#: Path segments after which an adapter name appears in state-dict keys (used for renaming).
-NAME_CONTAINERS = frozenset(
-    {
-        "adapters",
-        "invertible_adapters",
-        "shared_parameters",
-        "loras",
-        "prefix_tunings",
-        "prefix_gates",
-        "refts",
-        "prompt_tunings",
-    }
-)
 
 
 def bad_checkpoint(message: str, **kw: Any) -> ConfigError:
@@ -164,7 +151,8 @@ def rename_adapter_key(key: str, old: str, new: str) -> str:
     if old == new:
         return key
     parts = key.split(".")
+    containers = name_containers()  # the families' state_containers
     for i in range(1, len(parts)):
-        if parts[i] == old and parts[i - 1] in NAME_CONTAINERS:
+        if parts[i] == old and parts[i - 1] in containers:
             parts[i] = new
     return ".".join(parts)

@@ -25,6 +25,7 @@ from torch.utils.hooks import RemovableHandle
 from adapter_dsl.backend.architectures import ModelSpec
 from adapter_dsl.backend.composition import Node
 from adapter_dsl.errors import ConfigError, did_you_mean
+from adapter_dsl.methods.base import AdapterConfig
 
 __all__ = [
     "PRETRAINED_KEY",
@@ -175,8 +176,8 @@ class AdapterEntry:
     """
 
     name: str
-    config: Any
-    members: list[tuple[str, Any, Ledger]] = field(default_factory=list)
+    config: AdapterConfig
+    members: list[tuple[str, AdapterConfig, Ledger]] = field(default_factory=list)
     merged: bool = False
 
     def owned_modules(self) -> tuple[nn.Module, ...]:
@@ -240,7 +241,8 @@ class AdapterState:
         return Node("Stack", self.active)
 
     def active_members(self, family: str) -> list[tuple[str, Any]]:
-        """``(adapter name, member config)`` of active adapters in ``family``, in active order."""
+        """``(adapter name, member config)`` of active adapters in ``family``, in active order
+        (typed ``Any``: each family's handler reads its own config class's fields)."""
         out: list[tuple[str, Any]] = []
         for name in self.active:
             entry = self.adapters.get(name)

@@ -36,6 +36,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -237,8 +238,8 @@ def save_trainable(
     return target
 
 
-def _fail(message: str, **kw: Any) -> ConfigError:
-    return ConfigError.single(message, code=kw.pop("code", "bad_checkpoint"), **kw)
+# ConfigError.single with this module's default code (a call may pass another).
+_fail = partial(ConfigError.single, code="bad_checkpoint")
 
 
 def _read_manifest(directory: Path) -> dict[str, Any]:

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self, cast
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic_core.core_schema import ErrorType
 
 from ..errors import ConfigError, Location, Problem, did_you_mean, quote
 from ..fieldtypes import Expect, RuleViolation, RuleViolations
@@ -364,7 +365,7 @@ def problems_from_validation(exc: ValidationError, cls: type[AdapterConfig]) -> 
                 expected=expected,
                 found=_found(err.get("input")),
                 suggestion=suggestion,
-                code=etype,
+                code=cast(ErrorType, etype),  # pydantic's own code
             )
         )
     return problems or [Problem(f"invalid {cls.__name__}")]

@@ -28,6 +28,7 @@ from ..fieldtypes import (
     as_positive,
 )
 from .base import AdapterConfig
+from .family import MethodFamily, preset, register_family
 from .rules import Is, Rule
 
 __all__ = [
@@ -306,4 +307,72 @@ class AdapterPlusConfig(BnConfig):
     stochastic_depth: Probability = 0.1
 
 
-BnConfig._family_root = BnConfig
+register_family(
+    MethodFamily(
+        architecture="bottleneck",
+        root=BnConfig,
+        configs=(
+            AdapterPlusConfig,
+            BnConfig,
+            CompacterConfig,
+            CompacterPlusPlusConfig,
+            DoubleSeqBnConfig,
+            DoubleSeqBnInvConfig,
+            ParBnConfig,
+            SeqBnConfig,
+            SeqBnInvConfig,
+        ),
+        # The reference's ADAPTER_CONFIG_MAP (adapters 1.3.0), in its documentation's order.
+        presets=(
+            preset("seq_bn", SeqBnConfig, "Sequential bottleneck adapter after the FFN (Pfeiffer)"),
+            preset(
+                "double_seq_bn",
+                DoubleSeqBnConfig,
+                "Bottleneck adapters after attention and FFN (Houlsby)",
+            ),
+            preset("par_bn", ParBnConfig, "Parallel bottleneck adapter (He et al.)"),
+            preset(
+                "scaled_par_bn",
+                ParBnConfig,
+                "Parallel adapter with learned scaling",
+                scaling="learned",
+            ),
+            preset("seq_bn_inv", SeqBnInvConfig, "seq_bn plus a NICE invertible adapter"),
+            preset(
+                "double_seq_bn_inv",
+                DoubleSeqBnInvConfig,
+                "double_seq_bn plus a NICE invertible adapter",
+            ),
+            preset("compacter", CompacterConfig, "Compacter: double adapters of PHM layers"),
+            preset(
+                "compacter++",
+                CompacterPlusPlusConfig,
+                "Compacter++: sequential adapter of PHM layers",
+            ),
+            preset("pfeiffer", SeqBnConfig, "Deprecated alias of seq_bn", "seq_bn"),
+            preset(
+                "houlsby", DoubleSeqBnConfig, "Deprecated alias of double_seq_bn", "double_seq_bn"
+            ),
+            preset("parallel", ParBnConfig, "Deprecated alias of par_bn", "par_bn"),
+            preset(
+                "scaled_parallel",
+                ParBnConfig,
+                "Deprecated alias of scaled_par_bn",
+                "scaled_par_bn",
+                scaling="learned",
+            ),
+            preset("pfeiffer+inv", SeqBnInvConfig, "Deprecated alias of seq_bn_inv", "seq_bn_inv"),
+            preset(
+                "houlsby+inv",
+                DoubleSeqBnInvConfig,
+                "Deprecated alias of double_seq_bn_inv",
+                "double_seq_bn_inv",
+            ),
+        ),
+        title="Bottleneck adapter",
+        handler="adapter_dsl.backend.methods.bottleneck:BottleneckHandler",
+        # "shared_parameters": Compacter's shared PHM rule matrices.
+        state_containers=frozenset({"adapters", "invertible_adapters", "shared_parameters"}),
+        untagged=True,
+    )
+)

@@ -22,6 +22,7 @@ from ..fieldtypes import (
     Probability,
 )
 from .base import AdapterConfig
+from .family import MethodFamily, preset, register_family
 from .rules import Has, Is, Rule
 
 __all__ = [
@@ -293,5 +294,32 @@ class MTLLoRAConfig(LoRAConfig):
     )
 
 
-LoRAConfig._family_root = LoRAConfig
-MTLLoRAConfig._family_root = MTLLoRAConfig
+register_family(
+    MethodFamily(
+        architecture="lora",
+        root=LoRAConfig,
+        configs=(DoRAConfig, DvoRAConfig, IA3Config, LoRAConfig, VeraConfig),
+        presets=(
+            preset("lora", LoRAConfig, "Low-rank adaptation of q and v"),
+            preset("ia3", IA3Config, "IA³: learned rescaling of k, v and the FFN"),
+            preset("vera", VeraConfig, "VeRA: shared frozen random matrices, learned scalings"),
+            preset("dora", DoRAConfig, "DoRA: LoRA with learned magnitudes"),
+            preset("dvora", DvoRAConfig, "DVoRA: VeRA with learned magnitudes"),
+        ),
+        title="LoRA family",
+        handler="adapter_dsl.backend.methods.lora:LoRAHandler",
+        # "shared_parameters": VeRA's frozen random matrices.
+        state_containers=frozenset({"loras", "shared_parameters"}),
+    )
+)
+register_family(
+    MethodFamily(
+        architecture="mtl_lora",
+        root=MTLLoRAConfig,
+        configs=(MTLLoRAConfig,),
+        presets=(preset("mtl_lora", MTLLoRAConfig, "MTL-LoRA: multi-task LoRA"),),
+        title="MTL-LoRA",
+        handler="adapter_dsl.backend.methods.lora:MTLLoRAHandler",
+        state_containers=frozenset({"loras"}),
+    )
+)

@@ -9,6 +9,7 @@ from pydantic import Field
 
 from ..fieldtypes import Bool, LayerList, NonLinearity, OptionalSeed, PositiveInt, Probability
 from .base import AdapterConfig
+from .family import MethodFamily, preset, register_family
 
 __all__ = ["PrefixTuningConfig"]
 
@@ -40,4 +41,24 @@ class PrefixTuningConfig(AdapterConfig):
     }
 
 
-PrefixTuningConfig._family_root = PrefixTuningConfig
+register_family(
+    MethodFamily(
+        architecture="prefix_tuning",
+        root=PrefixTuningConfig,
+        configs=(PrefixTuningConfig,),
+        presets=(
+            preset(
+                "prefix_tuning", PrefixTuningConfig, "Prefix tuning with an MLP reparametrisation"
+            ),
+            preset(
+                "prefix_tuning_flat",
+                PrefixTuningConfig,
+                "Prefix tuning, prefixes trained directly",
+                flat=True,
+            ),
+        ),
+        title="Prefix tuning",
+        handler="adapter_dsl.backend.methods.prefix_tuning:PrefixTuningHandler",
+        state_containers=frozenset({"prefix_tunings", "prefix_gates"}),
+    )
+)

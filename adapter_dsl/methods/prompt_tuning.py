@@ -9,6 +9,7 @@ from pydantic import Field
 
 from ..fieldtypes import EnumDocs, Expect, OptionalSeed, PositiveInt, PositiveNumber
 from .base import AdapterConfig
+from .family import MethodFamily, preset, register_family
 from .rules import Is, Rule
 
 __all__ = ["PromptTuningConfig"]
@@ -79,4 +80,14 @@ class PromptTuningConfig(AdapterConfig):
     )
 
 
-PromptTuningConfig._family_root = PromptTuningConfig
+register_family(
+    MethodFamily(
+        architecture="prompt_tuning",
+        root=PromptTuningConfig,
+        configs=(PromptTuningConfig,),
+        presets=(preset("prompt_tuning", PromptTuningConfig, "Soft prompt embeddings"),),
+        title="Prompt tuning",
+        handler="adapter_dsl.backend.methods.prompt_tuning:PromptTuningHandler",
+        state_containers=frozenset({"prompt_tunings"}),
+    )
+)

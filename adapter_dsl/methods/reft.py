@@ -20,6 +20,7 @@ from ..fieldtypes import (
     Probability,
 )
 from .base import AdapterConfig
+from .family import MethodFamily, preset, register_family
 from .rules import Is, Rule
 
 __all__ = ["DiReftConfig", "LoReftConfig", "NoReftConfig", "ReftConfig"]
@@ -108,4 +109,20 @@ class DiReftConfig(NoReftConfig):
     subtract_projection: Bool = False
 
 
-ReftConfig._family_root = ReftConfig
+register_family(
+    MethodFamily(
+        architecture="reft",
+        root=ReftConfig,
+        configs=(DiReftConfig, LoReftConfig, NoReftConfig, ReftConfig),
+        presets=(
+            preset(
+                "loreft", LoReftConfig, "LoReFT: orthogonal low-rank representation intervention"
+            ),
+            preset("noreft", NoReftConfig, "NoReFT: LoReFT without orthogonality"),
+            preset("direft", DiReftConfig, "DiReFT: NoReFT without subtracting the projection"),
+        ),
+        title="Representation fine-tuning (ReFT)",
+        handler="adapter_dsl.backend.methods.reft:ReftHandler",
+        state_containers=frozenset({"refts"}),
+    )
+)

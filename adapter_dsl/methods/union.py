@@ -13,6 +13,7 @@ from ..fieldtypes import Expect, RuleViolation
 from ..lazy import resolve
 from .base import AdapterConfig, check_rules
 from .bottleneck import BnConfig, ParBnConfig, SeqBnConfig
+from .family import MethodFamily, preset, register_family
 from .lora import LoRAConfig
 from .prefix_tuning import PrefixTuningConfig
 
@@ -400,7 +401,22 @@ class UniPELTConfig(_PresetUnion):
         super().__init__(**data)
 
 
-ConfigUnion._family_root = ConfigUnion
+register_family(
+    MethodFamily(
+        architecture="union",
+        root=ConfigUnion,
+        configs=(ConfigUnion, MAMConfig, UniPELTConfig),
+        presets=(
+            preset(
+                "mam",
+                MAMConfig,
+                "Mix-and-Match: prefix tuning (bottleneck 800) + parallel adapter",
+            ),
+            preset("unipelt", UniPELTConfig, "UniPELT: gated prefix tuning + seq_bn + LoRA"),
+        ),
+        title="Union of methods",
+    )
+)
 
 #: Unions with named members, in the order a union of matching member kinds is read as them.
 PRESET_UNIONS: tuple[type[_PresetUnion], ...] = (MAMConfig, UniPELTConfig)

@@ -407,3 +407,22 @@ def test_training_mode_and_dropout_follow_the_model() -> None:
     assert model.encoder.layer[0].output.adapters["d"].training
     model.eval()
     assert not model.encoder.layer[0].output.adapters["d"].training
+
+
+@pytest.mark.parametrize(
+    "spec", ["vera|compacter[reduction_factor=4]", "compacter[reduction_factor=4]|vera"]
+)
+def test_vera_and_compacter_in_one_adapter_are_a_conflict_not_a_crash(spec: str) -> None:
+    # Both keep their shared parameters under shared_parameters.<name>; the reference
+    # overwrites one with the other and fails in the forward pass.
+    model = make_model("bert")
+    err = _untouched_after(model, "bert", lambda: add_adapter(model, "a", spec))
+    assert err.problems[0].code == "conflict"
+    assert "two members of adapter 'a' both keep shared parameters under shared_parameters.a" in (
+        str(err)
+    )
+    assert not hasattr(model, "shared_parameters")
+    # Each works alone, and as two adapters side by side.
+    add_adapter(model, "v", "vera")
+    add_adapter(model, "c", "compacter[reduction_factor=4]")
+    assert set(model.shared_parameters) == {"v", "c"}

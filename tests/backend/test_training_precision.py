@@ -13,7 +13,7 @@ transformers = pytest.importorskip("transformers")
 
 from adapter_dsl import IDENTIFIERS, load  # noqa: E402
 from adapter_dsl.backend import add_adapter, train_adapter  # noqa: E402
-from adapter_dsl.backend.methods.base import family_of, get_handler, members_of  # noqa: E402
+from adapter_dsl.backend.methods.base import get_handler, members_of  # noqa: E402
 from adapter_dsl.backend.state import peek_state  # noqa: E402
 from adapter_dsl.errors import ConfigError  # noqa: E402
 
@@ -60,7 +60,7 @@ def _add_or_skip(model: Any, identifier: str) -> None:
     """Add adapter "a"; skip the test when the backend has no implementation for the method."""
     for member in members_of(_config(identifier)):
         try:
-            get_handler(family_of(member))
+            get_handler(member)
         except ConfigError as err:
             pytest.skip(f"no backend handler for {identifier!r}: {err.problems[0].message}")
     try:

@@ -54,6 +54,7 @@ import re
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -146,8 +147,8 @@ ALIASES: tuple[Alias, ...] = (
 MissingShared = Literal["error", "init"]
 
 
-def _fail(message: str, **kw: Any) -> ConfigError:
-    return ConfigError.single(message, code=kw.pop("code", "bad_checkpoint"), **kw)
+# ConfigError.single with this module's default code (a call may pass another).
+_fail = partial(ConfigError.single, code="bad_checkpoint")
 
 
 def is_reference_envelope(envelope: Mapping[str, Any]) -> bool:

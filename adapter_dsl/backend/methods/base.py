@@ -4,7 +4,7 @@ A handler turns one *member* config (a single method config, never a union: the 
 unions and calls the handler of each child) into modules and hooks on a model.
 
 Contract (all methods receive the model the user passed, the architecture row from
-``architectures.ARCHITECTURES`` and the validated config object of that member):
+``architectures.MODEL_TYPES`` and the validated config object of that member):
 
 ``check(model, arch, config) -> None``
     Raise ``ConfigError`` if ``config`` cannot be built on this model (unsupported location,
@@ -37,58 +37,72 @@ Contract (all methods receive the model the user passed, the architecture row fr
 Handlers are stateless singletons; anything shared between adapters goes into
 ``AdapterState.shared[<family>]``.
 
-The registry is data: ``HANDLERS`` maps a config ``architecture`` value to
-``"module:Class"``. Modules are imported on first use, so a family whose module is missing or
-broken fails with a ``ConfigError`` naming it, and importing the backend stays cheap.
+Handlers are generic over their family's root config class (``class LoRAHandler(
+MethodHandler[LoRAConfig])``), so the type checker sees the fields they read.
+
+The handler table is derived from the method families (``MethodFamily.handler``, a
+``"module:Class"`` reference): :data:`HANDLERS` maps each family root class to it. Modules are
+imported on first use, so a family whose module is missing or broken fails with a
+``ConfigError`` naming it, and importing the backend stays cheap.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, ClassVar
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar, Generic, TypeVar
 
 from torch import nn
 
-from adapter_dsl.backend.architectures import ArchitectureSpec
+from adapter_dsl.backend.architectures import ModelSpec
 from adapter_dsl.backend.state import Ledger
 from adapter_dsl.errors import ConfigError
 from adapter_dsl.lazy import resolve
+from adapter_dsl.methods.base import AdapterConfig
+from adapter_dsl.methods.family import MethodFamily, family_of_class, on_change
+from adapter_dsl.registry import method_families
 
-__all__ = ["HANDLERS", "MethodHandler", "family_of", "get_handler", "members_of"]
+__all__ = [
+    "HANDLERS",
+    "MethodHandler",
+    "capability_of",
+    "family_of",
+    "get_handler",
+    "handler_table",
+    "members_of",
+    "name_containers",
+]
+
+C = TypeVar("C", bound=AdapterConfig)
 
 
-class MethodHandler:
+class MethodHandler(Generic[C]):
     """Base class of method handlers (see the module docstring for the contract)."""
 
     #: The config ``architecture`` value(s) this handler serves, for messages.
     family: ClassVar[str] = ""
 
-    def check(self, model: nn.Module, arch: ArchitectureSpec, config: Any) -> None:
+    def check(self, model: nn.Module, arch: ModelSpec, config: C) -> None:
         """Raise ``ConfigError`` when ``config`` cannot be built on ``model``; never mutate."""
 
-    def check_members(
-        self, model: nn.Module, arch: ArchitectureSpec, configs: Sequence[Any]
-    ) -> None:
+    def check_members(self, model: nn.Module, arch: ModelSpec, configs: Sequence[C]) -> None:
         """Raise ``ConfigError`` when several members of this family conflict; never mutate."""
 
-    def check_active(self, model: nn.Module, arch: ArchitectureSpec, names: Sequence[str]) -> None:
+    def check_active(self, model: nn.Module, arch: ModelSpec, names: Sequence[str]) -> None:
         """Raise ``ConfigError`` when these adapters cannot be active together; never mutate."""
 
-    def check_setup(self, model: nn.Module, arch: ArchitectureSpec, setup: Any) -> None:
+    def check_setup(self, model: nn.Module, arch: ModelSpec, setup: Any) -> None:
         """Raise ``ConfigError`` when the active setup (a ``composition.Node`` or ``None``)
         cannot run on this family's modules; never mutate."""
 
-    def add(
-        self, model: nn.Module, arch: ArchitectureSpec, name: str, config: Any, ledger: Ledger
-    ) -> None:
+    def add(self, model: nn.Module, arch: ModelSpec, name: str, config: C, ledger: Ledger) -> None:
         raise NotImplementedError
 
     def remove(
-        self, model: nn.Module, arch: ArchitectureSpec, name: str, config: Any, ledger: Ledger
+        self, model: nn.Module, arch: ModelSpec, name: str, config: C, ledger: Ledger
     ) -> None:
         ledger.undo()
 
-    def merge(self, model: nn.Module, arch: ArchitectureSpec, name: str, config: Any) -> None:
+    def merge(self, model: nn.Module, arch: ModelSpec, name: str, config: C) -> None:
         raise ConfigError.single(
             f"adapter '{name}' cannot be merged: {self.family or 'this'} adapters have no merged form",
             expected="a LoRA-family adapter (lora, ia3, vera, dora) without gating",
@@ -96,7 +110,7 @@ class MethodHandler:
             code="not_mergeable",
         )
 
-    def unmerge(self, model: nn.Module, arch: ArchitectureSpec, name: str, config: Any) -> None:
+    def unmerge(self, model: nn.Module, arch: ModelSpec, name: str, config: C) -> None:
         raise ConfigError.single(
             f"adapter '{name}' is not merged",
             found=self.family or type(config).__name__,
@@ -104,55 +118,84 @@ class MethodHandler:
         )
 
 
-#: config ``architecture`` → "module:Class" of its handler.
-HANDLERS: dict[str, str] = {
-    "bottleneck": "adapter_dsl.backend.methods.bottleneck:BottleneckHandler",
-    "lora": "adapter_dsl.backend.methods.lora:LoRAHandler",
-    "mtl_lora": "adapter_dsl.backend.methods.lora:MTLLoRAHandler",
-    "prefix_tuning": "adapter_dsl.backend.methods.prefix_tuning:PrefixTuningHandler",
-    "prompt_tuning": "adapter_dsl.backend.methods.prompt_tuning:PromptTuningHandler",
-    "reft": "adapter_dsl.backend.methods.reft:ReftHandler",
-}
-
-_INSTANCES: dict[str, MethodHandler] = {}
+_TABLE: dict[type[AdapterConfig], str] = {}
+#: Family root class → "module:Class" of its handler (a live view of the registered families).
+HANDLERS: Mapping[type[AdapterConfig], str] = _TABLE
+_INSTANCES: dict[str, MethodHandler[Any]] = {}
+_CONTAINERS: frozenset[str] = frozenset()
 
 
-def family_of(config: Any) -> str:
-    """The config's ``architecture``; bottleneck configs may report ``None`` (reference style)."""
-    family = getattr(config, "architecture", None)
-    return "bottleneck" if family is None else str(family)
+def _rebuild() -> None:
+    global _CONTAINERS
+    _CONTAINERS = frozenset(c for f in method_families() for c in f.state_containers)
+    _TABLE.clear()
+    _TABLE.update((f.root, f.handler) for f in method_families() if f.handler is not None)
+    for target in set(_INSTANCES) - set(_TABLE.values()):
+        del _INSTANCES[target]  # the family is gone: a later one may reuse the module name
 
 
-def members_of(config: Any) -> tuple[Any, ...]:
-    """The member configs: the children of a union, else the config itself."""
-    if family_of(config) == "union":
-        return tuple(config.configs)
-    return (config,)
+def handler_table() -> Mapping[type[AdapterConfig], str]:
+    """Family root class → handler reference, for every registered family with a handler."""
+    return HANDLERS
 
 
-def get_handler(family: str) -> MethodHandler:
-    """The handler for a config ``architecture`` value; ``ConfigError`` if there is none."""
-    handler = _INSTANCES.get(family)
-    if handler is not None:
-        return handler
-    target = HANDLERS.get(family)
-    if target is None:
+def name_containers() -> frozenset[str]:
+    """State-dict path segments after which an adapter's name appears (every registered
+    family's ``state_containers``)."""
+    return _CONTAINERS
+
+
+def _family(config: AdapterConfig) -> MethodFamily:
+    family = family_of_class(type(config))
+    if family is None or family.handler is None:
+        known = ", ".join(f.architecture for f in method_families() if f.handler is not None)
         raise ConfigError.single(
-            f"the adapter backend has no implementation for '{family}' configs",
-            expected="one of " + ", ".join(sorted(HANDLERS)),
-            found=repr(family),
+            f"the adapter backend has no implementation for {type(config).__name__} configs",
+            expected="a config of one of the method families " + known,
+            found=type(config).__name__,
             code="unsupported_method",
         )
+    return family
+
+
+def family_of(config: AdapterConfig) -> str:
+    """The ``architecture`` tag of the config's method family ("bottleneck" for BnConfig)."""
+    return _family(config).architecture
+
+
+def capability_of(config: AdapterConfig) -> str:
+    """The model capability (``ModelInterface.families``) the config's family needs."""
+    return _family(config).capability
+
+
+def members_of(config: AdapterConfig) -> tuple[AdapterConfig, ...]:
+    """The member configs: the children of a union, else the config itself."""
+    return config.members()
+
+
+def get_handler(config: AdapterConfig) -> MethodHandler[Any]:
+    """The handler of the config's method family; ``ConfigError`` if there is none."""
+    family = _family(config)
+    target = family.handler
+    assert target is not None
+    handler = _INSTANCES.get(target)
+    if handler is not None:
+        return handler
     try:
         cls = resolve(target)
     except (ImportError, AttributeError) as exc:
         raise ConfigError.single(
-            f"the backend implementation of '{family}' adapters is not available ({exc})",
+            f"the backend implementation of '{family.architecture}' adapters is not available "
+            f"({exc})",
             found=target,
             code="unsupported_method",
         ) from exc
     handler = cls()
     if not isinstance(handler, MethodHandler):
         raise TypeError(f"{target} is not a MethodHandler")
-    _INSTANCES[family] = handler
+    _INSTANCES[target] = handler
     return handler
+
+
+_rebuild()
+on_change(_rebuild)

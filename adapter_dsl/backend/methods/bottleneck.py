@@ -48,14 +48,15 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from adapter_dsl.backend.architectures import (
-    ArchitectureSpec,
     LayerGroup,
+    ModelSpec,
     ResidualSite,
     base_model_of,
     group_config,
@@ -77,6 +78,7 @@ from adapter_dsl.backend.methods.invertible import SUPPORTED_INVERTIBLE, NICECou
 from adapter_dsl.backend.methods.phm import PHMLayer, make_shared_phm_parameters
 from adapter_dsl.backend.state import AdapterState, Ledger, get_state
 from adapter_dsl.errors import ConfigError
+from adapter_dsl.methods.bottleneck import BnConfig
 
 __all__ = ["BottleneckAdapter", "BottleneckHandler", "bottleneck_size"]
 
@@ -87,7 +89,6 @@ LOCATIONS: dict[str, str] = {
     "output_site": "output_adapter",
     "cross_site": "cross_adapter",
 }
-INIT_SCHEMES = ("bert", "mam_adapter", "houlsby")
 
 
 def bottleneck_size(hidden: int, reduction_factor: Any, layer: int) -> int:
@@ -461,7 +462,7 @@ class InvertibleSite:
     inverse before the output embeddings (the LM head's final projection), as the reference
     does for models with an LM head."""
 
-    def __init__(self, state: AdapterState, model: nn.Module, arch: ArchitectureSpec) -> None:
+    def __init__(self, state: AdapterState, model: nn.Module, arch: ModelSpec) -> None:
         base = base_model_of(model)
         target = resolve(base, arch.invertible_after)
         holder = resolve(base, arch.invertible_container)
@@ -543,17 +544,17 @@ def _locations(cfg: Any, group: LayerGroup) -> list[tuple[str, ResidualSite]]:
     return out
 
 
-def _fail(message: str, **kw: Any) -> ConfigError:
-    return ConfigError.single(message, code=kw.pop("code", "unsupported_setting"), **kw)
+# ConfigError.single with this module's default code (a call may pass another).
+_fail = partial(ConfigError.single, code="unsupported_setting")
 
 
-class BottleneckHandler(MethodHandler):
+class BottleneckHandler(MethodHandler[BnConfig]):
     """Handler for bottleneck configs (``architecture`` ``None``/``"bottleneck"``)."""
 
     family = "bottleneck"
 
     # -- validation (never touches the model) -----------------------------------------------
-    def check(self, model: nn.Module, arch: ArchitectureSpec, config: Any) -> None:
+    def check(self, model: nn.Module, arch: ModelSpec, config: BnConfig) -> None:
         sites = [site for g in arch.groups for _, site in _locations(config, g)]
         if not config.original_ln_after and any(site.hooked for site in sites):
             raise _fail(
@@ -570,38 +571,12 @@ class BottleneckHandler(MethodHandler):
                 found="is_parallel=True",
             )
         activation(config.non_linearity)  # raises ConfigError for unknown names
-        if config.init_weights not in INIT_SCHEMES:
-            raise _fail(
-                f"unknown init_weights '{config.init_weights}'",
-                expected=" or ".join(INIT_SCHEMES),
-                found=repr(config.init_weights),
-            )
-        if config.phm_layer and config.init_weights != "bert":
-            raise _fail(
-                f"init_weights='{config.init_weights}' cannot initialise PHM (Compacter) layers",
-                expected="init_weights='bert' with phm_layer=True",
-                found=repr(config.init_weights),
-            )
-        scaling = config.scaling
-        if isinstance(scaling, str) and scaling not in ("learned", "channel"):
-            raise _fail(
-                f"unknown scaling '{scaling}'",
-                expected="a number, 'learned' or 'channel'",
-                found=repr(scaling),
-            )
-        residual = config.residual_before_ln
-        if residual not in (True, False, "post_add"):
-            raise _fail(
-                "residual_before_ln must be True, False or 'post_add'", found=repr(residual)
-            )
-        if not config.is_parallel and residual == "post_add" and not config.original_ln_before:
-            raise _fail(
-                "residual_before_ln='post_add' needs original_ln_before=True",
-                found="original_ln_before=False",
-            )
+        # init_weights, scaling and residual_before_ln values, PHM's init and 'post_add'
+        # without original_ln_before are refused by the config itself (types and cross-field
+        # rules; tests/test_backend_guarantees.py).
         if (
             not config.is_parallel
-            and residual == "post_add"
+            and config.residual_before_ln == "post_add"
             and arch.pre_ln
             and (config.mh_adapter or config.output_adapter)
         ):
@@ -640,12 +615,6 @@ class BottleneckHandler(MethodHandler):
                         else None
                     ),
                 )
-            inv_rf = config.inv_adapter_reduction_factor
-            if isinstance(inv_rf, bool) or not isinstance(inv_rf, int | float) or inv_rf <= 0:
-                raise _fail(
-                    "inv_adapter_reduction_factor must be a positive number when inv_adapter is set",
-                    found=repr(inv_rf),
-                )
         n = int(config.phm_dim)
         shared_d = None
         for ref in iter_layers(model, arch):
@@ -670,9 +639,7 @@ class BottleneckHandler(MethodHandler):
                         )
                     shared_d = d
 
-    def check_members(
-        self, model: nn.Module, arch: ArchitectureSpec, configs: Sequence[Any]
-    ) -> None:
+    def check_members(self, model: nn.Module, arch: ModelSpec, configs: Sequence[BnConfig]) -> None:
         """Several bottleneck members of one union must not share a (layer, location)."""
         if len(configs) < 2:
             return
@@ -704,7 +671,7 @@ class BottleneckHandler(MethodHandler):
 
     # -- building ---------------------------------------------------------------------------
     def add(
-        self, model: nn.Module, arch: ArchitectureSpec, name: str, config: Any, ledger: Ledger
+        self, model: nn.Module, arch: ModelSpec, name: str, config: BnConfig, ledger: Ledger
     ) -> None:
         state = get_state(model, arch)
         shared_state: _Shared = state.shared.setdefault("bottleneck", _Shared(sites={}))
@@ -759,11 +726,13 @@ class BottleneckHandler(MethodHandler):
             if shared_state.invertible is None:
                 shared_state.invertible = InvertibleSite(state, model, arch)
             inv_site = shared_state.invertible
+            inv_rf = config.inv_adapter_reduction_factor
+            assert inv_rf is not None  # a cross-field rule of BnConfig
             with init_seed(seed):
                 block = NICECouplingBlock(
                     arch.embedding_size(group_config(model, arch.groups[0])),
                     config.non_linearity,
-                    float(config.inv_adapter_reduction_factor),
+                    float(inv_rf),
                 )
             match_device_dtype(block, base)
             block.train(base.training)

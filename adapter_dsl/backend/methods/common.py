@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar, overload
 
 import torch
 from torch import nn
@@ -91,31 +91,65 @@ def match_device_dtype(module: nn.Module, like: nn.Module) -> nn.Module:
     return module.to(device=ref.device)
 
 
-def shared_parameters(model: nn.Module, name: str, ledger: Ledger) -> nn.ParameterDict:
-    """``base_model.shared_parameters[name]``, created on demand (reference key layout).
+SHARED_ATTR = "shared_parameters"
+M = TypeVar("M", bound=nn.Module)
 
-    The container and the per-adapter dict are removed again by ``ledger`` when they were
-    created by it and are empty at undo time. Put entries with :func:`add_shared`.
+
+@overload
+def shared_parameters(model: nn.Module, name: str, ledger: Ledger) -> nn.ParameterDict: ...
+@overload
+def shared_parameters(model: nn.Module, name: str, ledger: Ledger, module: M) -> M: ...
+def shared_parameters(
+    model: nn.Module, name: str, ledger: Ledger, module: nn.Module | None = None
+) -> nn.Module:
+    """``base_model.shared_parameters[name]``, the reference's key layout for parameters shared
+    by every layer of adapter ``name``; the ``ModuleDict`` holding it is created on demand and
+    removed on undo once empty (whichever user is undone last finds it empty).
+
+    Without ``module``: a ``ParameterDict`` that several members of one adapter may fill
+    (Compacter's PHM rules; put entries with :func:`add_shared`), removed on undo once empty.
+    With ``module``: that module becomes the entry (VeRA's random matrices), removed on undo.
+    Two members of one adapter that both need the entry (a ``vera|compacter`` union) are a
+    ``ConfigError``: the reference overwrites one with the other and then fails in forward.
     """
     base = base_model_of(model)
-    container = base._modules.get("shared_parameters")
-    if container is None:
-        container = nn.ModuleDict()
-        base.shared_parameters = container
-        ledger.on_undo(_drop_container, base, container)
-    assert isinstance(container, nn.ModuleDict)
-    if name not in container:
-        container[name] = nn.ParameterDict()
-        ledger.on_undo(_drop_entry, container, name)
-    entry = container[name]
-    assert isinstance(entry, nn.ParameterDict)
+    holder = base._modules.get(SHARED_ATTR)
+    if holder is None:
+        holder = nn.ModuleDict()
+        base.add_module(SHARED_ATTR, holder)
+    if not isinstance(holder, nn.ModuleDict):
+        raise ConfigError.single(
+            f"the model's '{SHARED_ATTR}' attribute is a {type(holder).__name__}",
+            expected="an nn.ModuleDict (or no such attribute)",
+            code="unsupported_model",
+        )
+    ledger.on_undo(_drop_container, base, holder)
+    entry = holder._modules.get(name)
+    if entry is None:
+        if module is not None:
+            ledger.add_entry(holder, name, module)
+            return module
+        entry = nn.ParameterDict()
+        holder[name] = entry
+        ledger.on_undo(_drop_entry, holder, name)
+    elif module is not None or not isinstance(entry, nn.ParameterDict):
+        mine = type(module).__name__ if module is not None else "PHM rule parameters"
+        raise ConfigError.single(
+            f"two members of adapter '{name}' both keep shared parameters under "
+            f"{SHARED_ATTR}.{name}: {type(entry).__name__} and {mine}",
+            expected="at most one member with shared parameters (VeRA, or Compacter with "
+            "shared_phm_rule/shared_W_phm) per adapter",
+            found=f"{SHARED_ATTR}.{name} already taken",
+            suggestion="add them as two adapters and combine them with a Stack",
+            code="conflict",
+        )
     ledger.own(entry)
     return entry
 
 
 def _drop_container(base: nn.Module, container: nn.ModuleDict) -> None:
-    if len(container) == 0 and base._modules.get("shared_parameters") is container:
-        del base.shared_parameters
+    if len(container) == 0 and base._modules.get(SHARED_ATTR) is container:
+        del base._modules[SHARED_ATTR]
 
 
 def _drop_entry(container: nn.ModuleDict, name: str) -> None:

@@ -31,6 +31,7 @@ from torch import Tensor, nn
 from adapter_dsl.backend.methods.common import match_device_dtype
 from adapter_dsl.backend.state import AdapterState, Ledger, peek_state, require_adapter
 from adapter_dsl.errors import ConfigError
+from adapter_dsl.methods.fusion import AdapterFusionConfig
 
 __all__ = [
     "AdapterFusion",
@@ -58,7 +59,7 @@ def _init_bert(module: nn.Module) -> None:
 class AdapterFusion(nn.Module):
     """The reference's ``BertFusion`` for one location; see the module docstring."""
 
-    def __init__(self, config: Any, hidden: int, dropout: float) -> None:
+    def __init__(self, config: AdapterFusionConfig, hidden: int, dropout: float) -> None:
         super().__init__()
         self.config = config
         self.query_before_ln = bool(config.query_before_ln)
@@ -108,7 +109,7 @@ class FusionEntry:
 
     name: str
     adapters: tuple[str, ...]
-    config: Any
+    config: AdapterFusionConfig
     ledger: Ledger = field(default_factory=Ledger)
 
     def parameters(self) -> list[nn.Parameter]:

@@ -31,14 +31,14 @@ from typing import Any, cast
 from torch import Tensor, nn
 
 from adapter_dsl.backend.architectures import (
-    ArchitectureSpec,
     AttentionSpec,
-    base_model_of,
+    ModelSpec,
     iter_layers,
     resolve,
 )
 from adapter_dsl.backend.composition import fed_names
 from adapter_dsl.backend.methods.base import MethodHandler
+from adapter_dsl.backend.methods.common import shared_parameters
 from adapter_dsl.backend.methods.lora_layers import (
     LoRAFusedQKV,
     LoRALinear,
@@ -47,14 +47,12 @@ from adapter_dsl.backend.methods.lora_layers import (
     fan_in_fan_out,
     is_vera,
     is_wrappable,
-    torch_dtype,
 )
 from adapter_dsl.backend.state import Ledger, get_state
 from adapter_dsl.errors import ConfigError
+from adapter_dsl.methods.lora import LoRAConfig
 
 __all__ = ["LoRAHandler", "MTLLoRAHandler", "lora_targets", "lora_wrappers"]
-
-SHARED_ATTR = "shared_parameters"
 
 
 @dataclass(frozen=True)
@@ -97,7 +95,7 @@ def _target(
     return Target(f"{prefix}.{path}", parent, attr, attn_key, fused, location)
 
 
-def lora_targets(model: nn.Module, arch: ArchitectureSpec, config: Any) -> list[Target]:
+def lora_targets(model: nn.Module, arch: ModelSpec, config: LoRAConfig) -> list[Target]:
     """Every projection ``config`` adapts on ``model``, in layer order."""
     leave_out = set(config.leave_out or ())
     matrices = set(config.attn_matrices or ())
@@ -141,16 +139,16 @@ def lora_wrappers(model: nn.Module) -> Iterator[LoRAWrapper]:
             yield module
 
 
-def _error(message: str, **kw: Any) -> ConfigError:
-    return ConfigError.single(message, code=kw.pop("code", "unsupported_config"), **kw)
+# ConfigError.single with this module's default code (a call may pass another).
+_error = partial(ConfigError.single, code="unsupported_config")
 
 
-class LoRAHandler(MethodHandler):
+class LoRAHandler(MethodHandler[LoRAConfig]):
     """Builds LoRA/IA3/DoRA/Vera units into wrapped projections; merges them exactly."""
 
     family = "lora"
 
-    def check_active(self, model: nn.Module, arch: ArchitectureSpec, names: Sequence[str]) -> None:
+    def check_active(self, model: nn.Module, arch: ModelSpec, names: Sequence[str]) -> None:
         # A fused q/k/v projection (GPT-2's c_attn) holds one delta layout: one adapter at a time.
         for module in model.modules():
             if isinstance(module, LoRAFusedQKV):
@@ -165,7 +163,7 @@ class LoRAHandler(MethodHandler):
                         code="conflict",
                     )
 
-    def check_setup(self, model: nn.Module, arch: ArchitectureSpec, setup: Any) -> None:
+    def check_setup(self, model: nn.Module, arch: ModelSpec, setup: Any) -> None:
         # In a Stack a LoRA unit reads the previous unit's delta instead of x, which needs a
         # projection whose output is as wide as its input (not LLaMA's grouped k/v).
         if setup is None:
@@ -191,44 +189,15 @@ class LoRAHandler(MethodHandler):
                     )
 
     # -- check -------------------------------------------------------------------------------
-    def check(self, model: nn.Module, arch: ArchitectureSpec, config: Any) -> None:
+    def check(self, model: nn.Module, arch: ModelSpec, config: LoRAConfig) -> None:
         if not arch.supports("lora"):
             raise _error(
                 f"LoRA adapters are not supported on '{arch.model_type}' models",
                 expected="one of " + ", ".join(arch.supported_families),
                 found="lora",
             )
-        if config.r < 1:
-            raise _error("LoRA rank r must be at least 1", expected="r >= 1", found=str(config.r))
-        if config.composition_mode == "scale":
-            if config.r != 1:
-                raise _error(
-                    "composition_mode='scale' (IA3) needs r == 1",
-                    expected="r=1",
-                    found=f"r={config.r}",
-                )
-            if config.dropout > 0:
-                raise _error(
-                    "IA3 does not support dropout",
-                    expected="dropout=0.0",
-                    found=str(config.dropout),
-                )
-            if config.use_dora:
-                raise _error("IA3 (composition_mode='scale') cannot be combined with use_dora")
-        elif config.composition_mode != "add":
-            raise _error(
-                "unknown composition_mode",
-                expected="'add' or 'scale'",
-                found=repr(config.composition_mode),
-            )
-        try:
-            torch_dtype(config.dtype)
-        except ValueError:
-            raise _error(
-                "unknown dtype",
-                expected="a torch dtype name such as 'float32'",
-                found=repr(config.dtype),
-            ) from None
+        # r, composition_mode, dtype and IA³'s r=1/no dropout/no DoRA are the config's own
+        # types and cross-field rules (tests/test_backend_guarantees.py).
         targets = lora_targets(model, arch, config)
         if config.gate_lora and not any(t.location == "gate" for t in targets):
             raise _error(
@@ -282,7 +251,9 @@ class LoRAHandler(MethodHandler):
                 found="shapes " + ", ".join(str(s) for s in sorted(shapes)),
             )
 
-    def check_members(self, model: nn.Module, arch: ArchitectureSpec, configs: Any) -> None:
+    def check_members(
+        self, model: nn.Module, arch: ModelSpec, configs: Sequence[LoRAConfig]
+    ) -> None:
         """Two LoRA-family members of one union must not adapt the same projection."""
         seen: set[str] = set()
         for config in configs:
@@ -298,7 +269,12 @@ class LoRAHandler(MethodHandler):
 
     # -- add / remove ------------------------------------------------------------------------
     def add(
-        self, model: nn.Module, arch: ArchitectureSpec, name: str, config: Any, ledger: Ledger
+        self,
+        model: nn.Module,
+        arch: ModelSpec,
+        name: str,
+        config: LoRAConfig,
+        ledger: Ledger,
     ) -> None:
         state = get_state(model, arch)
         targets = lora_targets(model, arch, config)
@@ -310,7 +286,7 @@ class LoRAHandler(MethodHandler):
             shared = VeraShared((config.r, in_f), (out_f, config.r), config)
             # Like the units: the model's dtype unless the config names one.
             shared.to(device=weight.device, dtype=weight.dtype if config.dtype is None else None)
-            ledger.add_entry(_shared_parameters(model, ledger), name, shared)
+            shared_parameters(model, name, ledger, shared)
         for t in targets:
             wrapper = self._wrapper(t, ledger)
             wrapper.bind(state)
@@ -348,7 +324,7 @@ class LoRAHandler(MethodHandler):
         return wrapper
 
     # -- merge -------------------------------------------------------------------------------
-    def merge(self, model: nn.Module, arch: ArchitectureSpec, name: str, config: Any) -> None:
+    def merge(self, model: nn.Module, arch: ModelSpec, name: str, config: LoRAConfig) -> None:
         """Fold ``name`` into the wrapped weights (exactly reproducing its forward pass)."""
         wrappers = [w for w in lora_wrappers(model) if name in w.loras]
         if config.use_gating:
@@ -368,7 +344,7 @@ class LoRAHandler(MethodHandler):
         for w in wrappers:
             w.merge(name)
 
-    def unmerge(self, model: nn.Module, arch: ArchitectureSpec, name: str, config: Any) -> None:
+    def unmerge(self, model: nn.Module, arch: ModelSpec, name: str, config: LoRAConfig) -> None:
         """Restore the exact weights saved at merge time."""
         for w in lora_wrappers(model):
             if w.merged == name:
@@ -395,33 +371,13 @@ def _unmerge_if(wrapper: LoRAWrapper, name: str) -> None:
         wrapper.unmerge()
 
 
-def _shared_parameters(model: nn.Module, ledger: Ledger) -> nn.ModuleDict:
-    """The base model's ``shared_parameters`` ModuleDict, created on first use.
-
-    Other families (Compacter) use the same dict, so it is removed only once it is empty; every
-    user registers that clean-up, and whichever is removed last finds it empty.
-    """
-    base = base_model_of(model)
-    holder = base._modules.get(SHARED_ATTR)
-    if not isinstance(holder, nn.ModuleDict):
-        holder = nn.ModuleDict()
-        base.add_module(SHARED_ATTR, holder)
-    ledger.on_undo(_drop_holder_if_empty, base, holder)
-    return holder
-
-
-def _drop_holder_if_empty(base: nn.Module, holder: nn.ModuleDict) -> None:
-    if len(holder) == 0 and base._modules.get(SHARED_ATTR) is holder:
-        del base._modules[SHARED_ATTR]
-
-
 class MTLLoRAHandler(LoRAHandler):
     """MTL-LoRA units in the same wrapped projections as LoRA; rows are routed to tasks by the
     ``MultiTask`` block (``task_ids`` in the forward call). Not on fused q/k/v projections."""
 
     family = "mtl_lora"
 
-    def check(self, model: nn.Module, arch: ArchitectureSpec, config: Any) -> None:
+    def check(self, model: nn.Module, arch: ModelSpec, config: LoRAConfig) -> None:
         super().check(model, arch, config)
         for t in lora_targets(model, arch, config):
             if t.fused is not None:

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any, Protocol, cast
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -45,6 +45,7 @@ from torch import Tensor, nn
 
 from adapter_dsl.backend.composition import Node, compose
 from adapter_dsl.backend.methods.lora_compose import LoRAComposer, LoRAState
+from adapter_dsl.methods.lora import LoRAConfig
 
 __all__ = [
     "IA3",
@@ -61,22 +62,6 @@ __all__ = [
 ]
 
 
-class LoRASettings(Protocol):
-    """The config fields the units read (a ``LoRAConfig`` or any object with these attributes)."""
-
-    r: int
-    alpha: int
-    dropout: float
-    composition_mode: str
-    init_weights: str
-    init_weights_seed: int | None
-    use_gating: bool
-    use_dora: bool
-    vera_d: float | None
-    vera_b: float | None
-    dtype: str | None
-
-
 def torch_dtype(name: str | None) -> torch.dtype | None:
     """``"float32"`` → ``torch.float32``; ``None`` → ``None``. Raises ``ValueError`` otherwise."""
     if name is None:
@@ -87,7 +72,7 @@ def torch_dtype(name: str | None) -> torch.dtype | None:
     return value
 
 
-def is_vera(cfg: LoRASettings) -> bool:
+def is_vera(cfg: LoRAConfig) -> bool:
     """The reference picks Vera when either ``vera_d`` or ``vera_b`` *is a float* (ints do not count)."""
     return cfg.composition_mode == "add" and (
         isinstance(cfg.vera_d, float) or isinstance(cfg.vera_b, float)
@@ -163,7 +148,7 @@ class LoRA(LoRAUnit):
         self,
         in_features: int,
         out_features: int,
-        cfg: LoRASettings,
+        cfg: LoRAConfig,
         *,
         gating_heads: int = 1,
         base_weight: Tensor | None = None,
@@ -266,7 +251,7 @@ class Vera(LoRA):
         self,
         in_features: int,
         out_features: int,
-        cfg: LoRASettings,
+        cfg: LoRAConfig,
         shared: VeraShared,
         *,
         gating_heads: int = 1,
@@ -312,9 +297,7 @@ class VeraShared(nn.Module):
     lora_A: Tensor
     lora_B: Tensor
 
-    def __init__(
-        self, a_shape: tuple[int, int], b_shape: tuple[int, int], cfg: LoRASettings
-    ) -> None:
+    def __init__(self, a_shape: tuple[int, int], b_shape: tuple[int, int], cfg: LoRAConfig) -> None:
         super().__init__()
         dtype = torch_dtype(cfg.dtype)
         a = torch.zeros(a_shape, dtype=dtype)
@@ -328,7 +311,7 @@ class IA3(LoRAUnit):
     """(IA)³: a learned per-output scale ``lora_B`` (out, 1); ``y = (Wx + b) ⊙ α·l``."""
 
     def __init__(
-        self, in_features: int, out_features: int, cfg: LoRASettings, *, gating_heads: int = 1
+        self, in_features: int, out_features: int, cfg: LoRAConfig, *, gating_heads: int = 1
     ) -> None:
         super().__init__()
         gen = _generator(cfg.init_weights_seed)
@@ -367,7 +350,7 @@ class IA3Input(IA3):
     scales_input = True
 
     def __init__(
-        self, in_features: int, out_features: int, cfg: LoRASettings, owner: LoRAWrapper
+        self, in_features: int, out_features: int, cfg: LoRAConfig, owner: LoRAWrapper
     ) -> None:
         super().__init__(out_features, in_features, cfg)  # one scale per input feature
         self.composition_mode = "add"
@@ -466,7 +449,7 @@ class LoRAWrapper(nn.Module):
             base.bias = self.bias
         return base
 
-    def _place(self, unit: LoRAUnit, cfg: LoRASettings) -> LoRAUnit:
+    def _place(self, unit: LoRAUnit, cfg: LoRAConfig) -> LoRAUnit:
         """Move ``unit`` to the weight's device, and to its dtype unless ``cfg.dtype`` says otherwise."""
         if cfg.dtype is None and self.weight.is_floating_point():
             return unit.to(device=self.weight.device, dtype=self.weight.dtype)
@@ -561,7 +544,7 @@ class LoRALinear(LoRAWrapper):
     def add_unit(
         self,
         name: str,
-        cfg: LoRASettings,
+        cfg: LoRAConfig,
         shared: VeraShared | None = None,
         *,
         scale_input: bool = False,
@@ -656,7 +639,7 @@ class LoRAFusedQKV(LoRAWrapper):
         self.part = self.out_features // len(self.order)
         self.enabled: dict[str, tuple[int, ...]] = {}  # adapter → indices of enabled thirds
 
-    def add_unit(self, name: str, cfg: LoRASettings, attn_matrices: Sequence[str]) -> LoRAUnit:
+    def add_unit(self, name: str, cfg: LoRAConfig, attn_matrices: Sequence[str]) -> LoRAUnit:
         """Build the unit for the enabled thirds (``attn_matrices`` ∩ ``order``)."""
         enabled = tuple(i for i, key in enumerate(self.order) if key in attn_matrices)
         if not enabled:

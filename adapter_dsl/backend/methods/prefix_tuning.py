@@ -28,6 +28,7 @@ forward pass computed. Several active prefix adapters follow the active setup
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import partial
 from typing import Any, cast
 
@@ -36,7 +37,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from adapter_dsl.backend import architectures as archs
-from adapter_dsl.backend.architectures import ArchitectureSpec, base_model_of, iter_layers, resolve
+from adapter_dsl.backend.architectures import ModelSpec, base_model_of, iter_layers, resolve
 from adapter_dsl.backend.composition import compose
 from adapter_dsl.backend.methods import attention_hook
 from adapter_dsl.backend.methods.base import MethodHandler
@@ -44,6 +45,7 @@ from adapter_dsl.backend.methods.common import activation, init_seed
 from adapter_dsl.backend.methods.prefix_compose import PrefixComposer, PrefixState
 from adapter_dsl.backend.state import Ledger, get_state
 from adapter_dsl.errors import ConfigError
+from adapter_dsl.methods.prefix_tuning import PrefixTuningConfig
 
 __all__ = [
     "FlatPrefixTuning",
@@ -66,7 +68,9 @@ class PrefixGenerator(nn.Module):
     as (layer, key/value, head, dim), so one layer's block is a contiguous slice.
     """
 
-    def __init__(self, n_layers: int, n_heads: int, head_dim: int, config: Any) -> None:
+    def __init__(
+        self, n_layers: int, n_heads: int, head_dim: int, config: PrefixTuningConfig
+    ) -> None:
         super().__init__()
         self.n_layers, self.n_heads, self.head_dim = n_layers, n_heads, head_dim
         self.prefix_length = int(config.prefix_length)
@@ -98,7 +102,12 @@ class PrefixTuning(PrefixGenerator):
     """MLP-reparametrised prefixes: ``control_trans(wte)``."""
 
     def __init__(
-        self, n_layers: int, n_heads: int, head_dim: int, input_size: int, config: Any
+        self,
+        n_layers: int,
+        n_heads: int,
+        head_dim: int,
+        input_size: int,
+        config: PrefixTuningConfig,
     ) -> None:
         super().__init__(n_layers, n_heads, head_dim, config)
         self.wte = nn.Embedding(config.prefix_length, input_size)
@@ -122,7 +131,12 @@ class FlatPrefixTuning(PrefixGenerator):
     """Prefixes trained directly: ``control_trans`` is a Parameter of ``L·N`` values (std 1)."""
 
     def __init__(
-        self, n_layers: int, n_heads: int, head_dim: int, input_size: int, config: Any
+        self,
+        n_layers: int,
+        n_heads: int,
+        head_dim: int,
+        input_size: int,
+        config: PrefixTuningConfig,
     ) -> None:
         super().__init__(n_layers, n_heads, head_dim, config)
         self.control_trans = nn.Parameter(
@@ -209,14 +223,14 @@ def _release_input(
 
 
 def prefix_sites(
-    model: nn.Module, arch: ArchitectureSpec, config: Any
+    model: nn.Module, arch: ModelSpec, config: PrefixTuningConfig
 ) -> list[tuple[nn.Module, str, int]]:
     """(attention module, location key, prefix id) for every attention that gets a prefix."""
     return [(m, loc, i) for m, loc, i, _ in _sites(model, arch, config)]
 
 
 def _sites(
-    model: nn.Module, arch: ArchitectureSpec, config: Any
+    model: nn.Module, arch: ModelSpec, config: PrefixTuningConfig
 ) -> list[tuple[nn.Module, str, int, archs.LayerGroup]]:
     leave_out = set(config.leave_out or ())
     enabled = {
@@ -239,16 +253,16 @@ def _sites(
     return sites
 
 
-def _error(message: str, **kw: Any) -> ConfigError:
-    return ConfigError.single(message, code=kw.pop("code", "unsupported_config"), **kw)
+# ConfigError.single with this module's default code (a call may pass another).
+_error = partial(ConfigError.single, code="unsupported_config")
 
 
-class PrefixTuningHandler(MethodHandler):
+class PrefixTuningHandler(MethodHandler[PrefixTuningConfig]):
     """Builds prefix generators and routes attention through :mod:`attention_hook`."""
 
     family = "prefix_tuning"
 
-    def check(self, model: nn.Module, arch: ArchitectureSpec, config: Any) -> None:
+    def check(self, model: nn.Module, arch: ModelSpec, config: PrefixTuningConfig) -> None:
         if not arch.supports("prefix_tuning"):
             raise _error(
                 f"prefix tuning is not supported on '{arch.model_type}' models",
@@ -276,14 +290,21 @@ class PrefixTuningHandler(MethodHandler):
                 suggestion="call model.set_attn_implementation('sdpa') first",
             )
 
-    def check_members(self, model: nn.Module, arch: ArchitectureSpec, configs: Any) -> None:
+    def check_members(
+        self, model: nn.Module, arch: ModelSpec, configs: Sequence[PrefixTuningConfig]
+    ) -> None:
         if len(configs) > 1:
             raise _error(
                 "a union can hold at most one prefix-tuning config", found=f"{len(configs)}"
             )
 
     def add(
-        self, model: nn.Module, arch: ArchitectureSpec, name: str, config: Any, ledger: Ledger
+        self,
+        model: nn.Module,
+        arch: ModelSpec,
+        name: str,
+        config: PrefixTuningConfig,
+        ledger: Ledger,
     ) -> None:
         state = get_state(model, arch)
         base = base_model_of(model)
@@ -303,14 +324,14 @@ class PrefixTuningHandler(MethodHandler):
                     n_layers,
                     arch.num_kv_heads(cfg),
                     arch.head_dim(cfg),
-                    archs.ArchitectureSpec.hidden_size(cfg),
+                    archs.ModelSpec.hidden_size(cfg),
                     config,
                 )
         _to_model(group, base)
         group.train(pool.training)
         ledger.add_entry(pool.prefix_tunings, name, group)
         for module, location, prefix_id, _ in sites:
-            hidden = archs.ArchitectureSpec.hidden_size(sizing[location])
+            hidden = archs.ModelSpec.hidden_size(sizing[location])
             layer = _layer(module, location, pool, state, ledger)
             layer.prefixes[name] = prefix_id
             ledger.on_undo(partial(_forget, layer, name))

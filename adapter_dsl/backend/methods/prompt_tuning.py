@@ -22,18 +22,19 @@ from ``model.config.tokenizer_name_or_path``.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import partial
 from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
 
-from adapter_dsl.backend.architectures import ArchitectureSpec, base_model_of, resolve
+from adapter_dsl.backend.architectures import ModelSpec, base_model_of, resolve
 from adapter_dsl.backend.methods.base import MethodHandler
 from adapter_dsl.backend.methods.common import init_seed
 from adapter_dsl.backend.state import Ledger, get_state
 from adapter_dsl.errors import ConfigError
+from adapter_dsl.methods.prompt_tuning import PromptTuningConfig
 
 __all__ = ["PromptTuning", "PromptTuningHandler", "PromptTuningLayer", "set_prompt_tokenizer"]
 
@@ -108,16 +109,16 @@ class PromptTuningLayer(nn.Module):
         return None
 
 
-def _error(message: str, **kw: Any) -> ConfigError:
-    return ConfigError.single(message, code=kw.pop("code", "unsupported_config"), **kw)
+# ConfigError.single with this module's default code (a call may pass another).
+_error = partial(ConfigError.single, code="unsupported_config")
 
 
-class PromptTuningHandler(MethodHandler):
+class PromptTuningHandler(MethodHandler[PromptTuningConfig]):
     """Adds prompt embeddings after the embedding module and extends the attention mask."""
 
     family = "prompt_tuning"
 
-    def check(self, model: nn.Module, arch: ArchitectureSpec, config: Any) -> None:
+    def check(self, model: nn.Module, arch: ModelSpec, config: PromptTuningConfig) -> None:
         if not arch.supports("prompt_tuning"):
             raise _error(
                 f"prompt tuning is not supported on '{arch.model_type}' models",
@@ -160,14 +161,21 @@ class PromptTuningHandler(MethodHandler):
         if resolve(base_model_of(model), arch.embeddings) is None:
             raise _error(f"the model has no embedding module at '{arch.embeddings}'")
 
-    def check_members(self, model: nn.Module, arch: ArchitectureSpec, configs: Any) -> None:
+    def check_members(
+        self, model: nn.Module, arch: ModelSpec, configs: Sequence[PromptTuningConfig]
+    ) -> None:
         if len(configs) > 1:
             raise _error(
                 "a union can hold at most one prompt-tuning config", found=f"{len(configs)}"
             )
 
     def add(
-        self, model: nn.Module, arch: ArchitectureSpec, name: str, config: Any, ledger: Ledger
+        self,
+        model: nn.Module,
+        arch: ModelSpec,
+        name: str,
+        config: PromptTuningConfig,
+        ledger: Ledger,
     ) -> None:
         base = base_model_of(model)
         layer = _layer(base, arch, get_state(model, arch), ledger)
@@ -180,10 +188,12 @@ class PromptTuningHandler(MethodHandler):
                 scale = float(getattr(config, "random_uniform_scale", DEFAULT_SCALE))
                 nn.init.uniform_(prompt.prompt_embedding.weight, -scale, scale)
             else:
+                text = config.prompt_init_text
+                assert text  # from_string needs a text: a cross-field rule of the config
                 prompt.prompt_embedding.weight.copy_(
                     _text_embedding(
                         _tokenizer(model),
-                        config.prompt_init_text,
+                        text,
                         config.prompt_length,
                         word_embeddings,
                     )
@@ -225,9 +235,7 @@ def _extend_mask(
     return args, kwargs
 
 
-def _layer(
-    base: nn.Module, arch: ArchitectureSpec, state: Any, ledger: Ledger
-) -> PromptTuningLayer:
+def _layer(base: nn.Module, arch: ModelSpec, state: Any, ledger: Ledger) -> PromptTuningLayer:
     """The base model's ``prompt_tuning`` and its hooks, created on first use, removed when empty."""
     existing = base._modules.get(POOL_ATTR)
     if isinstance(existing, PromptTuningLayer):

@@ -24,6 +24,7 @@ setup, which silently disables ReFT when that adapter is of another family).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import partial
 from typing import Any, cast
 
@@ -31,7 +32,7 @@ import torch
 from torch import Tensor, nn
 
 from adapter_dsl.backend.architectures import (
-    ArchitectureSpec,
+    ModelSpec,
     base_model_of,
     group_config,
     iter_layers,
@@ -41,6 +42,7 @@ from adapter_dsl.backend.methods.common import activation, init_seed
 from adapter_dsl.backend.methods.lora_layers import torch_dtype
 from adapter_dsl.backend.state import Ledger, get_state
 from adapter_dsl.errors import ConfigError
+from adapter_dsl.methods.reft import ReftConfig
 
 __all__ = ["ReftHandler", "ReftLayer", "ReftModule", "ReftUnit", "reft_layer_indices"]
 
@@ -126,7 +128,7 @@ class _OrthogonalRecipe:
 class ReftModule(nn.Module):
     """The units of one adapter in one layer and the prefix/suffix gather/scatter."""
 
-    def __init__(self, hidden: int, config: Any, dtype: torch.dtype | None = None) -> None:
+    def __init__(self, hidden: int, config: ReftConfig, dtype: torch.dtype | None = None) -> None:
         """``dtype``: used when ``config.dtype`` is None (the host model's dtype)."""
         super().__init__()
         self.prefix_positions = int(config.prefix_positions)
@@ -276,7 +278,7 @@ def _release_masks(
     context.past = 0
 
 
-def reft_layer_indices(model: nn.Module, arch: ArchitectureSpec, config: Any) -> list[int]:
+def reft_layer_indices(model: nn.Module, arch: ModelSpec, config: ReftConfig) -> list[int]:
     """Global indices of the layers ``config`` intervenes on."""
     if not getattr(config, "output_reft", True):
         return []
@@ -287,16 +289,16 @@ def reft_layer_indices(model: nn.Module, arch: ArchitectureSpec, config: Any) ->
     return [i for i in indices if i in wanted]
 
 
-def _error(message: str, **kw: Any) -> ConfigError:
-    return ConfigError.single(message, code=kw.pop("code", "unsupported_config"), **kw)
+# ConfigError.single with this module's default code (a call may pass another).
+_error = partial(ConfigError.single, code="unsupported_config")
 
 
-class ReftHandler(MethodHandler):
+class ReftHandler(MethodHandler[ReftConfig]):
     """Adds ``reft_layer`` modules and output hooks; reads positions from the attention mask."""
 
     family = "reft"
 
-    def check(self, model: nn.Module, arch: ArchitectureSpec, config: Any) -> None:
+    def check(self, model: nn.Module, arch: ModelSpec, config: ReftConfig) -> None:
         if not arch.supports("reft"):
             raise _error(
                 f"ReFT is not supported on '{arch.model_type}' models",
@@ -326,14 +328,21 @@ class ReftHandler(MethodHandler):
                 found=f"layers={config.layers!r}",
             )
 
-    def check_members(self, model: nn.Module, arch: ArchitectureSpec, configs: Any) -> None:
+    def check_members(
+        self, model: nn.Module, arch: ModelSpec, configs: Sequence[ReftConfig]
+    ) -> None:
         if len(configs) > 1:
             raise _error(
                 "a union can hold at most one ReFT config", found=f"{len(configs)} ReFT configs"
             )
 
     def add(
-        self, model: nn.Module, arch: ArchitectureSpec, name: str, config: Any, ledger: Ledger
+        self,
+        model: nn.Module,
+        arch: ModelSpec,
+        name: str,
+        config: ReftConfig,
+        ledger: Ledger,
     ) -> None:
         state = get_state(model, arch)
         context = _context(model, state, ledger)
