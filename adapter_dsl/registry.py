@@ -10,10 +10,10 @@ non-deprecated identifier that fits a config best.
 from __future__ import annotations
 
 from functools import cache
-from importlib import import_module
 from types import MappingProxyType
 
 from .errors import ConfigError, did_you_mean
+from .methods import bottleneck, lora, prefix_tuning, prompt_tuning, reft, union
 from .methods.base import AdapterConfig
 from .methods.family import BUILTIN_MODULES, MethodFamily, Preset, families, iter_presets, on_change
 from .methods.family import preset as _p
@@ -32,8 +32,10 @@ __all__ = [
     "preset_config",
 ]
 
-for _module in BUILTIN_MODULES:
-    import_module(_module)  # each built-in family registers itself when imported
+# Importing the built-in family modules registered their families (listed in BUILTIN_MODULES
+# order, whatever the import order); plain imports keep these edges visible to the layer test.
+_BUILTIN = (bottleneck, prefix_tuning, prompt_tuning, lora, reft, union)
+assert tuple(m.__name__ for m in _BUILTIN) == BUILTIN_MODULES, "BUILTIN_MODULES is stale"
 
 _TABLE: dict[str, Preset] = {}
 #: identifier → preset, for every registered family (a live, read-only view).

@@ -20,11 +20,17 @@ from torch import Tensor, nn
 
 from adapter_dsl.backend.architectures import base_model_of, model_type_of
 from adapter_dsl.backend.io import read_tensor_file, write_directory_atomically
-from adapter_dsl.backend.methods.fusion import add_fusion, delete_fusion, fusion_of
+from adapter_dsl.backend.methods.fusion import (
+    add_fusion,
+    delete_fusion,
+    fusion_of,
+    resolve_fusion_config,
+)
+from adapter_dsl.backend.sharding import copy_full_into, gathered, writes_here
 from adapter_dsl.backend.state import peek_state
 from adapter_dsl.errors import ConfigError
 
-__all__ = ["CONFIG_FILE", "load_fusion", "save_fusion"]
+__all__ = ["CONFIG_FILE", "load_fusion", "load_fusion_weights", "save_fusion"]
 
 CONFIG_FILE = "adapter_fusion_config.json"
 SAFETENSORS_FILE = "model_adapter_fusion.safetensors"
@@ -69,10 +75,10 @@ def save_fusion(
         "name": fname,
         "version": version,
     }
-    tensors = {
-        k: v.detach().to("cpu").contiguous().clone()
-        for k, v in _fusion_tensors(model, fname).items()
-    }
+    # Shards of a fully_shard model are gathered on every rank; rank 0 writes.
+    tensors, sharded = gathered(_fusion_tensors(model, fname))
+    if not writes_here(sharded):
+        return Path(directory)
 
     def write(tmp: Path) -> None:
         (tmp / CONFIG_FILE).write_text(
@@ -98,7 +104,42 @@ def load_fusion(model: nn.Module, directory: str | os.PathLike[str]) -> str:
     """Add the fusion saved in ``directory`` (ours or the reference's) and load its weights;
     returns its name. The fused adapters must be on the model already. On any mismatch the
     model is left as it was."""
-    path = Path(directory)
+    fname, names, config, saved, weights = _read(Path(directory))
+    add_fusion(model, list(names), config, name=fname)
+    try:
+        _load_tensors(model, fname, saved, weights)
+    except BaseException:
+        delete_fusion(model, fname)
+        raise
+    return fname
+
+
+def load_fusion_weights(model: nn.Module, directory: str | os.PathLike[str]) -> str:
+    """Copy the weights saved in ``directory`` into the same fusion already on ``model`` (in
+    place: its parameters, and an optimizer over them, stay the same objects; a sharded
+    parameter takes its shard); returns its name. Resuming fusion training uses it."""
+    fname, _, config, saved, weights = _read(Path(directory))
+    state = peek_state(model)
+    if state is None or fname not in state.fusions:
+        raise _fail(
+            f"{directory} holds fusion '{fname}', which is not on the model",
+            expected="the fusion added (add_fusion) before its weights are loaded",
+            found=", ".join(repr(n) for n in state.fusions) if state else "no fusion",
+        )
+    current = state.fusions[fname].config
+    if resolve_fusion_config(config) != current:
+        raise _fail(
+            f"fusion '{fname}' in {directory} was saved with another config",
+            expected=str(current.to_dict()),
+            found=str(config),
+            code="config_mismatch",
+        )
+    _load_tensors(model, fname, saved, weights)
+    return fname
+
+
+def _read(path: Path) -> tuple[str, list[str], Any, dict[str, Tensor], Path]:
+    """A fusion directory's name, fused adapters, config and tensors (and their file)."""
     config_path = path / CONFIG_FILE
     try:
         envelope = json.loads(config_path.read_text(encoding="utf-8"))
@@ -111,14 +152,7 @@ def load_fusion(model: nn.Module, directory: str | os.PathLike[str]) -> str:
     weights = next((path / f for f in (SAFETENSORS_FILE, BIN_FILE) if (path / f).exists()), None)
     if weights is None:
         raise _fail(f"{path} holds no fusion weights", expected=f"{SAFETENSORS_FILE} or {BIN_FILE}")
-    saved = read_tensor_file(weights)
-    add_fusion(model, list(names), envelope["config"], name=fname)
-    try:
-        _load_tensors(model, fname, saved, weights)
-    except BaseException:
-        delete_fusion(model, fname)
-        raise
-    return fname
+    return fname, list(names), envelope["config"], read_tensor_file(weights), weights
 
 
 def _load_tensors(model: nn.Module, fname: str, saved: dict[str, Tensor], source: Path) -> None:
@@ -162,4 +196,4 @@ def _load_tensors(model: nn.Module, fname: str, saved: dict[str, Tensor], source
                     f"tensor '{key}' has shape {tuple(value.shape)}, the model's {tuple(param.shape)}"
                 )
         for key, param in expected.items():
-            param.copy_(lookup[key].to(dtype=param.dtype, device=param.device))
+            copy_full_into(param, lookup[key])  # a fully_shard parameter takes its shard

@@ -72,7 +72,8 @@ def restore_adapters(model: nn.Module, directory: str | os.PathLike[str]) -> lis
 
 
 def _fill(model: nn.Module, own: dict[str, Tensor], checkpoint: _Checkpoint, name: str) -> None:
-    mapping = {v: k for k, v in _strip_base_prefix(model, checkpoint.keys, set(own)).items()}
+    loaded = _loaded_names(model, checkpoint.keys)
+    mapping = {v: loaded[k] for k, v in _strip_base_prefix(model, list(loaded), set(own)).items()}
     missing = [k for k in own if k not in mapping]
     if missing:
         raise ConfigError.single(
@@ -92,6 +93,29 @@ def _fill(model: nn.Module, own: dict[str, Tensor], checkpoint: _Checkpoint, nam
                     code="shape_mismatch",
                 )
             target.copy_(value.to(dtype=target.dtype, device=target.device))
+
+
+def _loaded_names(model: nn.Module, keys: list[str]) -> dict[str, str]:
+    """Name as loaded → file key. transformers 5 saves some models under their checkpoints'
+    historic names (ViT's ``encoder.layer.0.attention.attention.query`` for the module
+    ``layers.0.attention.q_proj``) and renames them back on load; the adapter tensors, saved
+    under the same module paths, take the same renamings."""
+    try:
+        from transformers import PreTrainedModel
+        from transformers.conversion_mapping import get_model_conversion_mapping
+        from transformers.core_model_loading import WeightRenaming
+    except ImportError:  # a transformers without checkpoint conversions: names are as saved
+        return {k: k for k in keys}
+    if not isinstance(model, PreTrainedModel):
+        return {k: k for k in keys}
+    renamings = [t for t in get_model_conversion_mapping(model) if isinstance(t, WeightRenaming)]
+    out: dict[str, str] = {}
+    for key in keys:
+        new = key
+        for renaming in renamings:  # in order, as transformers applies them
+            new, _ = renaming.rename_source_key(new)
+        out.setdefault(new, key)
+    return out
 
 
 class _Checkpoint:

@@ -26,7 +26,11 @@ No base-model weights are written. Resuming (``resume_from_checkpoint``) and
 parameters (and any optimizer built over them) stay the same objects.
 
 Under ``torchrun`` the Trainer wraps the model in ``DistributedDataParallel``; only the process
-with ``args.should_save`` writes checkpoints. :func:`prepare_for_training`,
+with ``args.should_save`` writes checkpoints. A model sharded beforehand with FSDP2
+(``torch.distributed.fsdp.fully_shard``) is trained as it is (no DDP wrap); its checkpoints hold
+the gathered adapter and head tensors and the optimizer's full state (keyed by parameter name),
+all written by rank 0, so that it resumes on any number of ranks, sharded (each rank takes its
+shards) or not. :func:`prepare_for_training`,
 :func:`save_trainable` and :func:`load_trainable` work without the Trainer (plain PyTorch loops,
 DDP scripts). This module imports ``transformers.Trainer``, which needs ``accelerate``.
 """
@@ -46,6 +50,7 @@ from transformers import Trainer
 
 from adapter_dsl.backend import core
 from adapter_dsl.backend.architectures import base_model_of
+from adapter_dsl.backend.optimizer_state import by_index, by_name, keyed_by_name
 from adapter_dsl.backend.serialization import CONFIG_FILE, WEIGHTS_FILE, adapter_state_dict
 from adapter_dsl.backend.serialization import load_adapter as _load_adapter
 from adapter_dsl.backend.serialization import save_adapter as _save_adapter
@@ -69,6 +74,9 @@ MANIFEST_FILE = "adapter_checkpoint.json"
 HEAD_FILE = "head.safetensors"
 #: The Trainer's name for its pickled arguments (``transformers.trainer.TRAINING_ARGS_NAME``).
 TRAINING_ARGS_FILE = "training_args.bin"
+#: The Trainer's names for the optimizer and scheduler states (``OPTIMIZER_NAME``, ``SCHEDULER_NAME``).
+OPTIMIZER_FILE = "optimizer.pt"
+SCHEDULER_FILE = "scheduler.pt"
 
 HeadSpec = bool | str | Sequence[str]
 
@@ -411,6 +419,14 @@ class AdapterTrainer(Trainer):
             if state is not None
         )
         super().__init__(model=model, args=args, **kwargs)
+        #: Whether the model was sharded with FSDP2 before the trainer was built.
+        self.sharded = is_sharded(model)
+        if self.sharded:
+            # The Trainer's path for a model sharded at load time fits one sharded by the caller:
+            # the model owns its placement and gradient reduction (no DDP wrap, no second
+            # sharding). That path refuses checkpoints with optimizer state; the two methods
+            # below save and load it (gathered, by parameter name), so resuming works.
+            self.is_distributed_loading_by_transformers = True
 
     def compute_loss(self, model: nn.Module, inputs: Any, *args: Any, **kwargs: Any) -> Any:
         result = super().compute_loss(model, inputs, *args, **kwargs)
@@ -428,19 +444,88 @@ class AdapterTrainer(Trainer):
         self, output_dir: str | None = None, state_dict: dict[str, Any] | None = None
     ) -> None:
         target = output_dir if output_dir is not None else self.args.output_dir
-        if not self.args.should_save:
+        if not self.args.should_save and not self.sharded:
             return  # only the main process writes (the adapter is identical on every rank)
         if target is None:
             raise ValueError("no output directory: pass output_dir or set args.output_dir")
+        # Sharded: every rank gathers the shards (collectives), rank 0 writes.
         save_trainable(self._own_model(), target, self.adapter_names, self.head_names)
         if self.fusion_names:
             from adapter_dsl.backend.fusion_io import save_fusion
 
             for fname in self.fusion_names:
                 save_fusion(self._own_model(), fname, Path(target) / fname)
+        if not self.args.should_save:
+            return
         if self.processing_class is not None and hasattr(self.processing_class, "save_pretrained"):
             self.processing_class.save_pretrained(target)
         torch.save(self.args, os.path.join(target, TRAINING_ARGS_FILE))
+
+    def _save_optimizer_and_scheduler(self, output_dir: str) -> None:
+        if not self.sharded:
+            super()._save_optimizer_and_scheduler(output_dir)
+            return
+        from torch.distributed.checkpoint.state_dict import (
+            StateDictOptions,
+            get_optimizer_state_dict,
+        )
+
+        # A collective on every rank; with cpu_offload only rank 0 receives the full state.
+        state = get_optimizer_state_dict(
+            self._own_model(),
+            self._torch_optimizer(),
+            options=StateDictOptions(full_state_dict=True, cpu_offload=True),
+        )
+        if writes_here(True):
+            torch.save(state, os.path.join(output_dir, OPTIMIZER_FILE))
+            torch.save(self._scheduler().state_dict(), os.path.join(output_dir, SCHEDULER_FILE))
+
+    def _load_optimizer_and_scheduler(self, checkpoint: str | None) -> None:
+        root = Path(checkpoint) if checkpoint is not None else None
+        if root is None or not (root / OPTIMIZER_FILE).is_file():
+            super()._load_optimizer_and_scheduler(checkpoint)
+            return
+        if not (root / SCHEDULER_FILE).is_file():
+            return  # as the Trainer does: a checkpoint without both starts a fresh optimizer
+        path = root / OPTIMIZER_FILE
+        model, optimizer = _unwrap(self._own_model()), self._torch_optimizer()
+        if not self.sharded:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            if not keyed_by_name(state):
+                super()._load_optimizer_and_scheduler(checkpoint)
+                return
+            # A checkpoint of a sharded run, resumed without sharding.
+            optimizer.load_state_dict(by_index(state, model, optimizer, str(path)))
+        else:
+            from torch.distributed.checkpoint.state_dict import (
+                StateDictOptions,
+                set_optimizer_state_dict,
+            )
+
+            # Rank 0 reads the full state and broadcasts it; every rank keeps its own shards.
+            state = {}
+            if writes_here(True):
+                saved = torch.load(path, map_location="cpu", weights_only=True)
+                state = by_name(saved, model, optimizer, str(path))
+            set_optimizer_state_dict(
+                model,
+                optimizer,
+                state,
+                options=StateDictOptions(full_state_dict=True, broadcast_from_rank0=True),
+            )
+        self._scheduler().load_state_dict(torch.load(root / SCHEDULER_FILE, weights_only=True))
+
+    def _torch_optimizer(self) -> torch.optim.Optimizer:
+        """The optimizer inside accelerate's wrapper."""
+        optimizer = getattr(self.optimizer, "optimizer", self.optimizer)
+        if not isinstance(optimizer, torch.optim.Optimizer):
+            raise TypeError("the trainer has no optimizer")
+        return optimizer
+
+    def _scheduler(self) -> Any:
+        if self.lr_scheduler is None:
+            raise TypeError("the trainer has no learning-rate scheduler")
+        return self.lr_scheduler
 
     def _own_model(self) -> nn.Module:
         model = self.model
@@ -456,11 +541,22 @@ class AdapterTrainer(Trainer):
             # A checkpoint of a whole model (e.g. from a plain Trainer): the Trainer's own loader.
             super()._load_from_checkpoint(resume_from_checkpoint, model)
             return
-        load_trainable(model if model is not None else self._own_model(), resume_from_checkpoint)
+        self._load_trainable(
+            model if model is not None else self._own_model(), resume_from_checkpoint
+        )
 
     def _load_best_model(self) -> None:
         best = self.state.best_model_checkpoint
         if best is None or not (Path(best) / MANIFEST_FILE).is_file():
             super()._load_best_model()
             return
-        load_trainable(self._own_model(), best)
+        self._load_trainable(self._own_model(), best)
+
+    def _load_trainable(self, model: nn.Module, checkpoint: str) -> None:
+        """The adapters and head (:func:`load_trainable`) and the trained fusions' weights."""
+        load_trainable(model, checkpoint)
+        if self.fusion_names:
+            from adapter_dsl.backend.fusion_io import load_fusion_weights
+
+            for fname in self.fusion_names:
+                load_fusion_weights(_unwrap(model), Path(checkpoint) / fname)

@@ -11,13 +11,17 @@ so all ranks together see exactly the single-process batches. ``--mode trainer``
 ``AdapterTrainer`` (which wraps the model in DDP itself under a launcher). Every rank writes its
 adapter and head with ``save_trainable`` to ``OUT/rank<r>``. ``--mode fsdp``: the plain loop on
 a model sharded with FSDP2 (``fully_shard`` per encoder layer and at the root, gloo on CPU);
-every rank calls ``save_trainable`` (it gathers the shards) and rank 0 writes ``OUT/rank0``.
+every rank calls ``save_trainable`` (it gathers the shards) and rank 0 writes ``OUT/rank0``;
+then ``AdapterTrainer`` trains a sharded model with checkpoints, and a second sharded model
+resumes from the middle checkpoint (:func:`train_sharded_trainer`).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -41,15 +45,26 @@ def _shard(model: torch.nn.Module, world: int) -> torch.nn.Module:
     return model
 
 
+@contextmanager
+def _process_group(world: int) -> Iterator[None]:
+    import torch.distributed as dist
+
+    if world > 1:
+        dist.init_process_group("gloo")
+    try:
+        yield
+    finally:
+        if world > 1:
+            dist.destroy_process_group()
+
+
 def train_ddp(out: Path, steps: int, *, fsdp: bool = False) -> None:
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
-    if world > 1:
-        dist.init_process_group("gloo")
-    try:
+    with _process_group(world):
         model = tiny_classifier(seed=0, dropout=0.0)
         add_adapter(model, "task", ADAPTER)
         names, head = prepare_for_training(model, "task")
@@ -77,9 +92,52 @@ def train_ddp(out: Path, steps: int, *, fsdp: bool = False) -> None:
                     p.zero_()
             load_trainable(model, out / "rank0")
             save_trainable(model, out / "reloaded", names, head)
-    finally:
+        if fsdp and world > 1:
+            train_sharded_trainer(out, steps)
+
+
+def _dataset() -> list[dict[str, torch.Tensor]]:
+    ids, labels = synthetic_batch(256, torch.Generator().manual_seed(0))
+    return [{"input_ids": i, "labels": label} for i, label in zip(ids, labels, strict=True)]
+
+
+def train_sharded_trainer(out: Path, steps: int, *, resume_from: Path | None = None) -> None:
+    """``AdapterTrainer`` for ``steps`` steps (AdamW, global batch 16, a checkpoint every
+    ``steps // 2``) on a model sharded with FSDP2 under a launcher, unsharded in one process;
+    then a fresh model resumes from the middle checkpoint (``resume_from``'s, else this run's)
+    and trains to the end. The final adapters go to ``OUT/trainer-full`` and
+    ``OUT/trainer-resumed`` (written by rank 0)."""
+    from transformers import TrainingArguments
+
+    from adapter_dsl.backend.training import AdapterTrainer
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    dataset = _dataset()
+    middle = (resume_from or out / "trainer") / f"checkpoint-{steps // 2}"
+    for run, resume in (("full", None), ("resumed", str(middle))):
+        model = tiny_classifier(seed=0, dropout=0.0)
+        add_adapter(model, "task", ADAPTER)
         if world > 1:
-            dist.destroy_process_group()
+            _shard(model, world)
+        args = TrainingArguments(
+            output_dir=str(out / ("trainer" if run == "full" else "trainer-again")),
+            use_cpu=True,
+            ddp_backend="gloo" if world > 1 else None,
+            report_to=[],
+            disable_tqdm=True,
+            per_device_train_batch_size=GLOBAL_BATCH // world,
+            learning_rate=1e-2,
+            max_steps=steps,
+            save_strategy="steps",
+            save_steps=steps // 2,
+            seed=0,
+            # The classifier's loss is a mean, not a sum over the global batch: the Trainer's
+            # world-size scaling of it would double the gradients of a 2-rank run.
+            average_tokens_across_devices=False,
+        )
+        trainer = AdapterTrainer(model, args, adapters="task", train_dataset=dataset)
+        trainer.train(resume_from_checkpoint=resume)
+        save_trainable(model, out / f"trainer-{run}", trainer.adapter_names, trainer.head_names)
 
 
 def train_trainer(out: Path, steps: int) -> None:
@@ -87,8 +145,7 @@ def train_trainer(out: Path, steps: int) -> None:
 
     from adapter_dsl.backend.training import AdapterTrainer
 
-    ids, labels = synthetic_batch(256, torch.Generator().manual_seed(0))
-    dataset = [{"input_ids": i, "labels": label} for i, label in zip(ids, labels, strict=True)]
+    dataset = _dataset()
     model = tiny_classifier(seed=0, dropout=0.0)
     add_adapter(model, "task", ADAPTER)
     args = TrainingArguments(

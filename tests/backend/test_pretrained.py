@@ -110,3 +110,28 @@ def test_deleting_every_adapter_restores_plain_save_pretrained() -> None:
     assert "save_pretrained" in model.__dict__
     delete_adapter(model, "a")
     assert "save_pretrained" not in model.__dict__
+
+
+def test_round_trip_where_transformers_saves_historic_names(tmp_path: Path) -> None:
+    """transformers 5 writes ViT under its checkpoints' old names (``encoder.layer.0.attention.
+    attention.query`` for ``layers.0.attention.q_proj``), the adapters' tensors included, and
+    renames them back on load; restoring takes the same renamings."""
+    from safetensors import safe_open
+
+    from tests.backend.families import family_outputs, make_family_model
+
+    model = make_family_model("vit")
+    add_adapter(model, "a", "lora")
+    add_adapter(model, "b", "seq_bn")
+    set_active(model, ["a", "b"])
+    _perturb(model)
+    with torch.no_grad():
+        expected = family_outputs(model, "vit")["last_hidden_state"]
+    model.save_pretrained(tmp_path)
+    with safe_open(str(tmp_path / "model.safetensors"), framework="pt") as f:
+        assert any(".attention.attention.query.loras.a." in k for k in f.keys())  # noqa: SIM118
+    loaded = from_pretrained(type(model), tmp_path).eval()  # was: "lacks 8 tensor(s)"
+    assert list_adapters(loaded) == ["a", "b"]
+    with torch.no_grad():
+        got = family_outputs(loaded, "vit")["last_hidden_state"]  # SDPA now: not bit-equal
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)

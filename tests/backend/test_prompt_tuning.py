@@ -140,3 +140,29 @@ def test_save_load_round_trip(tmp_path: Any) -> None:
 
 def test_deep_copy_is_independent() -> None:
     assert_deep_copy_is_independent("bert", "prompt_tuning", (".prompt_tunings.a.",))
+
+
+def test_the_mask_extending_forward_keeps_the_signature_and_leaves_with_the_last_prompt() -> None:
+    import inspect
+    import pickle
+
+    model = make_model("bert")
+    want = inspect.signature(model.forward)
+    add_adapter(model, "p", "prompt_tuning[prompt_length=3]", set_active=True)
+    add_adapter(model, "q", "prompt_tuning[prompt_length=2]")
+    assert "forward" in model.__dict__  # not a forward pre-hook (torch.compile: one frame)
+    assert not model._forward_pre_hooks
+    assert inspect.signature(model.forward) == want
+    mask = torch.tensor([[1, 1, 1, 1, 0]])
+    out = model(input_ids=torch.tensor([[5, 6, 7, 8, 0]]), attention_mask=mask)
+    assert out.last_hidden_state.shape[1] == 8
+    again = pickle.loads(pickle.dumps(model))
+    assert again.forward.base is again  # the copy's forward runs the copy
+    torch.testing.assert_close(
+        again(input_ids=torch.tensor([[5, 6, 7, 8, 0]]), attention_mask=mask).last_hidden_state,
+        out.last_hidden_state,
+    )
+    delete_adapter(model, "p")
+    assert "forward" in model.__dict__
+    delete_adapter(model, "q")
+    assert "forward" not in model.__dict__ and inspect.signature(model.forward) == want

@@ -61,11 +61,7 @@ def _weights(directory: Path) -> dict[str, Any]:
 
 
 def _single_process(out: Path) -> dict[str, Any]:
-    spec = importlib.util.spec_from_file_location("ddp_train", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    module.train_ddp(out, STEPS)
+    _script().train_ddp(out, STEPS)
     return _weights(out / "rank0")
 
 
@@ -132,10 +128,18 @@ def test_accelerate_launch_runs_adapter_trainer_on_two_ranks(tmp_path: Path) -> 
         assert torch.equal(saved[key], rank0[key]), key
 
 
-@pytest.mark.slow
-def test_fsdp2_trains_like_one_process_and_rank0_saves_the_gathered_adapter(
-    tmp_path: Path,
-) -> None:
+def _script() -> Any:
+    spec = importlib.util.spec_from_file_location("ddp_train", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def fsdp_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One ``torchrun`` launch of the FSDP2 mode: the plain loop, then AdapterTrainer."""
+    out = tmp_path_factory.mktemp("fsdp")
     _launch(
         [
             sys.executable,
@@ -146,14 +150,21 @@ def test_fsdp2_trains_like_one_process_and_rank0_saves_the_gathered_adapter(
             "--master_addr=127.0.0.1",
             f"--master_port={_free_port()}",
             str(SCRIPT),
-            str(tmp_path / "fsdp"),
+            str(out),
             "--mode=fsdp",
             f"--steps={STEPS}",
         ]
     )
+    return out
+
+
+@pytest.mark.slow
+def test_fsdp2_trains_like_one_process_and_rank0_saves_the_gathered_adapter(
+    tmp_path: Path, fsdp_run: Path
+) -> None:
     # Every rank gathered the shards; only rank 0 wrote, full tensors as from one process.
-    assert not (tmp_path / "fsdp" / "rank1").exists()
-    sharded = _weights(tmp_path / "fsdp" / "rank0")
+    assert not (fsdp_run / "rank1").exists()
+    sharded = _weights(fsdp_run / "rank0")
     single = _single_process(tmp_path / "single")
     assert set(sharded) == set(single)
     assert any(".adapters.task." in k for k in sharded) and "classifier.weight" in sharded
@@ -162,6 +173,36 @@ def test_fsdp2_trains_like_one_process_and_rank0_saves_the_gathered_adapter(
         torch.testing.assert_close(sharded[key], single[key], rtol=0, atol=1e-5, msg=key)
     assert float(sharded["classifier.bias"].abs().sum()) > 0
     # load_trainable put each rank's shard back (resuming); saving again gives the same files.
-    reloaded = _weights(tmp_path / "fsdp" / "reloaded")
+    reloaded = _weights(fsdp_run / "reloaded")
     for key in sharded:
         assert torch.equal(reloaded[key], sharded[key]), key
+
+
+@pytest.mark.slow
+def test_adapter_trainer_checkpoints_and_resumes_a_fsdp2_model(
+    tmp_path: Path, fsdp_run: Path
+) -> None:
+    # Rank 0 wrote each checkpoint: gathered adapter and head, the optimizer's full state by
+    # parameter name, both ranks' RNG states; no base-model weights.
+    ckpt = fsdp_run / "trainer" / f"checkpoint-{STEPS // 2}"
+    names = {p.name for p in ckpt.iterdir()}
+    assert {"task", "head.safetensors", "optimizer.pt", "scheduler.pt"} <= names
+    assert {"rng_state_0.pth", "rng_state_1.pth"} <= names and "model.safetensors" not in names
+    optimizer = torch.load(ckpt / "optimizer.pt", weights_only=True)
+    saved = _weights(ckpt)
+    for key, tensor in saved.items():
+        assert optimizer["state"][key]["exp_avg"].shape == tensor.shape, key  # not a shard
+    # One process, no sharding: the same run, and a resume of the sharded run's checkpoint.
+    _script().train_sharded_trainer(tmp_path, STEPS, resume_from=fsdp_run / "trainer")
+    single = _weights(tmp_path / "trainer-full")
+    sharded, resumed = _weights(fsdp_run / "trainer-full"), _weights(fsdp_run / "trainer-resumed")
+    assert set(sharded) == set(resumed) == set(single)
+    for key in sharded:
+        # Resuming on the sharded model continues the run exactly (weights, AdamW moments, step).
+        assert torch.equal(resumed[key], sharded[key]), key
+        torch.testing.assert_close(sharded[key], single[key], rtol=0, atol=1e-5, msg=key)
+        # The middle checkpoint is not the end (the comparison is between trained weights).
+        assert not torch.equal(saved[key], sharded[key]), key
+    across = _weights(tmp_path / "trainer-resumed")  # sharded checkpoint, resumed unsharded
+    for key in single:
+        torch.testing.assert_close(across[key], single[key], rtol=0, atol=1e-5, msg=key)

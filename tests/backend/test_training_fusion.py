@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -42,3 +43,57 @@ def test_fusion_training_improves_the_loss_and_keeps_the_adapters(tmp_path: Path
     assert all(torch.equal(before[k], after[k]) for k in before if ".adapters." in k)
     ckpt = tmp_path / "checkpoint-40"
     assert (ckpt / "a,b" / "adapter_fusion_config.json").is_file()
+
+
+def _fused(seed: int = 0) -> Any:
+    model = tiny_classifier(seed=0, dropout=0.0)
+    add_adapter(model, "a", "seq_bn[reduction_factor=2]")
+    add_adapter(model, "b", "seq_bn[reduction_factor=4]")
+    with torch.no_grad():
+        gen = torch.Generator().manual_seed(seed)
+        for key, p in sorted(model.named_parameters()):
+            if ".adapters." in key:
+                p.add_(torch.randn(p.shape, generator=gen) * 0.2)
+    add_fusion(model, ["a", "b"], "dynamic")
+    return model
+
+
+def test_resuming_fusion_training_restores_the_fusion_weights(tmp_path: Path) -> None:
+    data = SyntheticTask(64)
+    full = _fused()
+    AdapterTrainer(
+        full,
+        _args(tmp_path / "a", max_steps=6, save_steps=3),
+        fusion="Fuse(a, b)",
+        train_dataset=data,
+    ).train()
+    resumed = _fused()
+    trainer = AdapterTrainer(
+        resumed,
+        _args(tmp_path / "b", max_steps=6, save_steps=6),
+        fusion="Fuse(a, b)",
+        train_dataset=data,
+    )
+    fusion = [id(p) for n, p in resumed.named_parameters() if ".adapter_fusion_layer." in n]
+    trainer.train(resume_from_checkpoint=str(tmp_path / "a" / "checkpoint-3"))
+    assert trainer.state.global_step == 6
+    # Copied in place: the optimizer's parameters are the fusion's own.
+    assert [id(p) for n, p in resumed.named_parameters() if ".adapter_fusion_layer." in n] == fusion
+    got, want = resumed.state_dict(), full.state_dict()
+    for key in want:
+        torch.testing.assert_close(got[key], want[key], rtol=1e-5, atol=1e-6, msg=key)
+
+
+def test_fusion_weights_load_only_into_the_same_fusion(tmp_path: Path) -> None:
+    from adapter_dsl.backend import delete_fusion
+    from adapter_dsl.backend.fusion_io import load_fusion_weights, save_fusion
+    from adapter_dsl.errors import ConfigError
+
+    save_fusion(_fused(seed=1), "a,b", tmp_path / "f")
+    model = _fused()
+    delete_fusion(model, "a,b")
+    with pytest.raises(ConfigError, match=r"holds fusion 'a,b', which is not on the model"):
+        load_fusion_weights(model, tmp_path / "f")
+    add_fusion(model, ["a", "b"], "static")
+    with pytest.raises(ConfigError, match=r"fusion 'a,b' in .* was saved with another config"):
+        load_fusion_weights(model, tmp_path / "f")

@@ -6,8 +6,10 @@ embedded input: ``combine="prefix"`` gives ``[P; E]``, ``"prefix_after_bos"`` gi
 ``[E₀; P; E₁:]``. On BERT-style models the embedding module's output already includes position
 embeddings, so prompts get none (as in the reference). The output sequence grows by ``L``.
 
-A pre-hook on the base model prepends ``L`` ones to a given 2-D ``attention_mask`` (also for
-``prefix_after_bos``, as in the reference); without a mask nothing changes. Only the first active
+The base model's forward prepends ``L`` ones to a given 2-D ``attention_mask`` (also for
+``prefix_after_bos``, as in the reference); without a mask nothing changes. It is an instance
+attribute (:class:`PromptMaskForward`), not a forward pre-hook: ``torch.compile(model)`` runs a
+module's hooks outside its compiled frame, each as a frame and graph of its own. Only the first active
 prompt-tuning adapter is applied. Supported where the table's row says ``prompt_tuning=True``
 (BERT, RoBERTa), as in the reference.
 
@@ -21,6 +23,7 @@ from ``model.config.tokenizer_name_or_path``.
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Mapping, Sequence
 from functools import partial
@@ -36,7 +39,13 @@ from adapter_dsl.backend.state import Ledger, get_state
 from adapter_dsl.errors import ConfigError
 from adapter_dsl.methods.prompt_tuning import PromptTuningConfig
 
-__all__ = ["PromptTuning", "PromptTuningHandler", "PromptTuningLayer", "set_prompt_tokenizer"]
+__all__ = [
+    "PromptMaskForward",
+    "PromptTuning",
+    "PromptTuningHandler",
+    "PromptTuningLayer",
+    "set_prompt_tokenizer",
+]
 
 POOL_ATTR = "prompt_tuning"
 TOKENIZER_ATTR = "_adapter_dsl_prompt_tokenizer"
@@ -222,17 +231,41 @@ def _add_prompt(layer: PromptTuningLayer, module: nn.Module, args: Any, output: 
     return output if prompt is None else prompt(output)
 
 
-def _extend_mask(
-    layer: PromptTuningLayer, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> Any:
-    prompt = layer.current()
-    if prompt is None:
-        return None
-    if "attention_mask" in kwargs:
-        kwargs["attention_mask"] = _prepend_ones(kwargs["attention_mask"], prompt.length)
-    elif len(args) > 1:
-        args = (args[0], _prepend_ones(args[1], prompt.length), *args[2:])
-    return args, kwargs
+class PromptMaskForward:
+    """``base.forward`` while prompt tuning is on the model: the active prompt's ones go in front
+    of the attention mask, then the forward that was there runs (the class's, or one set on the
+    instance before). Inside ``torch.compile``'s frame, unlike a forward pre-hook."""
+
+    def __init__(self, layer: PromptTuningLayer, base: nn.Module) -> None:
+        self.layer = layer
+        self.base = base
+        self.inner: Any = base.__dict__.get("forward")
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        prompt = self.layer.current()
+        if prompt is not None:
+            if "attention_mask" in kwargs:
+                kwargs["attention_mask"] = _prepend_ones(kwargs["attention_mask"], prompt.length)
+            elif len(args) > 1:
+                args = (args[0], _prepend_ones(args[1], prompt.length), *args[2:])
+        if self.inner is not None:
+            return self.inner(*args, **kwargs)
+        return type(self.base).forward(self.base, *args, **kwargs)
+
+    @property
+    def __signature__(self) -> inspect.Signature:
+        # What callers inspect (the Trainer's column filter, accelerate): the model's own.
+        if self.inner is not None:
+            return inspect.signature(self.inner)
+        return inspect.signature(partial(type(self.base).forward, self.base))
+
+    def remove(self) -> None:
+        """Put back the forward that was there (only if none was set on top of this one)."""
+        if self.base.__dict__.get("forward") is self:
+            if self.inner is None:
+                del self.base.__dict__["forward"]
+            else:
+                self.base.__dict__["forward"] = self.inner
 
 
 def _layer(base: nn.Module, arch: ModelSpec, state: Any, ledger: Ledger) -> PromptTuningLayer:
@@ -246,10 +279,9 @@ def _layer(base: nn.Module, arch: ModelSpec, state: Any, ledger: Ledger) -> Prom
         base.add_module(POOL_ATTR, layer)
         embeddings = resolve(base, arch.embeddings)
         assert embeddings is not None
-        layer.handles = [
-            embeddings.register_forward_hook(partial(_add_prompt, layer)),
-            base.register_forward_pre_hook(partial(_extend_mask, layer), with_kwargs=True),
-        ]
+        forward = PromptMaskForward(layer, base)
+        layer.handles = [embeddings.register_forward_hook(partial(_add_prompt, layer)), forward]
+        base.__dict__["forward"] = forward
     ledger.on_undo(_drop_layer_if_empty, base, layer)
     return layer
 
