@@ -5,7 +5,7 @@ The graph is read from the source with ``ast``: every ``import`` and ``from … 
 is a dependency that only shows later). Imports under ``if TYPE_CHECKING:`` are left out (they
 never run). The lazy-name tables (``_LAZY``) of the packages' PEP 562 ``__getattr__`` count as
 imports of the modules they name. Importing ``a.b`` also runs ``a/__init__``; that is not an
-edge (the package ``__init__`` modules hold lazy names only).
+edge of the importer (the package's ``__init__`` is a module of the graph, with its own edges).
 
 :data:`LAYERS` lists the layers from the bottom: a module may import its own layer and the ones
 below. Within a layer, and across layers, the graph has no cycles.
