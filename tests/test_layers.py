@@ -378,6 +378,36 @@ def test_the_graph_reader_sees_what_it_must() -> None:
     assert layer_of("adapter_dsl.backend.io") == len(LAYERS) - 1
 
 
+def test_a_lazy_upward_import_and_its_cycle_are_found(tmp_path: Path) -> None:
+    """On a toy checkout: a config class importing ``canonical`` inside a method (as
+    ``methods/base.py`` did) is an upward import and, with ``canonical`` importing it back,
+    a cycle; a TYPE_CHECKING import and a late-bound reference are neither."""
+    package = tmp_path / PACKAGE
+    (package / "methods").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "methods" / "__init__.py").write_text("")
+    (package / "errors.py").write_text("class ConfigError(Exception): ...\n")
+    (package / "canonical.py").write_text("from .methods.base import Config\n")
+    (package / "methods" / "base.py").write_text(
+        "from typing import TYPE_CHECKING\n"
+        "if TYPE_CHECKING:\n"
+        "    from ..loading import load\n"
+        "class Config:\n"
+        "    def __str__(self):\n"
+        "        from ..canonical import dumps\n"
+        "        return dumps(self)\n"
+        "    def load(self):\n"
+        '        return resolve("adapter_dsl.loading:load")\n'
+    )
+    graph = read_graph(tmp_path)
+    assert upward_imports(graph) == [
+        "adapter_dsl.methods.base -> adapter_dsl.canonical (line 6, inside a function): "
+        "method families imports language and interop"
+    ]
+    assert cycles(graph) == [["adapter_dsl.canonical", "adapter_dsl.methods.base"]]
+    assert [r.target for r in graph.references] == ["adapter_dsl.loading:load"]
+
+
 if __name__ == "__main__":
     graph = read_graph(Path(sys.argv[1]).resolve() if len(sys.argv) > 1 else ROOT)
     unplaced = sorted(m for m in graph.modules if layer_of(m) is None)
