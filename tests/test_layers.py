@@ -5,7 +5,7 @@ The graph is read from the source with ``ast``: every ``import`` and ``from … 
 is a dependency that only shows later). Imports under ``if TYPE_CHECKING:`` are left out (they
 never run). The lazy-name tables (``_LAZY``) of the packages' PEP 562 ``__getattr__`` count as
 imports of the modules they name. Importing ``a.b`` also runs ``a/__init__``; that is not an
-edge (the package ``__init__`` modules hold lazy names only).
+edge of the importer (the package's ``__init__`` is a module of the graph, with its own edges).
 
 :data:`LAYERS` lists the layers from the bottom: a module may import its own layer and the ones
 below. Within a layer, and across layers, the graph has no cycles.
@@ -376,6 +376,36 @@ def test_the_graph_reader_sees_what_it_must() -> None:
     omegaconf, cli = layer_of("adapter_dsl.integrations.omegaconf"), layer_of("adapter_dsl.cli")
     assert omegaconf is not None and cli is not None and omegaconf < cli
     assert layer_of("adapter_dsl.backend.io") == len(LAYERS) - 1
+
+
+def test_a_lazy_upward_import_and_its_cycle_are_found(tmp_path: Path) -> None:
+    """On a toy checkout: a config class importing ``canonical`` inside a method (as
+    ``methods/base.py`` did) is an upward import and, with ``canonical`` importing it back,
+    a cycle; a TYPE_CHECKING import and a late-bound reference are neither."""
+    package = tmp_path / PACKAGE
+    (package / "methods").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "methods" / "__init__.py").write_text("")
+    (package / "errors.py").write_text("class ConfigError(Exception): ...\n")
+    (package / "canonical.py").write_text("from .methods.base import Config\n")
+    (package / "methods" / "base.py").write_text(
+        "from typing import TYPE_CHECKING\n"
+        "if TYPE_CHECKING:\n"
+        "    from ..loading import load\n"
+        "class Config:\n"
+        "    def __str__(self):\n"
+        "        from ..canonical import dumps\n"
+        "        return dumps(self)\n"
+        "    def load(self):\n"
+        '        return resolve("adapter_dsl.loading:load")\n'
+    )
+    graph = read_graph(tmp_path)
+    assert upward_imports(graph) == [
+        "adapter_dsl.methods.base -> adapter_dsl.canonical (line 6, inside a function): "
+        "method families imports language and interop"
+    ]
+    assert cycles(graph) == [["adapter_dsl.canonical", "adapter_dsl.methods.base"]]
+    assert [r.target for r in graph.references] == ["adapter_dsl.loading:load"]
 
 
 if __name__ == "__main__":
