@@ -10,156 +10,64 @@ Importing this package loads neither torch nor transformers; ``adapter_dsl.backe
 'lora[r=16]|seq_bn'
 """
 
+# ruff: noqa: F401 (the TYPE_CHECKING imports are the package's public names)
 from __future__ import annotations
 
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    # Explicit re-exports (``X as X``) for type checkers; at run time the names resolve
-    # lazily through __getattr__ below.
-    from .canonical import dumps as dumps
+    # For type checkers (no __all__ lists these: it is built on access, see __getattr__).
+    from .canonical import dumps
     from .composition import (
-        AdapterCompositionBlock as AdapterCompositionBlock,
+        AdapterCompositionBlock,
+        Average,
+        BatchSplit,
+        Fuse,
+        MultiTask,
+        Parallel,
+        Split,
+        Stack,
+        load_setup,
+        parse_setup,
     )
-    from .composition import (
-        Average as Average,
-    )
-    from .composition import (
-        BatchSplit as BatchSplit,
-    )
-    from .composition import (
-        Fuse as Fuse,
-    )
-    from .composition import (
-        MultiTask as MultiTask,
-    )
-    from .composition import (
-        Parallel as Parallel,
-    )
-    from .composition import (
-        Split as Split,
-    )
-    from .composition import (
-        Stack as Stack,
-    )
-    from .composition import (
-        load_setup as load_setup,
-    )
-    from .composition import (
-        parse_setup as parse_setup,
-    )
-    from .errors import (
-        ConfigError as ConfigError,
-    )
-    from .errors import (
-        ConfigWarning as ConfigWarning,
-    )
-    from .errors import (
-        Location as Location,
-    )
-    from .errors import (
-        Problem as Problem,
-    )
-    from .fusion import load_fusion_config as load_fusion_config
-    from .loading import config_from_dict as from_dict  # noqa: F401 (re-exported)
-    from .loading import (
-        load as load,
-    )
-    from .loading import (
-        load_file as load_file,
-    )
-    from .loading import (
-        load_lenient as load_lenient,
-    )
-    from .loading import (
-        parse as parse,
-    )
-    from .methods.base import AdapterConfig as AdapterConfig
+    from .errors import ConfigError, ConfigWarning, Location, Problem
+    from .fusion import load_fusion_config
+    from .loading import config_from_dict as from_dict
+    from .loading import load, load_file, load_lenient, parse
+    from .methods.base import AdapterConfig
     from .methods.bottleneck import (
-        AdapterPlusConfig as AdapterPlusConfig,
-    )
-    from .methods.bottleneck import (
-        BnConfig as BnConfig,
-    )
-    from .methods.bottleneck import (
-        CompacterConfig as CompacterConfig,
-    )
-    from .methods.bottleneck import (
-        CompacterPlusPlusConfig as CompacterPlusPlusConfig,
-    )
-    from .methods.bottleneck import (
-        DoubleSeqBnConfig as DoubleSeqBnConfig,
-    )
-    from .methods.bottleneck import (
-        DoubleSeqBnInvConfig as DoubleSeqBnInvConfig,
-    )
-    from .methods.bottleneck import (
-        ParBnConfig as ParBnConfig,
-    )
-    from .methods.bottleneck import (
-        SeqBnConfig as SeqBnConfig,
-    )
-    from .methods.bottleneck import (
-        SeqBnInvConfig as SeqBnInvConfig,
+        AdapterPlusConfig,
+        BnConfig,
+        CompacterConfig,
+        CompacterPlusPlusConfig,
+        DoubleSeqBnConfig,
+        DoubleSeqBnInvConfig,
+        ParBnConfig,
+        SeqBnConfig,
+        SeqBnInvConfig,
     )
     from .methods.fusion import (
-        AdapterFusionConfig as AdapterFusionConfig,
-    )
-    from .methods.fusion import (
-        DynamicAdapterFusionConfig as DynamicAdapterFusionConfig,
-    )
-    from .methods.fusion import (
-        StaticAdapterFusionConfig as StaticAdapterFusionConfig,
+        AdapterFusionConfig,
+        DynamicAdapterFusionConfig,
+        StaticAdapterFusionConfig,
     )
     from .methods.lora import (
-        DoRAConfig as DoRAConfig,
+        DoRAConfig,
+        DvoRAConfig,
+        IA3Config,
+        LoRAConfig,
+        MTLLoRAConfig,
+        VeraConfig,
     )
-    from .methods.lora import (
-        DvoRAConfig as DvoRAConfig,
-    )
-    from .methods.lora import (
-        IA3Config as IA3Config,
-    )
-    from .methods.lora import (
-        LoRAConfig as LoRAConfig,
-    )
-    from .methods.lora import (
-        MTLLoRAConfig as MTLLoRAConfig,
-    )
-    from .methods.lora import (
-        VeraConfig as VeraConfig,
-    )
-    from .methods.prefix_tuning import PrefixTuningConfig as PrefixTuningConfig
-    from .methods.prompt_tuning import PromptTuningConfig as PromptTuningConfig
-    from .methods.reft import (
-        DiReftConfig as DiReftConfig,
-    )
-    from .methods.reft import (
-        LoReftConfig as LoReftConfig,
-    )
-    from .methods.reft import (
-        NoReftConfig as NoReftConfig,
-    )
-    from .methods.reft import (
-        ReftConfig as ReftConfig,
-    )
-    from .methods.union import (
-        ConfigUnion as ConfigUnion,
-    )
-    from .methods.union import (
-        MAMConfig as MAMConfig,
-    )
-    from .methods.union import (
-        UniPELTConfig as UniPELTConfig,
-    )
-    from .peft import from_peft as from_peft
-    from .peft import to_peft as to_peft
-    from .registry import IDENTIFIERS as IDENTIFIERS
-    from .spec import AdapterSpec as AdapterSpec
-    from .spec import AdapterSpecDict as AdapterSpecDict
-    from .sweeps import suggest as suggest
-    from .sweeps import sweep as sweep
+    from .methods.prefix_tuning import PrefixTuningConfig
+    from .methods.prompt_tuning import PromptTuningConfig
+    from .methods.reft import DiReftConfig, LoReftConfig, NoReftConfig, ReftConfig
+    from .methods.union import ConfigUnion, MAMConfig, UniPELTConfig
+    from .peft import from_peft, to_peft
+    from .registry import IDENTIFIERS
+    from .spec import AdapterSpec, AdapterSpecDict
+    from .sweeps import suggest, sweep
 
 # Public name → (module, attribute). Resolved on first access (PEP 562), so that
 # `import adapter_dsl` costs a few milliseconds and tools that only import it (to check a

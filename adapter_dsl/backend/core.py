@@ -132,6 +132,19 @@ def check_supported(model: nn.Module, arch: ModelSpec, config: AdapterConfig) ->
         for member in configs:
             handler.check(model, arch, member)
         handler.check_members(model, arch, configs)
+    sharing = [i for i, m in enumerate(members) if get_handler(m).shares_parameters(m)]
+    if len(sharing) > 1:
+        kinds = ", ".join(type(members[i]).__name__ for i in sharing)
+        raise ConfigError.single(
+            f"union members {sharing[0]} and {sharing[1]} both keep shared parameters under "
+            "shared_parameters.<adapter name>",
+            expected="at most one member with shared parameters (VeRA, or Compacter with "
+            "shared_phm_rule/shared_W_phm) per adapter",
+            found=kinds,
+            suggestion="add them as separate adapters (and combine them with a Stack)",
+            path=("configs", sharing[1]),
+            code="conflict",
+        )
 
 
 def add_adapter(

@@ -410,19 +410,39 @@ def test_training_mode_and_dropout_follow_the_model() -> None:
 
 
 @pytest.mark.parametrize(
-    "spec", ["vera|compacter[reduction_factor=4]", "compacter[reduction_factor=4]|vera"]
+    ("spec", "kinds"),
+    [
+        ("vera|compacter[reduction_factor=4]", "VeraConfig, CompacterConfig"),
+        ("compacter[reduction_factor=4]|vera", "CompacterConfig, VeraConfig"),
+        ("vera[leave_out=[0]]|vera[leave_out=[1]]", "VeraConfig, VeraConfig"),
+        (
+            "compacter[reduction_factor=4, leave_out=[0]]|compacter[reduction_factor=4, "
+            "leave_out=[1]]",
+            "CompacterConfig, CompacterConfig",
+        ),
+    ],
 )
-def test_vera_and_compacter_in_one_adapter_are_a_conflict_not_a_crash(spec: str) -> None:
-    # Both keep their shared parameters under shared_parameters.<name>; the reference
-    # overwrites one with the other and fails in the forward pass.
+def test_two_members_with_shared_parameters_are_a_located_conflict(spec: str, kinds: str) -> None:
+    # VeRA and Compacter keep their shared parameters under shared_parameters.<name>; the
+    # reference overwrites one member's with the other's (and vera|compacter then fails in
+    # the forward pass).
     model = make_model("bert")
     err = _untouched_after(model, "bert", lambda: add_adapter(model, "a", spec))
-    assert err.problems[0].code == "conflict"
-    assert "two members of adapter 'a' both keep shared parameters under shared_parameters.a" in (
-        str(err)
+    problem = err.problems[0]
+    assert (problem.code, problem.location.path, problem.found) == (
+        "conflict",
+        ("configs", 1),
+        kinds,
     )
+    assert "union members 0 and 1 both keep shared parameters under shared_parameters" in str(err)
     assert not hasattr(model, "shared_parameters")
-    # Each works alone, and as two adapters side by side.
+
+
+def test_vera_and_compacter_side_by_side_as_two_adapters() -> None:
+    model = make_model("bert")
     add_adapter(model, "v", "vera")
     add_adapter(model, "c", "compacter[reduction_factor=4]")
     assert set(model.shared_parameters) == {"v", "c"}
+    delete_adapter(model, "v")
+    delete_adapter(model, "c")
+    assert not hasattr(model, "shared_parameters")

@@ -94,6 +94,11 @@ class MethodHandler(Generic[C]):
         """Raise ``ConfigError`` when the active setup (a ``composition.Node`` or ``None``)
         cannot run on this family's modules; never mutate."""
 
+    def shares_parameters(self, config: C) -> bool:
+        """Whether this member keeps parameters under ``shared_parameters.<adapter name>``
+        (the reference's layout has room for one such member per adapter)."""
+        return False
+
     def add(self, model: nn.Module, arch: ModelSpec, name: str, config: C, ledger: Ledger) -> None:
         raise NotImplementedError
 

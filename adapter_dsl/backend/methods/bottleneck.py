@@ -548,6 +548,11 @@ def _locations(cfg: Any, group: LayerGroup) -> list[tuple[str, ResidualSite]]:
 _fail = partial(ConfigError.single, code="unsupported_setting")
 
 
+def _shares_phm(config: BnConfig) -> bool:
+    """Compacter layers whose PHM rule or weights live in ``shared_parameters.<name>``."""
+    return config.phm_layer and (config.shared_phm_rule or config.shared_W_phm)
+
+
 class BottleneckHandler(MethodHandler[BnConfig]):
     """Handler for bottleneck configs (``architecture`` ``None``/``"bottleneck"``)."""
 
@@ -639,6 +644,9 @@ class BottleneckHandler(MethodHandler[BnConfig]):
                         )
                     shared_d = d
 
+    def shares_parameters(self, config: BnConfig) -> bool:
+        return _shares_phm(config)
+
     def check_members(self, model: nn.Module, arch: ModelSpec, configs: Sequence[BnConfig]) -> None:
         """Several bottleneck members of one union must not share a (layer, location)."""
         if len(configs) < 2:
@@ -687,7 +695,7 @@ class BottleneckHandler(MethodHandler[BnConfig]):
             if ref.index not in leave_out and _locations(config, ref.group)
         ]
         shared_pd: nn.ParameterDict | None = None
-        if config.phm_layer and (config.shared_phm_rule or config.shared_W_phm):
+        if _shares_phm(config):
             shared_pd = shared_parameters(model, name, ledger)
             hidden = arch.hidden_size(
                 group_config(model, refs[0].group if refs else arch.groups[0])

@@ -251,6 +251,9 @@ class LoRAHandler(MethodHandler[LoRAConfig]):
                 found="shapes " + ", ".join(str(s) for s in sorted(shapes)),
             )
 
+    def shares_parameters(self, config: LoRAConfig) -> bool:
+        return is_vera(config)  # VeRA's frozen random matrices
+
     def check_members(
         self, model: nn.Module, arch: ModelSpec, configs: Sequence[LoRAConfig]
     ) -> None:
