@@ -104,7 +104,38 @@ def _check_layout(model: nn.Module, arch: ArchitectureSpec) -> None:
         )
 
 
+def name_list(names: Any, what: str = "adapter names") -> tuple[str, ...]:
+    """``names`` (one name, or an iterable of names) as a tuple of strings, else a ConfigError:
+    a wrong argument is refused before anything is looked up or changed."""
+    if isinstance(names, str):
+        return (names,)
+    if not isinstance(names, Iterable) or isinstance(names, bytes | Mapping):
+        raise ConfigError.single(
+            f"{what} must be strings",
+            expected="a name or a list of names",
+            found=repr(names)[:80],
+            code="invalid_name",
+        )
+    out = tuple(names)
+    bad = [n for n in out if not isinstance(n, str)]
+    if bad:
+        raise ConfigError.single(
+            f"{what} must be strings",
+            expected="a name or a list of names",
+            found=repr(bad[0])[:80],
+            code="invalid_name",
+        )
+    return out
+
+
 def _entry(model: nn.Module, name: str) -> tuple[AdapterState, AdapterEntry]:
+    if not isinstance(name, str):
+        raise ConfigError.single(
+            "an adapter is named by a string",
+            expected="an adapter name such as 'a'",
+            found=repr(name)[:80],
+            code="invalid_name",
+        )
     state = peek_state(model)
     known = list(state.adapters) if state is not None else []
     if state is None or name not in state.adapters:

@@ -40,6 +40,7 @@ from adapter_dsl.backend.architectures import (
     group_config,
     model_type_of,
 )
+from adapter_dsl.backend.headings import heads_failures
 from adapter_dsl.backend.sharding import gathered, writes_here
 from adapter_dsl.backend.state import AdapterEntry, peek_state
 from adapter_dsl.errors import ConfigError
@@ -95,6 +96,7 @@ def adapter_state_dict(model: nn.Module, entry: AdapterEntry) -> dict[str, Tenso
     return out
 
 
+@heads_failures("cannot save adapter {name!r} of {cls}")
 def save_adapter(
     model: nn.Module,
     name: str,
@@ -350,6 +352,7 @@ def check_saved_for(model: nn.Module, directory: Path, envelope: Mapping[str, An
         )
 
 
+@heads_failures("cannot load an adapter from '{directory}' into {cls}")
 def load_adapter(
     model: nn.Module,
     directory: str | os.PathLike[str],
