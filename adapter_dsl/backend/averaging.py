@@ -27,6 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from adapter_dsl.backend import core
+from adapter_dsl.backend.headings import heads_failures
 from adapter_dsl.backend.io import rename_adapter_key
 from adapter_dsl.backend.methods.lora import lora_wrappers
 from adapter_dsl.backend.methods.lora_layers import LoRAFusedQKV, is_vera
@@ -75,6 +76,7 @@ def _weights(names: Sequence[str], weights: Sequence[float] | None, normalize: b
     return values
 
 
+@heads_failures("cannot average adapters into {name!r} on {cls}")
 def average_adapter(
     model: nn.Module,
     name: str,
@@ -87,10 +89,10 @@ def average_adapter(
     """Add adapter ``name`` averaged from ``adapters`` (names, or a dict name → weight);
     returns its config. Everything is checked first; a failure leaves the model unchanged."""
     if isinstance(adapters, dict):
-        names = list(adapters)
+        names = list(core.name_list(list(adapters)))
         weights = list(adapters.values()) if weights is None else weights
     else:
-        names = list(adapters)
+        names = list(core.name_list(adapters))
     if not names:
         raise _fail("no adapters to average", expected="at least one adapter name")
     if combine_strategy not in STRATEGIES:

@@ -22,6 +22,7 @@ from adapter_dsl.backend.architectures import (
     get_model_spec,
     num_layers,
 )
+from adapter_dsl.backend.headings import heads_failures
 from adapter_dsl.backend.methods.base import capability_of, family_of, get_handler, members_of
 from adapter_dsl.backend.state import (
     AdapterEntry,
@@ -107,6 +108,30 @@ def _check_layout(model: nn.Module, arch: ModelSpec) -> None:
             found=type(model).__name__,
             code="unsupported_model",
         )
+
+
+def name_list(names: Any, what: str = "adapter names") -> tuple[str, ...]:
+    """``names`` (one name, or an iterable of names) as a tuple of strings, else a ConfigError:
+    a wrong argument is refused before anything is looked up or changed."""
+    if isinstance(names, str):
+        return (names,)
+    if not isinstance(names, Iterable) or isinstance(names, bytes | Mapping):
+        raise ConfigError.single(
+            f"{what} must be strings",
+            expected="a name or a list of names",
+            found=repr(names)[:80],
+            code="invalid_name",
+        )
+    out = tuple(names)
+    bad = [n for n in out if not isinstance(n, str)]
+    if bad:
+        raise ConfigError.single(
+            f"{what} must be strings",
+            expected="a name or a list of names",
+            found=repr(bad[0])[:80],
+            code="invalid_name",
+        )
+    return out
 
 
 def check_supported(model: nn.Module, arch: ModelSpec, config: AdapterConfig) -> None:
@@ -265,6 +290,7 @@ def train_adapter(model: nn.Module, names: str | Iterable[str] | Any) -> None:
     model.train()
 
 
+@heads_failures("cannot train the fusion of {setup!r} on {cls}")
 def train_fusion(model: nn.Module, setup: Any, *, unfreeze_adapters: bool = False) -> None:
     """Activate ``setup`` (e.g. ``"Fuse(a, b)"``) and train only its fusion layers: the base model
     and every adapter are frozen (the fused adapters too, unless ``unfreeze_adapters``), as the

@@ -19,6 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from adapter_dsl.backend.architectures import base_model_of, model_type_of
+from adapter_dsl.backend.headings import heads_failures
 from adapter_dsl.backend.io import read_tensor_file, write_directory_atomically
 from adapter_dsl.backend.methods.fusion import (
     add_fusion,
@@ -49,6 +50,7 @@ def _fusion_tensors(model: nn.Module, fname: str) -> dict[str, Tensor]:
     return out
 
 
+@heads_failures("cannot save fusion {adapters!r} of {cls}")
 def save_fusion(
     model: nn.Module,
     adapters: Any,
@@ -100,6 +102,7 @@ def save_fusion(
 _fail = partial(ConfigError.single, code="invalid_fusion_file")
 
 
+@heads_failures("cannot load a fusion from '{directory}' into {cls}")
 def load_fusion(model: nn.Module, directory: str | os.PathLike[str]) -> str:
     """Add the fusion saved in ``directory`` (ours or the reference's) and load its weights;
     returns its name. The fused adapters must be on the model already. On any mismatch the
@@ -114,6 +117,7 @@ def load_fusion(model: nn.Module, directory: str | os.PathLike[str]) -> str:
     return fname
 
 
+@heads_failures("cannot load fusion weights from '{directory}' into {cls}")
 def load_fusion_weights(model: nn.Module, directory: str | os.PathLike[str]) -> str:
     """Copy the weights saved in ``directory`` into the same fusion already on ``model`` (in
     place: its parameters, and an optimizer over them, stay the same objects; a sharded

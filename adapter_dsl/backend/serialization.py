@@ -36,6 +36,7 @@ from torch import Tensor, nn
 from adapter_dsl.backend import core
 from adapter_dsl.backend.architectures import base_model_of, model_type_of
 from adapter_dsl.backend.core import provisional_adapter
+from adapter_dsl.backend.headings import heads_failures
 from adapter_dsl.backend.io import (
     CONFIG_FILE,
     REFERENCE_WEIGHTS,
@@ -63,6 +64,7 @@ def _version() -> str:
         return "0.1.0"
 
 
+@heads_failures("cannot save adapter {name!r} of {cls}")
 def save_adapter(
     model: nn.Module,
     name: str,
@@ -190,6 +192,7 @@ def _strip_base_prefix(model: nn.Module, keys: list[str], expected: set[str]) ->
     return mapping
 
 
+@heads_failures("cannot load an adapter from '{directory}' into {cls}")
 def load_adapter(
     model: nn.Module,
     directory: str | os.PathLike[str],

@@ -18,6 +18,7 @@ from torch import nn
 from adapter_dsl.backend import core
 from adapter_dsl.backend.composition import Node, node_to_dict
 from adapter_dsl.backend.fusion_io import load_fusion, save_fusion
+from adapter_dsl.backend.headings import heads_failures
 from adapter_dsl.backend.methods.fusion import delete_fusion
 from adapter_dsl.backend.serialization import load_adapter, save_adapter
 from adapter_dsl.backend.setups import install_entry_hook, resolve_setup
@@ -33,6 +34,7 @@ def _fuses(node: Node) -> list[Node]:
     return [b for b in node.walk() if b.kind == "Fuse"]
 
 
+@heads_failures("cannot save the adapter setup of {cls}")
 def save_adapter_setup(
     model: nn.Module,
     directory: str | os.PathLike[str],
@@ -65,6 +67,7 @@ def save_adapter_setup(
     return target
 
 
+@heads_failures("cannot load the adapter setup in '{directory}' into {cls}")
 def load_adapter_setup(
     model: nn.Module, directory: str | os.PathLike[str], *, set_active: bool = True
 ) -> Node:

@@ -333,6 +333,13 @@ def drop_state_if_empty(model: nn.Module) -> None:
 def require_adapter(model: nn.Module, name: str) -> tuple[AdapterState, AdapterEntry]:
     """The model's state and the entry of adapter ``name``; a ``ConfigError`` naming the
     adapters the model has (and the closest one) when there is no such adapter."""
+    if not isinstance(name, str):
+        raise ConfigError.single(
+            "an adapter is named by a string",
+            expected="an adapter name such as 'a'",
+            found=repr(name)[:80],
+            code="invalid_name",
+        )
     state = peek_state(model)
     known = list(state.adapters) if state is not None else []
     if state is None or name not in state.adapters:

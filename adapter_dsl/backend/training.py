@@ -50,6 +50,7 @@ from transformers import Trainer
 
 from adapter_dsl.backend import core
 from adapter_dsl.backend.architectures import base_model_of
+from adapter_dsl.backend.headings import heads_failures
 from adapter_dsl.backend.optimizer_state import by_index, by_name, keyed_by_name
 from adapter_dsl.backend.serialization import CONFIG_FILE, WEIGHTS_FILE, adapter_state_dict
 from adapter_dsl.backend.serialization import load_adapter as _load_adapter
@@ -86,7 +87,7 @@ def _adapter_names(model: nn.Module, adapters: str | Iterable[str] | None) -> tu
     if isinstance(adapters, str):
         return (adapters,)
     if adapters is not None:
-        names = tuple(adapters)
+        names = core.name_list(adapters)
         if not names:
             raise ConfigError.single("no adapter to train", expected="at least one adapter name")
         return names
@@ -140,6 +141,7 @@ def head_parameter_names(model: nn.Module, head: HeadSpec = True) -> list[str]:
     return names
 
 
+@heads_failures("cannot prepare {cls} for training")
 def prepare_for_training(
     model: nn.Module,
     adapters: str | Iterable[str] | None = None,
@@ -205,6 +207,7 @@ def trainable_state_dict(
     return out
 
 
+@heads_failures("cannot save the trained adapters of {cls}")
 def save_trainable(
     model: nn.Module,
     directory: str | os.PathLike[str],
@@ -305,6 +308,7 @@ def _copy_checked(
     return pairs
 
 
+@heads_failures("cannot load the checkpoint '{directory}' into {cls}")
 def load_trainable(model: nn.Module, directory: str | os.PathLike[str]) -> dict[str, Any]:
     """Load a :func:`save_trainable` checkpoint into ``model`` and activate its adapters.
 

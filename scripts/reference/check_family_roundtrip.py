@@ -85,7 +85,11 @@ def check(request: Path, report: Path | None) -> int:
         with torch.no_grad():
             out = net(**inputs(name))
         expected = load_file(str(FAMILIES / name / case / "outputs.safetensors"))
-        diff = max(float((getattr(out, k) - v).abs().max()) for k, v in expected.items())
+        diff = max(
+            float((getattr(out, k) - v).abs().max())
+            for k, v in expected.items()
+            if not k.startswith("init_added.")  # base tensors the reference added, not outputs
+        )
         missing = sorted(info.get("missing_keys", []))
         unexpected = sorted(info.get("unexpected_keys", []))
         results[f"{name}/{case}"] = {

@@ -202,7 +202,11 @@ CHECKPOINT_CASES = {
     "lora": "lora",
     "seq_bn": "seq_bn",
     "prefix_tuning": "prefix_tuning[bottleneck_size=16]",
+    "vera": "vera",
 }
+#: Cases recorded only on some models: the encoder-decoder model's reference registers shared
+#: parameters (VeRA's random matrices) on the model and on both halves (one tensor, three names).
+CHECKPOINT_ONLY_ON = {"vera": {"encoder-decoder"}}
 
 INPUT_IDS = [[5, 17, 42, 8, 91, 33, 60], [7, 25, 64, 12, 50, 0, 0]]
 ATTENTION_MASK = [[1, 1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 1, 0, 0]]
@@ -327,6 +331,8 @@ def record_checkpoints(name: str, manifest: dict[str, Any]) -> None:
     save_file(outputs(net, name), str(base_dir / "outputs.safetensors"))
     cases: dict[str, Any] = {}
     for index, (case_dir, case) in enumerate(CHECKPOINT_CASES.items()):
+        if name not in CHECKPOINT_ONLY_ON.get(case_dir, {name}):
+            continue
         entry: dict[str, Any] = {"config": case, "dir": case_dir}
         model = build_base(name)
         adapters.init(model)
@@ -347,6 +353,9 @@ def record_checkpoints(name: str, manifest: dict[str, Any]) -> None:
             # fused projections), so that a test can put the same ones into its model.
             base_keys = set(net.state_dict())
             for key, value in model.state_dict().items():
+                # (Not the word embeddings that the prompt-tuning layer holds a second time.)
+                if key.endswith("prompt_tuning.base_model_embeddings.weight"):
+                    continue
                 if key not in base_keys and not _is_adapter_param(key):
                     tensors[f"init_added.{key}"] = value.detach().clone().contiguous()
             stage = "save"

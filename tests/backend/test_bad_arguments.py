@@ -140,3 +140,70 @@ def test_heading_survives_pickling() -> None:
     again = pickle.loads(pickle.dumps(error))
     assert str(again) == str(error)
     assert again.heading == error.heading
+
+
+def _operations(model: Any, tmp: Any) -> dict[str, Callable[[Any], Any]]:
+    """Model-level operations taking adapter names, each called with a bad ``names`` value."""
+    from adapter_dsl.backend import (
+        add_fusion,
+        average_adapter,
+        delete_adapter,
+        delete_fusion,
+        merge_adapter,
+        save_adapter,
+        save_fusion,
+        unmerge_adapter,
+    )
+    from adapter_dsl.backend.training import prepare_for_training
+
+    return {
+        "delete_adapter": lambda n: delete_adapter(model, n),
+        "merge_adapter": lambda n: merge_adapter(model, n),
+        "unmerge_adapter": lambda n: unmerge_adapter(model, n),
+        "save_adapter": lambda n: save_adapter(model, n, tmp / "x"),
+        "average_adapter": lambda n: average_adapter(model, "avg", n),
+        "add_fusion": lambda n: add_fusion(model, n),
+        "delete_fusion": lambda n: delete_fusion(model, n),
+        "save_fusion": lambda n: save_fusion(model, n, tmp / "y"),
+        "prepare_for_training": lambda n: prepare_for_training(model, n),
+    }
+
+
+@pytest.mark.parametrize("names", [5, None, 1.5, ["a", 5], b"a"])
+def test_operations_refuse_non_names(model: Any, tmp_path: Any, names: Any) -> None:
+    for operation, call in _operations(model, tmp_path).items():
+        if names is None and operation == "prepare_for_training":
+            continue  # None: the active or only adapter
+        if isinstance(names, list) and operation in ("delete_fusion", "save_fusion"):
+            continue  # a list names a fusion ('a,5'): unknown, refused below
+        error = _fails(model, lambda: call(names))  # noqa: B023 (called at once)
+        assert error.problems[0].code == "invalid_name", (operation, str(error))
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+def test_failures_of_other_operations_say_what_failed(model: Any, tmp_path: Any) -> None:
+    from adapter_dsl.backend import add_fusion, average_adapter, load_adapter, save_adapter
+    from adapter_dsl.backend.fusion_io import save_fusion
+    from adapter_dsl.backend.methods.fusion import delete_fusion, train_fusion
+    from adapter_dsl.backend.training import load_trainable
+
+    add_adapter(model, "b", "seq_bn")
+    headings = {
+        "cannot save adapter 'zz' of BertModel": lambda: save_adapter(model, "zz", tmp_path),
+        f"cannot load an adapter from '{tmp_path}' into BertModel": lambda: load_adapter(
+            model, tmp_path
+        ),
+        "cannot average adapters into 'avg' on BertModel": lambda: average_adapter(
+            model, "avg", ["a", "b"]
+        ),
+        "cannot add a fusion of ['a', 'b'] to BertModel": lambda: add_fusion(model, ["a", "b"]),
+        "cannot delete fusion 'a,b' from BertModel": lambda: delete_fusion(model, "a,b"),
+        "cannot save fusion 'a,b' of BertModel": lambda: save_fusion(model, "a,b", tmp_path),
+        "cannot train the fusion of 'a' on BertModel": lambda: train_fusion(model, "a"),
+        f"cannot load the checkpoint '{tmp_path}' into BertModel": lambda: load_trainable(
+            model, tmp_path
+        ),
+    }
+    for heading, call in headings.items():
+        error = _fails(model, call)
+        assert str(error).splitlines()[0] == heading

@@ -1,10 +1,12 @@
 """Tensors the reference stores under two names (``ln_before``: ``adapter_norm_before`` and
-``adapter_down.0``): both accepted on load when they agree, both written with format="adapters"."""
+``adapter_down.0``; an encoder-decoder model's shared parameters, also under each half): both
+accepted on load when they agree, both written with format="adapters"."""
 
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -65,3 +67,42 @@ def test_reference_format_writes_both_names(tmp_path: Path, ln_before: bool) -> 
     assert len(norms) == (8 if ln_before else 0)
     again = fresh("bert")
     load_adapter(again, tmp_path / "out")
+
+
+# The reference adapts each half of an EncoderDecoderModel as a model of its own: the shared
+# parameters (VeRA's random matrices) are one tensor under the model's name and each half's.
+HALVES = ROOT.parent / "families" / "encoder-decoder"
+
+
+def _encoder_decoder() -> Any:
+    transformers = pytest.importorskip("transformers")
+    return transformers.EncoderDecoderModel.from_pretrained(
+        str(HALVES / "base"), attn_implementation="eager"
+    ).eval()
+
+
+def test_disagreeing_copies_of_the_halves_shared_parameters_are_refused(tmp_path: Path) -> None:
+    target = tmp_path / "vera"
+    shutil.copytree(HALVES / "vera", target)
+    weights = target / "pytorch_adapter.bin"
+    tensors = torch.load(str(weights), weights_only=True)
+    key = "decoder.bert.shared_parameters.a.lora_A"
+    assert torch.equal(tensors[key], tensors["encoder.shared_parameters.a.lora_A"])
+    tensors[key] = tensors[key] + 0.5
+    torch.save(tensors, str(weights))
+    net = _encoder_decoder()
+    names = [n for n, _ in net.named_modules()]
+    with pytest.raises(ConfigError, match=r"the copies '.*shared_parameters.a.lora_A' and '.*'"):
+        load_adapter(net, target)
+    assert [n for n, _ in net.named_modules()] == names
+
+
+def test_reference_format_writes_the_halves_shared_parameters(tmp_path: Path) -> None:
+    net = _encoder_decoder()
+    load_adapter(net, HALVES / "vera")  # was: "unexpected tensor 'encoder.shared_parameters…'"
+    save_adapter(net, "a", tmp_path / "out", format="adapters")
+    saved = torch.load(str(tmp_path / "out" / "pytorch_adapter.bin"), weights_only=True)
+    for half in ("encoder", "decoder.bert"):
+        for matrix in ("lora_A", "lora_B"):
+            key = f"{half}.shared_parameters.a.{matrix}"
+            assert torch.equal(saved[key], saved[f"shared_parameters.a.{matrix}"]), key

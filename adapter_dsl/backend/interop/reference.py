@@ -19,7 +19,9 @@ every directory whose ``adapter_config.json`` does not carry our version tag):
   tensor) onto the one pool ``prefix_tuning.prefix_tunings.<n>.…`` (the copies must agree),
   and the second names under which the reference registers a module (:data:`ALIASES`: with
   ``ln_before`` its LayerNorm is both ``adapter_norm_before`` and ``adapter_down.0``, so its
-  state dict holds both keys for one tensor; the copies must agree);
+  state dict holds both keys for one tensor; the copies must agree), and the halves' names of
+  an encoder-decoder model's shared parameters (:data:`SHARED_ON_HALVES`: ``encoder.`` and
+  ``decoder.bert.shared_parameters.<n>.…``, the reference's files hold those two);
   every other name is already the reference's (the backend builds the same module paths);
 * every translated name and shape is checked against a freshly built adapter before a single
   weight is copied; on any problem the model is left unchanged.
@@ -42,8 +44,8 @@ writes what the reference's ``model.load_adapter(dir)`` reads: the envelope with
 ``use_safetensors=True``; the reference reads that only when asked to with
 ``load_adapter(..., use_safetensors=True)``). Keys are the model's own plus, like the
 reference's files, a copy of the prefix pool under every attention module and the alias names
-of :data:`ALIASES`; shared parameters are included (so Compacter files are complete, unlike the
-reference's own).
+of :data:`ALIASES` and :data:`SHARED_ON_HALVES`; shared parameters are included (so Compacter
+files are complete, unlike the reference's own).
 """
 
 from __future__ import annotations
@@ -144,7 +146,30 @@ ALIASES: tuple[Alias, ...] = (
     Alias("adapters", "adapter_norm_before", "adapter_down.0", nn.LayerNorm),
 )
 
+#: Model types whose halves the reference adapts as models of their own: the adapters' shared
+#: parameters (VeRA's random matrices, Compacter's shared PHM weights) are registered on the model
+#: and again on each half's base model, one tensor under three names (``shared_parameters.a.X``,
+#: ``encoder.shared_parameters.a.X``, ``decoder.bert.shared_parameters.a.X``); its files hold the
+#: halves' copies.
+SHARED_ON_HALVES: dict[str, tuple[str, ...]] = {"encoder-decoder": ("encoder", "decoder")}
+
 MissingShared = Literal["error", "init"]
+
+
+def _shared_copies(model: nn.Module) -> tuple[str, ...]:
+    """Paths (relative to the base model) where the reference registers the shared parameters
+    once more: each half's base model (``encoder``, ``decoder.bert``)."""
+    halves = SHARED_ON_HALVES.get(model_type_of(model), ())
+    base = base_model_of(model)
+    out: list[str] = []
+    for half in halves:
+        module = getattr(base, half, None)
+        if not isinstance(module, nn.Module):
+            continue
+        inner = base_model_of(module)
+        path = next((q for q, m in module.named_modules() if m is inner and q), "")
+        out.append(f"{half}.{path}" if path else half)
+    return tuple(out)
 
 
 # ConfigError.single with this module's default code (a call may pass another).
@@ -210,6 +235,7 @@ def translate_keys(model: nn.Module, keys: list[str], saved_name: str, name: str
     base_prefix = getattr(base_model_of(model), "base_model_prefix", "") or ""
     base_path = _base_path(model)
     renames = get_model_spec(model).reference_keys
+    copies = tuple(f"{c}.shared_parameters." for c in _shared_copies(model))
     out: dict[str, str] = {}
     for key in keys:
         new = key
@@ -219,6 +245,9 @@ def translate_keys(model: nn.Module, keys: list[str], saved_name: str, name: str
         # Relative to the base model: drop a head model's prefix (``bert.encoder...``).
         if base_prefix and new.startswith(base_prefix + "."):
             new = new[len(base_prefix) + 1 :]
+        copy = next((c for c in copies if new.startswith(c)), None)
+        if copy is not None:  # a half's name for the shared parameters (the copies must agree)
+            new = "shared_parameters." + new[len(copy) :]
         match = _POOL_COPY.match(new)
         if match is not None:
             new = f"{POOL}.{match.group(1)}"
@@ -389,6 +418,12 @@ def reference_state_dict(
             second = alias.alias_of(model, key)
             if second is not None:
                 tensors[second] = tensor if share_copies else tensor.clone()
+    head = f"{base_path}." if base_path else ""
+    shared = f"{head}shared_parameters."
+    for half in _shared_copies(model):  # the halves' names, which the reference's files hold
+        for key, tensor in [(k, v) for k, v in tensors.items() if k.startswith(shared)]:
+            second = f"{head}{half}.shared_parameters.{key[len(shared) :]}"
+            tensors[second] = tensor if share_copies else tensor.clone()
     pooled = {k[len(pool) :]: v for k, v in tensors.items() if k.startswith(pool)}
     if pooled:
         for attention in _attention_paths(model):

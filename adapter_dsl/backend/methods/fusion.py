@@ -21,13 +21,14 @@ the identity with 1e-6 elsewhere when ``value_initialized``; the regularisation 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from adapter_dsl.backend.headings import heads_failures
 from adapter_dsl.backend.methods.common import match_device_dtype
 from adapter_dsl.backend.state import AdapterState, Ledger, peek_state, require_adapter
 from adapter_dsl.errors import ConfigError
@@ -123,14 +124,36 @@ def fusion_name(adapters: Any) -> str:
     name = getattr(adapters, "name", None)
     if isinstance(name, str):
         return name
-    return ",".join(str(a) for a in adapters)
+    return ",".join(str(a) for a in _members(adapters))
 
 
 def _fusion_adapters(adapters: Any) -> tuple[str, ...]:
     if isinstance(adapters, str):
         return tuple(a.strip() for a in adapters.split(","))
+    return tuple(c if isinstance(c, str) else c.last() for c in _members(adapters))
+
+
+def _members(adapters: Any) -> tuple[Any, ...]:
+    """The fused names or blocks of a list or ``Fuse`` block; a ConfigError for anything else."""
     children = getattr(adapters, "children", adapters)
-    return tuple(c if isinstance(c, str) else c.last() for c in children)
+    items = (
+        tuple(children)
+        if isinstance(children, Iterable) and not isinstance(children, str | bytes | Mapping)
+        else None
+    )
+    bad = (
+        [adapters]
+        if items is None
+        else [c for c in items if not isinstance(c, str) and not hasattr(c, "last")]
+    )
+    if bad:
+        raise ConfigError.single(
+            "a fusion is named by its adapters",
+            expected="'a,b', a list of adapter names or a Fuse block",
+            found=repr(bad[0])[:80],
+            code="invalid_name",
+        )
+    return items or ()
 
 
 def resolve_fusion_config(config: Any) -> Any:
@@ -184,6 +207,7 @@ def _check_locations(model: nn.Module, names: Sequence[str]) -> None:
             )
 
 
+@heads_failures("cannot add a fusion of {adapters!r} to {cls}")
 def add_fusion(
     model: nn.Module, adapters: Any, config: Any = "dynamic", *, name: str | None = None
 ) -> str:
@@ -268,6 +292,7 @@ def fusion_of(model: nn.Module, adapters: Any) -> tuple[AdapterState, str]:
     return state, fname
 
 
+@heads_failures("cannot delete fusion {adapters!r} from {cls}")
 def delete_fusion(model: nn.Module, adapters: Any) -> None:
     """Remove a fusion (by name, names or ``Fuse`` block); deactivates setups that use it."""
     state, fname = fusion_of(model, adapters)
