@@ -182,9 +182,15 @@ def test_operations_refuse_non_names(model: Any, tmp_path: Any, names: Any) -> N
 
 
 def test_failures_of_other_operations_say_what_failed(model: Any, tmp_path: Any) -> None:
-    from adapter_dsl.backend import add_fusion, average_adapter, load_adapter, save_adapter
+    from adapter_dsl.backend import (
+        add_fusion,
+        average_adapter,
+        load_adapter,
+        save_adapter,
+        train_fusion,
+    )
     from adapter_dsl.backend.fusion_io import save_fusion
-    from adapter_dsl.backend.methods.fusion import delete_fusion, train_fusion
+    from adapter_dsl.backend.methods.fusion import delete_fusion
     from adapter_dsl.backend.training import load_trainable
 
     add_adapter(model, "b", "seq_bn")
