@@ -24,8 +24,11 @@ ROUND_TRIPS = [
     ("dora[r=16, alpha=16]", "llama"),
     ("prefix_tuning[prefix_length=20, bottleneck_size=64]", "bert"),
     ("prefix_tuning_flat", "gpt2"),
-    ("prompt_tuning[prompt_length=5]", "bert"),
-    ("prompt_tuning[prompt_init='from_string', prompt_init_text='Hello']", "bert"),
+    ("prompt_tuning[prompt_length=5, before_embeddings=True]", "bert"),
+    (
+        "prompt_tuning[prompt_init='from_string', prompt_init_text='Hello', before_embeddings=True]",
+        "bert",
+    ),
 ]
 
 
@@ -48,7 +51,10 @@ def test_field_mapping() -> None:
     prefix = to_peft(parse("prefix_tuning"), "bert")
     assert prefix["prefix_projection"] and prefix["encoder_hidden_size"] == 512
     prompt = to_peft(
-        parse("prompt_tuning[prompt_init='from_string', prompt_init_text='x']"), "bert"
+        parse(
+            "prompt_tuning[prompt_init='from_string', prompt_init_text='x', before_embeddings=True]"
+        ),
+        "bert",
     )
     assert (prompt["prompt_tuning_init"], prompt["prompt_tuning_init_text"]) == ("TEXT", "x")
 
@@ -114,6 +120,7 @@ INEXPRESSIBLE = [
     ("ia3[alpha=2]", "bert", "no scaling factor"),
     ("prefix_tuning[dropout=0.1]", "bert", "no dropout"),
     ("prompt_tuning[combine='prefix_after_bos']", "bert", "virtual tokens first"),
+    ("prompt_tuning", "bert", "before the embedding layer"),
     ("lora[leave_out=[3]]", "bart", "layer counts"),
 ]
 

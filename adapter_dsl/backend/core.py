@@ -124,7 +124,8 @@ def check_supported(model: nn.Module, arch: ModelSpec, config: Any) -> None:
     by_family: dict[str, list[Any]] = {}
     for member in members:
         family = family_of(member)
-        if not arch.supports(family):
+        # Prompts before the embeddings need no row support (the handler checks the model).
+        if not arch.supports(family) and not getattr(member, "before_embeddings", False):
             raise ConfigError.single(
                 f"'{family}' adapters are not supported on '{arch.model_type}' models",
                 expected=f"a method supported by '{arch.model_type}': "

@@ -62,6 +62,18 @@ def prefix_to_peft(cfg: Any) -> dict[str, Any]:
 def prompt_to_peft(cfg: Any) -> dict[str, Any]:
     """The PEFT ``PROMPT_TUNING`` dict of a prompt-tuning config."""
     problems: list[Problem] = []
+    if not cfg.before_embeddings:
+        problems.append(
+            problem(
+                "before_embeddings",
+                "PEFT joins the virtual tokens to the token embeddings before the embedding "
+                "layer adds positions and norms; this config joins them after it (the "
+                "reference's placement)",
+                expected="True",
+                found="False",
+                suggestion="set before_embeddings=True",
+            )
+        )
     if cfg.combine != "prefix":
         problems.append(
             problem(
@@ -140,7 +152,10 @@ def prompt_from_peft(data: Mapping[str, Any]) -> AdapterConfig:
     handled = {"num_virtual_tokens", "prompt_tuning_init", "prompt_tuning_init_text"}
     problems.extend(unknown_keys(data, handled))
     init = data.get("prompt_tuning_init", "RANDOM")
-    fields: dict[str, Any] = {"prompt_length": number(data, "num_virtual_tokens", 10, problems)}
+    fields: dict[str, Any] = {
+        "prompt_length": number(data, "num_virtual_tokens", 10, problems),
+        "before_embeddings": True,  # PEFT prepends the prompts to the inputs' embeddings
+    }
     if init == "TEXT":
         fields["prompt_init"] = "from_string"
         fields["prompt_init_text"] = data.get("prompt_tuning_init_text")

@@ -157,10 +157,14 @@ def load_peft_adapter(
 
     directory = Path(directory)
     data = _read_config(directory)
+    if data.get("peft_type") in ("PROMPT_TUNING", "PREFIX_TUNING"):
+        from adapter_dsl.backend.interop.peft_prompts import load_peft_prompts
+
+        return load_peft_prompts(model, directory, data, load_as=load_as, set_active=set_active)
     if data.get("peft_type") not in ("LORA", "IA3"):
         raise _fail(
             f"loading PEFT {data.get('peft_type')} weights is not supported",
-            expected="a LORA or IA3 directory",
+            expected="a LORA, IA3, PROMPT_TUNING or PREFIX_TUNING directory",
             found=repr(data.get("peft_type")),
             suggestion="convert the config with adapter_dsl.from_peft and train it here",
             code="unsupported_peft_type",
