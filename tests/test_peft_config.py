@@ -22,8 +22,8 @@ ROUND_TRIPS = [
     ("ia3[attn_matrices=['q','k','v']]", "gpt2"),
     ("ia3", "llama"),
     ("dora[r=16, alpha=16]", "llama"),
-    ("prefix_tuning[prefix_length=20, bottleneck_size=64]", "bert"),
-    ("prefix_tuning_flat", "gpt2"),
+    ("prefix_tuning[prefix_length=20, bottleneck_size=64, shift_positions=True]", "bert"),
+    ("prefix_tuning_flat[shift_positions=True]", "gpt2"),
     ("prompt_tuning[prompt_length=5, before_embeddings=True]", "bert"),
     (
         "prompt_tuning[prompt_init='from_string', prompt_init_text='Hello', before_embeddings=True]",
@@ -48,7 +48,7 @@ def test_field_mapping() -> None:
     # LLaMA: the reference's "intermediate" is down_proj.
     assert to_peft(parse("ia3"), "llama")["target_modules"] == ["down_proj", "k_proj", "v_proj"]
     assert to_peft(parse("ia3"), "llama")["feedforward_modules"] == []
-    prefix = to_peft(parse("prefix_tuning"), "bert")
+    prefix = to_peft(parse("prefix_tuning[shift_positions=True]"), "bert")
     assert prefix["prefix_projection"] and prefix["encoder_hidden_size"] == 512
     prompt = to_peft(
         parse(
@@ -265,7 +265,9 @@ def test_peft_booleans_are_strict(key: str) -> None:
 
 def test_prefix_projection_is_strict() -> None:
     flat = {"peft_type": "PREFIX_TUNING", "num_virtual_tokens": 30}
-    assert from_peft({**flat, "prefix_projection": False}) == parse("prefix_tuning_flat")
+    assert from_peft({**flat, "prefix_projection": False}) == parse(
+        "prefix_tuning_flat[shift_positions=True]"
+    )
     with pytest.raises(ConfigError, match="must be true or false"):
         from_peft({**flat, "prefix_projection": "false"})
 

@@ -31,7 +31,9 @@ What maps onto what:
   ``alpha`` must be 1.
 * Prefix tuning (``PREFIX_TUNING``): ``num_virtual_tokens`` ↔ ``prefix_length``,
   ``prefix_projection`` ↔ ``not flat``, ``encoder_hidden_size`` ↔ ``bottleneck_size`` (with the
-  projection; PEFT's MLP is Linear–Tanh–Linear, so ``non_linearity`` must be ``tanh``).
+  projection; PEFT's MLP is Linear–Tanh–Linear, so ``non_linearity`` must be ``tanh``). PEFT's
+  prefixes are a key/value cache, after which the inputs' positions start at
+  ``num_virtual_tokens``: ``shift_positions=True`` (required by :func:`to_peft`).
 * Prompt tuning (``PROMPT_TUNING``): ``num_virtual_tokens`` ↔ ``prompt_length``,
   ``prompt_tuning_init`` ``RANDOM`` / ``TEXT`` ↔ ``prompt_init`` ``random_uniform`` /
   ``from_string`` (``prompt_tuning_init_text`` ↔ ``prompt_init_text``). Only the initial values

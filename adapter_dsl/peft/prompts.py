@@ -39,6 +39,18 @@ def prefix_to_peft(cfg: Any) -> dict[str, Any]:
                 found=repr(list(cfg.leave_out)),
             )
         )
+    if not cfg.shift_positions:
+        problems.append(
+            problem(
+                "shift_positions",
+                "PEFT hands the prefixes to the model as a key/value cache, so the inputs' "
+                "positions start at num_virtual_tokens; this config numbers them from 0 (the "
+                "reference's prefix tuning)",
+                expected="True",
+                found="False",
+                suggestion="set shift_positions=True",
+            )
+        )
     if not cfg.flat and cfg.non_linearity != "tanh":
         problems.append(
             problem(
@@ -122,7 +134,12 @@ def prefix_from_peft(data: Mapping[str, Any]) -> AdapterConfig:
     problems.extend(unknown_keys(data, handled))
     length = number(data, "num_virtual_tokens", 30, problems)
     projection = flag(data, "prefix_projection", problems)
-    fields: dict[str, Any] = {"prefix_length": length, "flat": not projection}
+    # PEFT's prefixes are a key/value cache: the inputs' positions follow them.
+    fields: dict[str, Any] = {
+        "prefix_length": length,
+        "flat": not projection,
+        "shift_positions": True,
+    }
     if projection:
         size = data.get("encoder_hidden_size")
         if not isinstance(size, int) or isinstance(size, bool):

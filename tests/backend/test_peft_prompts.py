@@ -1,6 +1,6 @@
-"""PEFT prompt-tuning directories load as ``prompt_tuning[before_embeddings=True]`` with
-PeftModel's outputs, on every model type where PEFT's prompt tuning runs; ours save back as
-directories PEFT loads; prefix-tuning directories are refused with the reason."""
+"""PEFT prompt- and prefix-tuning directories load as ``prompt_tuning[before_embeddings=True]``
+and ``prefix_tuning[flat=True, shift_positions=True]`` with PeftModel's outputs, on every model
+type where PEFT's method runs; ours save back as directories PEFT loads."""
 
 from __future__ import annotations
 
@@ -34,17 +34,42 @@ PEFT_CANNOT = {
     "whisper",
 }
 PROMPT_FAMILIES = [f for f in PEFT_FAMILIES if f not in PEFT_CANNOT]
+#: Where PEFT 0.21's prefix tuning runs on a tiny transformers 5 model and the type is one
+#: stack with position ids (PEFT fails on DeBERTa, ModernBERT, ALBERT and the encoder-decoder
+#: types with FEATURE_EXTRACTION; see PEFT_CANNOT for the rest).
+PREFIX_FAMILIES = [
+    "bert",
+    "bert-generation",
+    "electra",
+    "gemma2",
+    "gemma3_text",
+    "gpt2",
+    "gptj",
+    "llama",
+    "mistral",
+    "phi",
+    "qwen2",
+    "qwen3",
+    "roberta",
+    "xlm-roberta",
+    "xmod",
+]
 
 
-def _peft_prompts(family: str, directory: Path, **kw: Any) -> tuple[Any, Any, dict[str, Any]]:
+def _peft_prompts(
+    family: str, directory: Path, prefix: bool = False, **kw: Any
+) -> tuple[Any, Any, dict[str, Any]]:
     base = peft_model(family)
     ours = copy.deepcopy(base)
     with torch.no_grad():
         unadapted = peft_outputs(base, family)
-    config = peft.PromptTuningConfig(num_virtual_tokens=3, task_type="FEATURE_EXTRACTION", **kw)
+    kind = peft.PrefixTuningConfig if prefix else peft.PromptTuningConfig
+    config = kind(num_virtual_tokens=3, task_type="FEATURE_EXTRACTION", **kw)
     model = peft.get_peft_model(base, config)
     with torch.no_grad():
-        model.prompt_encoder["default"].embedding.weight.normal_(generator=_gen())
+        for name, param in model.named_parameters():
+            if "prompt_encoder" in name:
+                param.normal_(generator=_gen())
     model.save_pretrained(str(directory))
     return ours, model.eval(), unadapted
 
@@ -53,9 +78,12 @@ def _gen() -> Any:
     return torch.Generator().manual_seed(5)
 
 
-@pytest.mark.parametrize("family", PROMPT_FAMILIES)
-def test_peft_prompt_directory_loads(family: str, tmp_path: Path) -> None:
-    ours, reference, unadapted = _peft_prompts(family, tmp_path)
+@pytest.mark.parametrize(
+    ("family", "prefix"),
+    [*((f, False) for f in PROMPT_FAMILIES), *((f, True) for f in PREFIX_FAMILIES)],
+)
+def test_peft_prompt_directory_loads(family: str, prefix: bool, tmp_path: Path) -> None:
+    ours, reference, unadapted = _peft_prompts(family, tmp_path, prefix)
     assert load_adapter(ours, tmp_path) == "default"
     with torch.no_grad():
         expected = peft_outputs(reference, family)
@@ -66,14 +94,31 @@ def test_peft_prompt_directory_loads(family: str, tmp_path: Path) -> None:
         assert not same_shape or not torch.allclose(got[key], unadapted[key], atol=1e-4)
 
 
-@pytest.mark.parametrize("family", ["bert", "llama", "t5"])
-def test_prompts_we_save_load_in_peft(family: str, tmp_path: Path) -> None:
+SAVED = {
+    "prompt": "prompt_tuning[prompt_length=4, before_embeddings=True]",
+    "prefix": "prefix_tuning[prefix_length=4, shift_positions=True, bottleneck_size=16]",
+    "flat prefix": "prefix_tuning[prefix_length=4, shift_positions=True, flat=True]",
+}
+
+
+@pytest.mark.parametrize(
+    ("family", "kind"),
+    [("bert", "prompt"), ("llama", "prompt"), ("t5", "prompt")]
+    + [(f, k) for f in ("roberta", "llama", "gpt2") for k in ("prefix", "flat prefix")],
+)
+def test_prompts_we_save_load_in_peft(family: str, kind: str, tmp_path: Path) -> None:
     model = peft_model(family)
-    add_adapter(model, "p", "prompt_tuning[prompt_length=4, before_embeddings=True]")
+    add_adapter(model, "p", SAVED[kind])
     set_active(model, "p")
+    if kind == "flat prefix":
+        with torch.no_grad():
+            for name, param in model.named_parameters():
+                if ".prefix_tunings.p." in name:
+                    param.normal_(generator=_gen())
     save_adapter(model, "p", tmp_path, format="peft")
     data = json.loads((tmp_path / "adapter_config.json").read_text())
-    assert (data["peft_type"], data["task_type"]) == ("PROMPT_TUNING", "FEATURE_EXTRACTION")
+    peft_type = "PROMPT_TUNING" if kind == "prompt" else "PREFIX_TUNING"
+    assert (data["peft_type"], data["task_type"]) == (peft_type, "FEATURE_EXTRACTION")
     served = peft.PeftModel.from_pretrained(peft_model(family), str(tmp_path)).eval()
     back = peft_model(family)
     load_adapter(back, tmp_path, load_as="p")
@@ -116,18 +161,21 @@ def test_before_embeddings_needs_token_embeddings() -> None:
         add_adapter(model, "p", "prompt_tuning[before_embeddings=True]")
 
 
-def test_peft_prefix_directories_are_refused(tmp_path: Path) -> None:
-    base = peft_model("llama")
-    model = peft.get_peft_model(
-        copy.deepcopy(base),
-        peft.PrefixTuningConfig(num_virtual_tokens=3, task_type="FEATURE_EXTRACTION"),
-    )
-    model.save_pretrained(str(tmp_path))
-    keys = set(base.state_dict())
-    with pytest.raises(ConfigError, match="shifts the inputs' positions") as info:
-        load_adapter(base, tmp_path)
-    assert info.value.problems[0].location.path == ("peft_type",)
-    assert set(base.state_dict()) == keys
+def test_prefixes_need_shifted_positions_for_peft() -> None:
+    from adapter_dsl import to_peft
+
+    with pytest.raises(ConfigError, match="positions start at num_virtual_tokens") as info:
+        to_peft(parse("prefix_tuning"), "llama")
+    assert info.value.problems[0].location.path == ("shift_positions",)
+    assert "shift_positions" not in parse("prefix_tuning").to_dict()
+
+
+def test_shifted_prefixes_need_one_stack_with_positions(tmp_path: Path) -> None:
+    model = peft_model("bart")
+    keys = set(model.state_dict())
+    with pytest.raises(ConfigError, match="single-stack model"):
+        add_adapter(model, "p", "prefix_tuning[shift_positions=True]")
+    assert set(model.state_dict()) == keys
 
 
 def test_seq2seq_prompts_for_the_decoder_are_refused(tmp_path: Path) -> None:

@@ -1,5 +1,4 @@
-"""PEFT prompt-tuning directories (``PROMPT_TUNING``): loaded as prompt tuning with
-``before_embeddings=True``; prefix-tuning directories (``PREFIX_TUNING``) are refused.
+"""PEFT prompt- and prefix-tuning directories (``PROMPT_TUNING``, ``PREFIX_TUNING``).
 
 A PEFT prompt-tuning directory holds ``prompt_embeddings`` (``num_virtual_tokens``, token_dim),
 which PEFT joins to the embedded ``input_ids`` before the embedding layer adds positions and
@@ -7,10 +6,16 @@ norms: that is ``prompt_tuning[before_embeddings=True]`` here, whose
 ``prompt_tuning.prompt_tunings.<name>.prompt_embedding.weight`` takes the tensor. The config's
 ``prompt_tuning_init`` only says how PEFT initialised the prompts (``TEXT`` needs a tokenizer);
 the loaded weights replace them, so the adapter is built with the random initialisation.
-Refused with a ``ConfigError``: prompts for a decoder too (``num_transformer_submodules`` 2, PEFT's
-sequence-to-sequence task type), and prefix tuning, whose PEFT form (the prefixes as a key/value
-cache) also shifts the inputs' positions by the prefix length, which the reference's prefix
-tuning (this package's) does not.
+
+Prefix tuning: PEFT hands the prefixes to the model as a key/value cache, laid out per position
+as (layer, key/value, head, dim), the layout of this package's generators, so its
+``prompt_embeddings`` (``num_virtual_tokens``, N) (saved flat even with ``prefix_projection``:
+PEFT saves the projection's output) are a ``flat`` prefix's ``control_trans``; the cache also
+shifts the inputs' positions by its length, which is ``shift_positions=True`` here.
+
+Refused with a ``ConfigError``: prompts or prefixes for an encoder and a decoder
+(``num_transformer_submodules`` 2, PEFT's sequence-to-sequence task type), and prefixes on
+models with two stacks or without ``position_ids``.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from adapter_dsl.errors import ConfigError
 
 __all__ = ["load_peft_prompts"]
 
-#: PEFT's tensor name → ours (under ``prompt_tuning.prompt_tunings.<name>.``).
+#: PEFT's tensor name (prompts, and prefixes too).
 PROMPT_TENSOR = "prompt_embeddings"
 
 
@@ -48,17 +53,6 @@ def load_peft_prompts(
     from adapter_dsl.peft import from_peft
 
     where = str(directory / CONFIG_FILE)
-    if data.get("peft_type") == "PREFIX_TUNING":
-        raise _fail(
-            "PEFT's prefix tuning hands the prefixes to the model as a key/value cache, which "
-            "also shifts the inputs' positions by num_virtual_tokens; the reference's prefix "
-            "tuning (this package's) keeps the positions, so these weights would compute "
-            "something else here",
-            expected="a PEFT LORA, IA3 or PROMPT_TUNING directory",
-            found="'PREFIX_TUNING'",
-            suggestion="convert the config with adapter_dsl.from_peft and train it here",
-            path=("peft_type",),
-        ).located(file=where)
     if data.get("num_transformer_submodules") not in (None, 1):
         raise _fail(
             "these PEFT prompts are for an encoder and a decoder (num_transformer_submodules "
@@ -71,12 +65,14 @@ def load_peft_prompts(
         config = from_peft(data)
     except ConfigError as exc:
         raise exc.located(file=where) from None
-    # The weights replace the initial prompts: no tokenizer needed for TEXT.
-    config = config.replace(prompt_init="random_uniform", prompt_init_text=None)
+    if data.get("peft_type") == "PREFIX_TUNING":
+        config = config.replace(flat=True)  # the saved tensor is the generator's output
+    else:  # the weights replace the initial prompts: no tokenizer needed for TEXT
+        config = config.replace(prompt_init="random_uniform", prompt_init_text=None)
     path, tensors = read_peft_weights(directory)
     if set(tensors) != {PROMPT_TENSOR}:
         raise _fail(
-            f"the weights in '{path}' are not PEFT prompt-tuning weights",
+            f"the weights in '{path}' are not PEFT prompt- or prefix-tuning weights",
             expected=f"one tensor '{PROMPT_TENSOR}'",
             found=", ".join(sorted(tensors)[:5]),
             code="bad_checkpoint",
@@ -84,15 +80,16 @@ def load_peft_prompts(
     tensor = tensors[PROMPT_TENSOR]
     name = load_as or "default"
     with provisional_adapter(model, name, config) as own:
-        (key,) = own  # the prompt embedding
-        if tuple(tensor.shape) != tuple(own[key].shape):
+        (key,) = own  # the prompt embedding, or the flat prefix of the one location
+        if tensor.numel() != own[key].numel() or tensor.dim() != 2:
             raise _fail(
                 f"'{PROMPT_TENSOR}' in '{path}' has shape {list(tensor.shape)}, the model "
-                f"expects {list(own[key].shape)} (num_virtual_tokens × the token embedding size)",
+                f"expects {own[key].numel()} values (num_virtual_tokens × the token embedding "
+                "size, or × layers·2·key/value width for prefixes)",
                 code="bad_checkpoint",
             )
         with torch.no_grad():
-            own[key].copy_(tensor.to(dtype=own[key].dtype, device=own[key].device))
+            own[key].copy_(tensor.reshape(own[key].shape).to(own[key]))
     if set_active:
         core.set_active(model, name)
     return name
