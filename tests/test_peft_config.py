@@ -22,10 +22,13 @@ ROUND_TRIPS = [
     ("ia3[attn_matrices=['q','k','v']]", "gpt2"),
     ("ia3", "llama"),
     ("dora[r=16, alpha=16]", "llama"),
-    ("prefix_tuning[prefix_length=20, bottleneck_size=64]", "bert"),
-    ("prefix_tuning_flat", "gpt2"),
-    ("prompt_tuning[prompt_length=5]", "bert"),
-    ("prompt_tuning[prompt_init='from_string', prompt_init_text='Hello']", "bert"),
+    ("prefix_tuning[prefix_length=20, bottleneck_size=64, shift_positions=True]", "bert"),
+    ("prefix_tuning_flat[shift_positions=True]", "gpt2"),
+    ("prompt_tuning[prompt_length=5, before_embeddings=True]", "bert"),
+    (
+        "prompt_tuning[prompt_init='from_string', prompt_init_text='Hello', before_embeddings=True]",
+        "bert",
+    ),
 ]
 
 
@@ -45,10 +48,13 @@ def test_field_mapping() -> None:
     # LLaMA: the reference's "intermediate" is down_proj.
     assert to_peft(parse("ia3"), "llama")["target_modules"] == ["down_proj", "k_proj", "v_proj"]
     assert to_peft(parse("ia3"), "llama")["feedforward_modules"] == []
-    prefix = to_peft(parse("prefix_tuning"), "bert")
+    prefix = to_peft(parse("prefix_tuning[shift_positions=True]"), "bert")
     assert prefix["prefix_projection"] and prefix["encoder_hidden_size"] == 512
     prompt = to_peft(
-        parse("prompt_tuning[prompt_init='from_string', prompt_init_text='x']"), "bert"
+        parse(
+            "prompt_tuning[prompt_init='from_string', prompt_init_text='x', before_embeddings=True]"
+        ),
+        "bert",
     )
     assert (prompt["prompt_tuning_init"], prompt["prompt_tuning_init_text"]) == ("TEXT", "x")
 
@@ -114,6 +120,7 @@ INEXPRESSIBLE = [
     ("ia3[alpha=2]", "bert", "no scaling factor"),
     ("prefix_tuning[dropout=0.1]", "bert", "no dropout"),
     ("prompt_tuning[combine='prefix_after_bos']", "bert", "virtual tokens first"),
+    ("prompt_tuning", "bert", "before the embedding layer"),
     ("lora[leave_out=[3]]", "bart", "layer counts"),
 ]
 
@@ -258,7 +265,9 @@ def test_peft_booleans_are_strict(key: str) -> None:
 
 def test_prefix_projection_is_strict() -> None:
     flat = {"peft_type": "PREFIX_TUNING", "num_virtual_tokens": 30}
-    assert from_peft({**flat, "prefix_projection": False}) == parse("prefix_tuning_flat")
+    assert from_peft({**flat, "prefix_projection": False}) == parse(
+        "prefix_tuning_flat[shift_positions=True]"
+    )
     with pytest.raises(ConfigError, match="must be true or false"):
         from_peft({**flat, "prefix_projection": "false"})
 

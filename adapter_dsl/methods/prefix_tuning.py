@@ -33,7 +33,14 @@ class PrefixTuningConfig(AdapterConfig):
     init_weights_seed: OptionalSeed = Field(
         None, description="Seed for initialising the prefix modules."
     )
+    # An extension (not in the reference): absent from to_dict() at its default.
+    shift_positions: Bool = Field(
+        False,
+        description="Number the inputs' positions from prefix_length, as PEFT's prefix tuning "
+        "does (its prefixes are a key/value cache); the reference numbers them from 0.",
+    )
 
+    _extension_fields: ClassVar[frozenset[str]] = frozenset({"shift_positions"})
     _synonyms: ClassVar[Mapping[str, str | tuple[str, str]]] = {
         "num_virtual_tokens": "prefix_length",
         "encoder_hidden_size": "bottleneck_size",

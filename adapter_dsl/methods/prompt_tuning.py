@@ -7,7 +7,7 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field
 
-from ..fieldtypes import EnumDocs, Expect, OptionalSeed, PositiveInt, PositiveNumber
+from ..fieldtypes import Bool, EnumDocs, Expect, OptionalSeed, PositiveInt, PositiveNumber
 from .base import AdapterConfig
 from .family import MethodFamily, preset, register_family
 from .rules import Is, Rule
@@ -40,7 +40,10 @@ class PromptTuningConfig(AdapterConfig):
 
     # The reference keeps this as an unannotated class attribute, so it cannot be set or
     # saved; we make it a field that appears in to_dict() only when changed.
-    _extension_fields: ClassVar[frozenset[str]] = frozenset({"random_uniform_scale"})
+    # before_embeddings (PEFT's placement) is an extension too.
+    _extension_fields: ClassVar[frozenset[str]] = frozenset(
+        {"random_uniform_scale", "before_embeddings"}
+    )
 
     architecture: Literal["prompt_tuning"] = "prompt_tuning"
     prompt_length: PositiveInt = Field(10, description="Number of prompt embeddings.")
@@ -57,6 +60,12 @@ class PromptTuningConfig(AdapterConfig):
     init_weights_seed: OptionalSeed = Field(None, description="Seed for the initialisation.")
     random_uniform_scale: PositiveNumber = Field(
         0.5, description="Half-width of the uniform initialisation (random_uniform)."
+    )
+    before_embeddings: Bool = Field(
+        False,
+        description="Join the prompts to the token embeddings before the embedding layer adds "
+        "positions and norms (PEFT's prompt tuning; then on every model with token "
+        "embeddings); the reference joins them after it.",
     )
 
     _synonyms: ClassVar[Mapping[str, str | tuple[str, str]]] = {

@@ -16,19 +16,30 @@ What maps onto what:
   alpha/r; PEFT's ``use_rslora`` scaling alpha/√r is read as ``alpha = lora_alpha·√r``),
   ``dropout`` ↔ ``lora_dropout``, ``use_dora`` ↔ ``use_dora``; ``attn_matrices`` and the
   location flags ↔ ``target_modules``; ``leave_out`` ↔ the layers ``target_modules`` matches.
+  Attention output projections (``o_proj``, ``out_proj``, ``attention.output.dense``) ↔
+  ``attn_output_lora`` and feed-forward gates (``gate_proj``, gated T5's ``wi_0``) ↔
+  ``gate_lora``: extensions, in ``to_dict()`` only when set. ``target_modules="all-linear"``
+  is every Linear but the output embeddings (so poolers and projections outside the layers are
+  a problem, unless ``exclude_modules`` leaves them out); a config without ``target_modules``
+  gets PEFT's defaults for the model type (:mod:`.defaults`).
 * IA³ (``IA3``, a LoRA config with ``composition_mode='scale'``): PEFT scales the *output* of
   every target module that is not in ``feedforward_modules``, which is what IA³ here does on
-  every module (the bias is scaled too, in both). ``intermediate_lora`` is therefore written as
-  an output-scaled target and ``feedforward_modules`` is always empty. PEFT scales the *input*
-  of feed-forward modules, which cannot be expressed here: :func:`from_peft` rejects a non-empty
-  ``feedforward_modules``. PEFT IA³ has no scaling factor, so ``alpha`` must be 1.
+  every module (the bias is scaled too, in both), and the *input* of those that are, which is
+  ``input_scaling`` here (its locations: ``attn_output``, ``intermediate``, ``output``,
+  ``gate``; PEFT matches ``feedforward_modules`` with a plain ``endswith``). Without
+  ``feedforward_modules`` PEFT's per-model default applies. PEFT IA³ has no scaling factor, so
+  ``alpha`` must be 1.
 * Prefix tuning (``PREFIX_TUNING``): ``num_virtual_tokens`` ↔ ``prefix_length``,
   ``prefix_projection`` ↔ ``not flat``, ``encoder_hidden_size`` ↔ ``bottleneck_size`` (with the
-  projection; PEFT's MLP is Linear–Tanh–Linear, so ``non_linearity`` must be ``tanh``).
+  projection; PEFT's MLP is Linear–Tanh–Linear, so ``non_linearity`` must be ``tanh``). PEFT's
+  prefixes are a key/value cache, after which the inputs' positions start at
+  ``num_virtual_tokens``: ``shift_positions=True`` (required by :func:`to_peft`).
 * Prompt tuning (``PROMPT_TUNING``): ``num_virtual_tokens`` ↔ ``prompt_length``,
   ``prompt_tuning_init`` ``RANDOM`` / ``TEXT`` ↔ ``prompt_init`` ``random_uniform`` /
   ``from_string`` (``prompt_tuning_init_text`` ↔ ``prompt_init_text``). Only the initial values
-  differ: PEFT's RANDOM draws from N(0, 1), random_uniform from U(-0.5, 0.5).
+  differ: PEFT's RANDOM draws from N(0, 1), random_uniform from U(-0.5, 0.5). PEFT joins the
+  prompts to the token embeddings before the embedding layer: ``before_embeddings=True``
+  (the reference's placement, after the embedding layer, does not convert to PEFT).
 
 Target modules. PEFT matches a list entry ``t`` against a module name ``n`` when ``n == t`` or
 ``n`` ends with ``"." + t``; a string is a regular expression that must match the whole name.
@@ -42,8 +53,8 @@ so it matches bare models (``encoder.layer.0…``) and models with a head (``ber
 :func:`from_peft` runs PEFT's matching rules (including ``layers_to_transform``,
 ``layers_pattern`` and ``exclude_modules``; regular expressions on RE2, see
 :mod:`adapter_dsl.peft.targets`) against the module names of the model type, then
-requires one set of adapted modules shared by every adapted layer, without any module that the
-reference never adapts (attention output projections, LLaMA's ``gate_proj``, poolers, heads).
+requires one set of adapted modules shared by every adapted layer, without any module outside
+the transformer layers (poolers, heads).
 
 Layer numbers. ``leave_out`` uses the reference's numbering: encoder layers first, the decoder's
 continue the count. PEFT numbers the layers of each stack from 0. For single-stack models no

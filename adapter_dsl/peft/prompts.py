@@ -39,6 +39,18 @@ def prefix_to_peft(cfg: Any) -> dict[str, Any]:
                 found=repr(list(cfg.leave_out)),
             )
         )
+    if not cfg.shift_positions:
+        problems.append(
+            problem(
+                "shift_positions",
+                "PEFT hands the prefixes to the model as a key/value cache, so the inputs' "
+                "positions start at num_virtual_tokens; this config numbers them from 0 (the "
+                "reference's prefix tuning)",
+                expected="True",
+                found="False",
+                suggestion="set shift_positions=True",
+            )
+        )
     if not cfg.flat and cfg.non_linearity != "tanh":
         problems.append(
             problem(
@@ -62,6 +74,18 @@ def prefix_to_peft(cfg: Any) -> dict[str, Any]:
 def prompt_to_peft(cfg: Any) -> dict[str, Any]:
     """The PEFT ``PROMPT_TUNING`` dict of a prompt-tuning config."""
     problems: list[Problem] = []
+    if not cfg.before_embeddings:
+        problems.append(
+            problem(
+                "before_embeddings",
+                "PEFT joins the virtual tokens to the token embeddings before the embedding "
+                "layer adds positions and norms; this config joins them after it (the "
+                "reference's placement)",
+                expected="True",
+                found="False",
+                suggestion="set before_embeddings=True",
+            )
+        )
     if cfg.combine != "prefix":
         problems.append(
             problem(
@@ -110,7 +134,12 @@ def prefix_from_peft(data: Mapping[str, Any]) -> AdapterConfig:
     problems.extend(unknown_keys(data, handled))
     length = number(data, "num_virtual_tokens", 30, problems)
     projection = flag(data, "prefix_projection", problems)
-    fields: dict[str, Any] = {"prefix_length": length, "flat": not projection}
+    # PEFT's prefixes are a key/value cache: the inputs' positions follow them.
+    fields: dict[str, Any] = {
+        "prefix_length": length,
+        "flat": not projection,
+        "shift_positions": True,
+    }
     if projection:
         size = data.get("encoder_hidden_size")
         if not isinstance(size, int) or isinstance(size, bool):
@@ -140,7 +169,10 @@ def prompt_from_peft(data: Mapping[str, Any]) -> AdapterConfig:
     handled = {"num_virtual_tokens", "prompt_tuning_init", "prompt_tuning_init_text"}
     problems.extend(unknown_keys(data, handled))
     init = data.get("prompt_tuning_init", "RANDOM")
-    fields: dict[str, Any] = {"prompt_length": number(data, "num_virtual_tokens", 10, problems)}
+    fields: dict[str, Any] = {
+        "prompt_length": number(data, "num_virtual_tokens", 10, problems),
+        "before_embeddings": True,  # PEFT prepends the prompts to the inputs' embeddings
+    }
     if init == "TEXT":
         fields["prompt_init"] = "from_string"
         fields["prompt_init_text"] = data.get("prompt_tuning_init_text")

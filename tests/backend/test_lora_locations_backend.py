@@ -117,3 +117,24 @@ def test_gate_on_gated_t5_only() -> None:
         pytest.skip("the fixture's T5 is gated")
     with pytest.raises(ConfigError, match="no separate feed-forward gate"):
         add_adapter(t5, "a", "lora[gate_lora=True]")
+
+
+def test_an_interface_gate_path_is_checked_at_registration() -> None:
+    from adapter_dsl.backend.architectures import register_model_type, unregister_model_type
+
+    from .test_model_interface import INTERFACE, ToyModel
+
+    model = ToyModel()
+    model.config.model_type = "toy_gate"  # type: ignore[misc]
+    bad = {**INTERFACE, "model_type": "toy_gate"}
+    bad["groups"] = [{**INTERFACE["groups"][0], "gate": "gatee"}]
+    with pytest.raises(ConfigError, match="'gatee' is not a submodule") as info:
+        register_model_type(bad, model)
+    assert info.value.problems[0].location.pointer == "/groups/0/gate"
+    good = {**bad, "groups": [{**INTERFACE["groups"][0], "gate": "up"}]}
+    try:
+        register_model_type(good, model)
+        add_adapter(model, "a", "lora[selfattn_lora=False, gate_lora=True]")
+        assert _adapted(model) == {"blocks.0.up", "blocks.1.up"}
+    finally:
+        unregister_model_type("toy_gate")

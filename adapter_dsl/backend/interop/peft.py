@@ -1,4 +1,4 @@
-"""Adapters saved by PEFT (``save_pretrained``): LoRA, IA³ and (in one case) DoRA directories.
+"""Adapters saved by PEFT (``save_pretrained``): LoRA, IA³, DoRA and prompt-tuning directories.
 
 A PEFT directory holds ``adapter_config.json`` (with a ``peft_type`` key) and
 ``adapter_model.safetensors`` (or ``adapter_model.bin``, read with ``weights_only=True``).
@@ -8,7 +8,8 @@ A PEFT directory holds ``adapter_config.json`` (with a ``peft_type`` key) and
   (so every PEFT option that this package cannot express is a ``ConfigError``);
 * maps PEFT's tensor names onto the backend's: ``base_model.model.<path>.lora_A.weight`` →
   ``<path>.loras.<name>.lora_A``, ``lora_B.weight`` → ``lora_B``, ``lora_magnitude_vector``
-  (out,) → ``m.weight`` (out, 1), IA³'s ``ia3_l`` → ``lora_B``. ``<path>`` may carry or lack
+  (out,) → ``m.weight`` (out, 1), IA³'s ``ia3_l`` → ``lora_B`` (a feed-forward module's (1, in)
+  → (in, 1), IA³ on the input). ``<path>`` may carry or lack
   the base model's attribute (``bert.``, ``model.``), so a directory saved from a model with a
   head loads into the bare model and the other way round;
 * GPT-2's fused ``c_attn``: PEFT's single ``lora_A`` (r, in) is shared by q, k and v; it is
@@ -21,8 +22,9 @@ Both libraries scale LoRA by ``lora_alpha / r`` (PEFT's ``use_rslora`` is conver
 equivalent alpha), apply dropout only in training, and let IA³ scale the output of a projection
 including its bias; outputs therefore agree in eval mode. DoRA loads only where the two DoRA
 formulas agree, that is ``lora_alpha == r`` and no adapted module has a bias (see
-:mod:`adapter_dsl.peft`); other DoRA directories are a ``ConfigError``. Prefix- and
-prompt-tuning directories are not loaded (their configs convert with ``from_peft``).
+:mod:`adapter_dsl.peft`); other DoRA directories are a ``ConfigError``. Prompt-tuning
+directories are read by :mod:`.peft_prompts`, which refuses prefix-tuning ones (their configs
+convert with ``from_peft``); ``save_adapter(..., format="peft")`` is :mod:`.peft_save`.
 """
 
 from __future__ import annotations
@@ -159,10 +161,14 @@ def load_peft_adapter(
 
     directory = Path(directory)
     data = _read_config(directory)
+    if data.get("peft_type") in ("PROMPT_TUNING", "PREFIX_TUNING"):
+        from adapter_dsl.backend.interop.peft_prompts import load_peft_prompts
+
+        return load_peft_prompts(model, directory, data, load_as=load_as, set_active=set_active)
     if data.get("peft_type") not in ("LORA", "IA3"):
         raise _fail(
             f"loading PEFT {data.get('peft_type')} weights is not supported",
-            expected="a LORA or IA3 directory",
+            expected="a LORA, IA3, PROMPT_TUNING or PREFIX_TUNING directory",
             found=repr(data.get("peft_type")),
             suggestion="convert the config with adapter_dsl.from_peft and train it here",
             code="unsupported_peft_type",

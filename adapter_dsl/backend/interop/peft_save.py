@@ -6,6 +6,11 @@ type and layer counts; ``adapter_model.safetensors`` holds PEFT's tensor names
 ``ia3_l``), so ``peft.PeftModel.from_pretrained(base, directory)`` computes what the adapter
 computes here. The inverse of :mod:`adapter_dsl.backend.interop.peft`: IA³ on an input is PEFT's
 feed-forward ``ia3_l`` of shape (1, in), DoRA's magnitude (out, 1) PEFT's (out,) vector.
+Prompt tuning with ``before_embeddings=True`` is a ``PROMPT_TUNING`` directory
+(``prompt_embeddings``; ``task_type`` from the model class, so that PEFT builds the model class
+that joins the prompts, and prompts for the encoder only); prefix tuning with
+``shift_positions=True`` a ``PREFIX_TUNING`` one (the generator's output, which PEFT loads in
+inference mode whether or not it has a projection).
 
 Everything PEFT cannot express is a ``ConfigError`` before anything is written: what
 ``to_peft`` refuses (bottleneck adapters, unions, ReFT, VeRA, gating, LoRA on a fused q/k/v
@@ -20,9 +25,15 @@ import os
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 
-from adapter_dsl.backend.architectures import get_model_spec, iter_layers, model_type_of
+from adapter_dsl.backend.architectures import (
+    base_model_of,
+    get_model_spec,
+    iter_layers,
+    model_type_of,
+)
 from adapter_dsl.backend.interop.peft import CONFIG_FILE, PEFT_PREFIX
 from adapter_dsl.backend.io import write_directory_atomically
 from adapter_dsl.backend.methods.lora_layers import IA3Input, LoRAWrapper
@@ -85,6 +96,53 @@ def _check_dora(model: nn.Module, name: str, config: Any) -> None:
         )
 
 
+def _task_type(model: nn.Module) -> str:
+    kind = type(model).__name__
+    if kind.endswith("ForCausalLM"):
+        return "CAUSAL_LM"
+    if kind.endswith("ForConditionalGeneration"):
+        return "SEQ_2_SEQ_LM"
+    return "FEATURE_EXTRACTION"
+
+
+def _prompt_directory(
+    model: nn.Module, name: str, data: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Tensor]]:
+    from adapter_dsl.backend.methods.prompt_tuning import POOL_ATTR, PromptTuning
+
+    prompt = base_model_of(model).get_submodule(f"{POOL_ATTR}.prompt_tunings.{name}")
+    assert isinstance(prompt, PromptTuning)
+    weight = prompt.prompt_embedding.weight.detach().clone().contiguous()
+    extra = {
+        "task_type": _task_type(model),
+        "token_dim": int(weight.shape[1]),
+        "num_transformer_submodules": 1,
+        "num_layers": sum(1 for _ in iter_layers(model, get_model_spec(model))),
+    }
+    return {**data, **extra}, {"prompt_embeddings": weight}
+
+
+def _prefix_directory(
+    model: nn.Module, name: str, data: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Tensor]]:
+    from adapter_dsl.backend.methods.prefix_tuning import POOL_ATTR, PrefixGenerator
+
+    group = base_model_of(model).get_submodule(f"{POOL_ATTR}.prefix_tunings.{name}")
+    (generator,) = group.children()  # shift_positions: single-stack models, one location
+    assert isinstance(generator, PrefixGenerator)
+    with torch.no_grad():
+        weight = generator.raw().detach().clone().contiguous()
+    extra = {
+        "task_type": _task_type(model),
+        "inference_mode": True,  # PEFT then loads the saved output, projection or not
+        "num_layers": generator.n_layers,
+        "num_attention_heads": generator.n_heads,
+        "token_dim": generator.n_heads * generator.head_dim,
+        "num_transformer_submodules": 1,
+    }
+    return {**data, **extra}, {"prompt_embeddings": weight}
+
+
 def save_peft_adapter(model: nn.Module, name: str, directory: str | os.PathLike[str]) -> Path:
     """Write adapter ``name`` as a PEFT directory (atomically); returns the directory."""
     from adapter_dsl.peft import to_peft
@@ -96,15 +154,13 @@ def save_peft_adapter(model: nn.Module, name: str, directory: str | os.PathLike[
         )
     config = entry.config
     data = to_peft(config, model_type_of(model), num_layers=_layer_counts(model))
-    if data["peft_type"] not in ("LORA", "IA3"):
-        raise _fail(
-            f"writing PEFT {data['peft_type']} directories is not supported",
-            expected="a LoRA, DoRA or IA³ adapter",
-            found=repr(data["peft_type"]),
-            code="unsupported_peft_type",
-        )
-    _check_dora(model, name, config)
-    tensors = peft_state_dict(model, name)
+    if data["peft_type"] == "PROMPT_TUNING":
+        data, tensors = _prompt_directory(model, name, data)
+    elif data["peft_type"] == "PREFIX_TUNING":
+        data, tensors = _prefix_directory(model, name, data)
+    else:
+        _check_dora(model, name, config)
+        tensors = peft_state_dict(model, name)
     data = {**data, "base_model_name_or_path": getattr(model.config, "name_or_path", None) or None}
     target = Path(directory)
 

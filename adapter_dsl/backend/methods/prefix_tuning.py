@@ -24,10 +24,16 @@ cache between layers, so activation checkpointing (reentrant or not) recomputes 
 forward pass computed. Several active prefix adapters follow the active setup
 (``prefix_compose.py``): in a ``Stack`` each prepends its prefix in order; ``BatchSplit`` and
 ``Parallel`` give rows their own prefixes, left-padded to one length and masked. With an all-ones attention mask the output equals the output without a mask.
+
+``shift_positions`` (an extension, PEFT's prefix tuning): a pre-hook on the base model numbers
+the inputs' positions from ``prefix_length`` (``position_ids``, when the call gives none), as a
+model does after a key/value cache of that length; then the prefixes compute what PEFT's do.
+Single-stack models whose forward takes ``position_ids`` only (not T5's relative positions).
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from functools import partial
 from typing import Any, cast
@@ -281,6 +287,17 @@ class PrefixTuningHandler(MethodHandler[PrefixTuningConfig]):
                 "this prefix-tuning config adds a prefix to no attention module",
                 found=f"leave_out={list(config.leave_out)}",
             )
+        if config.shift_positions:
+            base = base_model_of(model)
+            takes = "position_ids" in inspect.signature(base.forward).parameters
+            if len(arch.groups) != 1 or not takes:
+                raise _error(
+                    "shift_positions (PEFT's prefix tuning) needs a single-stack model whose "
+                    f"forward takes position_ids; '{arch.model_type}' models "
+                    + ("have an encoder and a decoder" if takes else "take no position_ids"),
+                    expected="a decoder-only or encoder-only model type with position ids",
+                    found=arch.model_type,
+                )
         implementation = attention_hook.real_implementation(sites[0][0])
         if implementation not in attention_hook.SUPPORTED_IMPLEMENTATIONS:
             raise _error(
@@ -309,6 +326,12 @@ class PrefixTuningHandler(MethodHandler[PrefixTuningConfig]):
         state = get_state(model, arch)
         base = base_model_of(model)
         pool = _pool(base, ledger)
+        if config.shift_positions and "position_hook" not in pool.__dict__:
+            handle = base.register_forward_pre_hook(
+                partial(_shift_positions, state), with_kwargs=True
+            )
+            pool.__dict__["position_hook"] = handle  # a plain attribute: not saved or moved
+            ledger.on_undo(_drop_position_hook, pool)
         sites = _sites(model, arch, config)
         counts: dict[str, int] = {}
         sizing: dict[str, Any] = {}
@@ -341,6 +364,45 @@ class PrefixTuningHandler(MethodHandler[PrefixTuningConfig]):
                     nn.init.normal_(gate.weight, std=0.02)
                 _to_model(gate, base)
                 ledger.add_entry(layer.prefix_gates, name, gate)
+
+
+def _shift_positions(
+    state: Any, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    """Positions from the active prefix's length (``shift_positions``), unless given."""
+    length = next(
+        (
+            int(cfg.prefix_length)
+            for _, cfg in state.active_members("prefix_tuning")
+            if getattr(cfg, "shift_positions", False)
+        ),
+        None,
+    )
+    if length is None or kwargs.get("position_ids") is not None:
+        return None
+    inputs = kwargs.get("input_ids", args[0] if args else None)
+    if not isinstance(inputs, Tensor):
+        inputs = kwargs.get("inputs_embeds")
+    if not isinstance(inputs, Tensor) or inputs.dim() < 2:
+        return None
+    n = int(inputs.shape[1])
+    pad = getattr(getattr(module, "embeddings", None), "padding_idx", None)
+    if isinstance(pad, int) and inputs.dim() == 2 and not inputs.is_floating_point():
+        # RoBERTa-style positions count non-padding tokens from padding_idx + 1 (and from
+        # the cache's length after a cache), as its embeddings compute them.
+        mask = inputs.ne(pad).long()
+        kwargs["position_ids"] = (torch.cumsum(mask, dim=1) + length) * mask + pad
+    else:
+        kwargs["position_ids"] = torch.arange(length, length + n, device=inputs.device)[None]
+    return args, kwargs
+
+
+def _drop_position_hook(pool: PrefixTuningPool) -> None:
+    # Kept while any adapter of the pool is left (it reads the active configs at call time).
+    if len(pool.prefix_tunings) == 0:
+        handle = pool.__dict__.pop("position_hook", None)
+        if handle is not None:
+            handle.remove()
 
 
 def _forget(layer: PrefixTuningLayer, name: str) -> None:

@@ -10,6 +10,13 @@ The base model's forward prepends ``L`` ones to a given 2-D ``attention_mask`` (
 ``prefix_after_bos``, as in the reference); without a mask nothing changes. It is an instance
 attribute (:class:`PromptMaskForward`), not a forward pre-hook: ``torch.compile(model)`` runs a
 module's hooks outside its compiled frame, each as a frame and graph of its own. Only the first active
+
+``before_embeddings`` (an extension, PEFT's prompt tuning): the same forward embeds
+``input_ids`` with the model's input embeddings, joins the prompt to them and calls the model
+with ``inputs_embeds``, so the embedding layer adds positions and norms to the prompts too
+(``token_type_ids`` get ``L`` zeros in front). It works on every model type whose base model
+takes ``inputs_embeds`` and has token embeddings, decoder-only and encoder-decoder ones included
+(whose encoder gets the prompts, as PEFT does). Only the first active
 prompt-tuning adapter is applied. Supported where the table's row says ``prompt_tuning=True``
 (BERT, RoBERTa), as in the reference.
 
@@ -82,11 +89,14 @@ def _token_ids(tokenizer: Any, text: str) -> list[int]:
 class PromptTuning(nn.Module):
     """One adapter's prompt: ``prompt_embedding`` and the combination with the embedded input."""
 
-    def __init__(self, length: int, embedding_size: int, combine: str) -> None:
+    def __init__(
+        self, length: int, embedding_size: int, combine: str, *, before_embeddings: bool = False
+    ) -> None:
         super().__init__()
         if combine not in ("prefix", "prefix_after_bos"):
             raise ValueError(f"unknown combine '{combine}'")
         self.combine = combine
+        self.before_embeddings = before_embeddings
         self.prompt_embedding = nn.Embedding(length, embedding_size)
 
     @property
@@ -128,7 +138,9 @@ class PromptTuningHandler(MethodHandler[PromptTuningConfig]):
     family = "prompt_tuning"
 
     def check(self, model: nn.Module, arch: ModelSpec, config: PromptTuningConfig) -> None:
-        if not arch.supports("prompt_tuning"):
+        if config.before_embeddings:
+            _check_inputs_embeds(model, arch)
+        elif not arch.supports("prompt_tuning"):
             raise _error(
                 f"prompt tuning is not supported on '{arch.model_type}' models",
                 expected="a model type with prompt tuning (bert, roberta)",
@@ -191,7 +203,11 @@ class PromptTuningHandler(MethodHandler[PromptTuningConfig]):
         word_embeddings = cast(nn.Embedding, cast(Any, base).get_input_embeddings())
         hf_config: Any = base.config
         size = int(getattr(hf_config, "embedding_size", None) or hf_config.hidden_size)
-        prompt = PromptTuning(config.prompt_length, size, config.combine)
+        if config.before_embeddings:
+            size = word_embeddings.embedding_dim
+        prompt = PromptTuning(
+            config.prompt_length, size, config.combine, before_embeddings=config.before_embeddings
+        )
         with init_seed(config.init_weights_seed), torch.no_grad():
             if config.prompt_init == "random_uniform":
                 scale = float(getattr(config, "random_uniform_scale", DEFAULT_SCALE))
@@ -212,6 +228,27 @@ class PromptTuningHandler(MethodHandler[PromptTuningConfig]):
         ledger.add_entry(layer.prompt_tunings, name, prompt)
 
 
+def _check_inputs_embeds(model: nn.Module, arch: ModelSpec) -> None:
+    """``before_embeddings`` needs token embeddings and a base model taking ``inputs_embeds``."""
+    base = base_model_of(model)
+    getter = getattr(base, "get_input_embeddings", None)
+    embeddings = getter() if callable(getter) else None
+    takes = "inputs_embeds" in inspect.signature(base.forward).parameters
+    if not isinstance(embeddings, nn.Embedding) or not takes:
+        raise _error(
+            f"prompt tuning before the embeddings needs token embeddings and a model that "
+            f"takes inputs_embeds; '{arch.model_type}' models ({type(base).__name__}) "
+            + (
+                "have no token embeddings"
+                if not isinstance(embeddings, nn.Embedding)
+                else "take no inputs_embeds"
+            ),
+            expected="a text model (input_ids)",
+            found=arch.model_type,
+            code="unsupported_method",
+        )
+
+
 def _text_embedding(tokenizer: Any, text: str, length: int, embeddings: nn.Embedding) -> Tensor:
     """Embeddings of ``text``'s tokens, repeated or truncated to ``length`` rows (float32)."""
     ids = _token_ids(tokenizer, text)
@@ -228,7 +265,7 @@ def _text_embedding(tokenizer: Any, text: str, length: int, embeddings: nn.Embed
 
 def _add_prompt(layer: PromptTuningLayer, module: nn.Module, args: Any, output: Tensor) -> Tensor:
     prompt = layer.current()
-    return output if prompt is None else prompt(output)
+    return output if prompt is None or prompt.before_embeddings else prompt(output)
 
 
 class PromptMaskForward:
@@ -244,6 +281,8 @@ class PromptMaskForward:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         prompt = self.layer.current()
         if prompt is not None:
+            if prompt.before_embeddings:
+                args, kwargs = _embed_with_prompt(prompt, self.base, args, kwargs)
             if "attention_mask" in kwargs:
                 kwargs["attention_mask"] = _prepend_ones(kwargs["attention_mask"], prompt.length)
             elif len(args) > 1:
@@ -266,6 +305,29 @@ class PromptMaskForward:
                 del self.base.__dict__["forward"]
             else:
                 self.base.__dict__["forward"] = self.inner
+
+
+def _embed_with_prompt(
+    prompt: PromptTuning, base: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """The call with ``input_ids`` replaced by ``inputs_embeds`` that start with the prompt."""
+    ids = kwargs.pop("input_ids", None)
+    if ids is None and args:
+        ids, args = args[0], args[1:]
+    embeds = kwargs.get("inputs_embeds")
+    if embeds is None:
+        if ids is None:
+            return args, kwargs  # nothing to prompt (e.g. a decoder-only call with a cache)
+        embeds = cast(Any, base).get_input_embeddings()(ids)
+    kwargs["inputs_embeds"] = prompt(embeds)
+    types = kwargs.get("token_type_ids")
+    if isinstance(types, Tensor) and types.dim() == 2:
+        pad = types.new_zeros(types.shape[0], prompt.length)
+        kwargs["token_type_ids"] = torch.cat([pad, types], dim=1)
+    if args:  # the mask was positional after input_ids: keep the rest as keywords
+        kwargs.setdefault("attention_mask", args[0])
+        args = ()
+    return args, kwargs
 
 
 def _layer(base: nn.Module, arch: ModelSpec, state: Any, ledger: Ledger) -> PromptTuningLayer:
