@@ -34,7 +34,7 @@ from adapter_dsl.backend.architectures import (
     iter_layers,
     model_type_of,
 )
-from adapter_dsl.backend.interop.peft import CONFIG_FILE, PEFT_PREFIX
+from adapter_dsl.backend.interop.peft_files import CONFIG_FILE, PEFT_PREFIX
 from adapter_dsl.backend.io import write_directory_atomically
 from adapter_dsl.backend.methods.lora_layers import IA3Input, LoRAWrapper
 from adapter_dsl.backend.state import require_adapter
