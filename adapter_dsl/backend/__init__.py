@@ -17,6 +17,8 @@ Supported model types and the hook points used are listed in :mod:`adapter_dsl.m
 
 from __future__ import annotations
 
+from torch import nn
+
 from adapter_dsl.backend.architectures import (
     ARCHITECTURES,
     MODEL_TYPES,
@@ -36,9 +38,11 @@ from adapter_dsl.backend.core import (
     train_adapter,
     unmerge_adapter,
 )
+from adapter_dsl.backend.headings import heads_failures
 from adapter_dsl.backend.methods.prompt_tuning import set_prompt_tokenizer
 from adapter_dsl.backend.pretrained import from_pretrained, restore_adapters
 from adapter_dsl.backend.serialization import load_adapter, save_adapter
+from adapter_dsl.backend.state import peek_state
 
 __all__ = [
     "ARCHITECTURES",
@@ -74,11 +78,10 @@ __all__ = [
 ]
 
 
-def list_adapters(model: object) -> list[str]:
+@heads_failures("cannot list the adapters of {cls}")
+def list_adapters(model: nn.Module) -> list[str]:
     """Names of the adapters added to ``model``, in insertion order."""
-    from adapter_dsl.backend.state import peek_state
-
-    state = peek_state(model)  # type: ignore[arg-type]
+    state = peek_state(model)
     return list(state.adapters) if state is not None else []
 
 

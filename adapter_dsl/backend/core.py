@@ -377,6 +377,7 @@ def unmerge_adapter(model: nn.Module, name: str) -> None:
         entry.merged = False
 
 
+@heads_failures("cannot summarise the adapters of {cls}")
 def adapter_summary(model: nn.Module) -> list[dict[str, Any]]:
     """One row per adapter, in insertion order.
 

@@ -305,7 +305,15 @@ class SavePretrained:
 
 
 def peek_state(model: nn.Module) -> AdapterState | None:
-    """The model's state, or ``None`` when no adapter was ever added."""
+    """The model's state, or ``None`` when no adapter was ever added; a ``ConfigError`` when
+    ``model`` is not a torch module (every operation on a model starts here)."""
+    if not isinstance(model, nn.Module):
+        raise ConfigError.single(
+            "adapters live on a torch module",
+            expected="a torch.nn.Module (e.g. a transformers model)",
+            found=type(model).__name__,
+            code="unsupported_model",
+        )
     state = model.__dict__.get(STATE_ATTR)
     return state if isinstance(state, AdapterState) else None
 

@@ -220,6 +220,8 @@ def save_trainable(
     model = _unwrap(model)
     target = Path(directory)
     names = list(adapters)
+    for name in names:  # each adapter becomes a folder of the checkpoint: never one elsewhere
+        _folder_name(name)
     head_names = list(head)
     params = dict(model.named_parameters())
     # Every rank of a fully_shard model gathers (collectives, in the same order); rank 0 writes.
@@ -274,12 +276,29 @@ def _read_manifest(directory: Path) -> dict[str, Any]:
     return data
 
 
+def _folder_name(name: Any) -> None:
+    """Refuse an adapter name that, as a folder under the checkpoint directory, would be a folder
+    elsewhere (``../x``, ``/tmp/x``, ``a\\b``); the model and the directory stay as they were."""
+    if isinstance(name, str) and name and not _escapes(name):
+        return
+    raise _fail(
+        f"adapter name {str(name)[:80]!r} cannot be a folder of a checkpoint",
+        expected="a name without '..', a leading '/' or '\\'",
+        found=repr(name)[:80],
+        code="invalid_name",
+    )
+
+
+def _escapes(name: str) -> bool:
+    path = Path(name)
+    return path.is_absolute() or ".." in path.parts or "\\" in name
+
+
 def _plain_name(entry: Any, manifest: Path) -> str:
     """A name from the manifest, used as a path under the checkpoint directory: relative and
     without ``..``, so that data in the file never names a file elsewhere (``../x``, ``/etc``)."""
     name = str(entry)
-    path = Path(name)
-    if not name or path.is_absolute() or ".." in path.parts or "\\" in name:
+    if not name or _escapes(name):
         raise _fail(
             f"{manifest} names {name[:80]!r}, which is not a file or folder of the checkpoint",
             expected="plain names of entries of the checkpoint directory",

@@ -213,3 +213,37 @@ def test_failures_of_other_operations_say_what_failed(model: Any, tmp_path: Any)
     for heading, call in headings.items():
         error = _fails(model, call)
         assert str(error).splitlines()[0] == heading
+
+
+@pytest.mark.parametrize(
+    ("operation", "heading"),
+    [
+        ("list_adapters", "cannot list the adapters of int"),
+        ("adapter_summary", "cannot summarise the adapters of int"),
+        ("delete_adapter", "cannot delete adapter 'a' from int"),
+        ("set_active", "cannot activate 'a' on int"),
+        ("merge_adapter", "cannot merge adapter 'a' into int"),
+    ],
+)
+def test_operations_on_something_that_is_not_a_module(operation: str, heading: str) -> None:
+    from adapter_dsl import backend
+
+    args = () if operation in ("list_adapters", "adapter_summary") else ("a",)
+    with pytest.raises(ConfigError) as info:
+        getattr(backend, operation)(5, *args)
+    assert str(info.value).splitlines()[0] == heading
+    assert info.value.problems[0].code == "unsupported_model"
+    assert "expected a torch.nn.Module" in str(info.value)
+
+
+@pytest.mark.parametrize("name", ["/outside", "a\\b"])
+def test_checkpoint_folders_stay_inside_the_checkpoint(
+    model: Any, tmp_path: Any, name: str
+) -> None:
+    from adapter_dsl.backend.training import save_trainable
+
+    add_adapter(model, name, "lora")
+    target = tmp_path / "ckpt"
+    error = _fails(model, lambda: save_trainable(model, target, [name]), "cannot be a folder")
+    assert error.problems[0].code == "invalid_name"
+    assert not target.exists()
