@@ -18,6 +18,7 @@ from typing import Any
 
 from .errors import ConfigError, ConfigWarning, Location, Problem, did_you_mean, quote
 from .jsonpos import line_col, locate_problems
+from .lazy import resolve
 from .limits import ENV_VAR, max_length
 from .methods.base import AdapterConfig
 from .methods.bottleneck import AdapterPlusConfig, BnConfig
@@ -405,7 +406,8 @@ def _unwrap(data: Mapping[str, Any]) -> tuple[dict[str, Any], tuple[str | int, .
         return inner, ("config",)
     if "peft_type" in data:
         # A PEFT adapter_config.json: converted (problems carry pointers into the PEFT dict).
-        from .peft import from_peft
+        # The PEFT conversion reads configs through this module: it is bound late.
+        from_peft = resolve("adapter_dsl.peft:from_peft")
 
         return dict(from_peft(data).to_dict()), ()
     return data, ()

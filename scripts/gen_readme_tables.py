@@ -89,9 +89,9 @@ def model_types_table() -> str | None:
     """The Markdown table of every built-in model type × method family (``None`` without torch)."""
     try:
         from adapter_dsl.backend.architectures import (
-            ARCHITECTURES,
             BUILT_IN,
             ENCODER_DECODER_REFUSED,
+            MODEL_TYPES,
         )
     except ImportError:
         return None
@@ -100,7 +100,7 @@ def model_types_table() -> str | None:
         "|---|---|" + "---|" * len(METHOD_COLUMNS),
     ]
     for model_type in sorted(BUILT_IN):
-        spec = ARCHITECTURES[model_type]
+        spec = MODEL_TYPES[model_type]
         layers = ", ".join(f"`{g.layers}`" for g in spec.groups)
         cells = ["✓" if spec.supports(family) else "—" for _, family in METHOD_COLUMNS]
         rows.append(f"| `{model_type}` | {layers} | " + " | ".join(cells) + " |")

@@ -87,7 +87,7 @@ _LAZY = {
     "add_fusion": "adapter_dsl.backend.methods.fusion",
     "delete_fusion": "adapter_dsl.backend.methods.fusion",
     "fusion_regularization_loss": "adapter_dsl.backend.methods.fusion",
-    "train_fusion": "adapter_dsl.backend.methods.fusion",
+    "train_fusion": "adapter_dsl.backend.core",
     "save_fusion": "adapter_dsl.backend.fusion_io",
     "load_fusion": "adapter_dsl.backend.fusion_io",
     "save_adapter_setup": "adapter_dsl.backend.setup_io",

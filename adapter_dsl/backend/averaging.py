@@ -26,10 +26,10 @@ import torch
 from torch import Tensor, nn
 
 from adapter_dsl.backend import core
+from adapter_dsl.backend.io import rename_adapter_key
 from adapter_dsl.backend.methods.lora import lora_wrappers
 from adapter_dsl.backend.methods.lora_layers import LoRAFusedQKV, is_vera
-from adapter_dsl.backend.serialization import adapter_state_dict, rename_adapter_key
-from adapter_dsl.backend.state import peek_state
+from adapter_dsl.backend.state import adapter_state_dict, peek_state, require_adapter
 from adapter_dsl.errors import ConfigError
 
 __all__ = ["STRATEGIES", "average_adapter"]
@@ -97,7 +97,7 @@ def average_adapter(
             expected=" or ".join(repr(s) for s in STRATEGIES),
             found=repr(combine_strategy),
         )
-    entries = [core._entry(model, n)[1] for n in names]
+    entries = [require_adapter(model, n)[1] for n in names]
     w = _weights(names, weights, normalize_weights)
     first = entries[0].config
     for n, entry in zip(names[1:], entries[1:], strict=True):
@@ -159,8 +159,8 @@ def average_adapter(
 def _tensorwise(
     model: nn.Module, name: str, names: Sequence[str], weights: Sequence[float], strategy: str
 ) -> None:
-    target = adapter_state_dict(model, core._entry(model, name)[1])
-    sources = [adapter_state_dict(model, core._entry(model, n)[1]) for n in names]
+    target = adapter_state_dict(model, require_adapter(model, name)[1])
+    sources = [adapter_state_dict(model, require_adapter(model, n)[1]) for n in names]
     for key, tensor in target.items():
         total: Tensor | None = None
         for n, src, weight in zip(names, sources, weights, strict=True):

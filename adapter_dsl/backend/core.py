@@ -1,7 +1,7 @@
 """Adding, activating, training, merging and deleting adapters (the model-level operations).
 
 Every operation validates first and changes the model only when validation passed:
-``add_adapter`` resolves the config, looks up the architecture row and runs every member's
+``add_adapter`` resolves the config, looks up the model-type row and runs every member's
 ``check`` (and ``check_members``) before the first ``add``; if an ``add`` still fails, everything
 already built is undone.
 """
@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from os import PathLike
 from typing import Any
 
+import torch
 from torch import nn
 
 from adapter_dsl.backend.architectures import (
@@ -24,22 +25,25 @@ from adapter_dsl.backend.architectures import (
 from adapter_dsl.backend.methods.base import family_of, get_handler, members_of
 from adapter_dsl.backend.state import (
     AdapterEntry,
-    AdapterState,
     Ledger,
+    adapter_state_dict,
     drop_state_if_empty,
     get_state,
     peek_state,
+    require_adapter,
 )
-from adapter_dsl.errors import DEFAULT_HEADING, ConfigError, did_you_mean
+from adapter_dsl.errors import DEFAULT_HEADING, ConfigError
 
 __all__ = [
     "adapter_summary",
     "add_adapter",
     "delete_adapter",
     "merge_adapter",
+    "provisional_adapter",
     "resolve_config",
     "set_active",
     "train_adapter",
+    "train_fusion",
     "unmerge_adapter",
 ]
 
@@ -102,20 +106,6 @@ def _check_layout(model: nn.Module, arch: ModelSpec) -> None:
             found=type(model).__name__,
             code="unsupported_model",
         )
-
-
-def _entry(model: nn.Module, name: str) -> tuple[AdapterState, AdapterEntry]:
-    state = peek_state(model)
-    known = list(state.adapters) if state is not None else []
-    if state is None or name not in state.adapters:
-        raise ConfigError.single(
-            f"the model has no adapter named '{name}'",
-            expected="one of " + ", ".join(repr(k) for k in known) if known else "an added adapter",
-            found=repr(name),
-            suggestion=did_you_mean(name, known),
-            code="unknown_adapter",
-        )
-    return state, state.adapters[name]
 
 
 def check_supported(model: nn.Module, arch: ModelSpec, config: Any) -> None:
@@ -220,7 +210,7 @@ def _set_active(model: nn.Module, names: str | Iterable[str] | Any | None) -> No
     node = setups.resolve_setup(names)
     wanted = setups.names_of(node)
     for n in wanted:
-        _entry(model, n)
+        require_adapter(model, n)
     state = peek_state(model)
     if state is None:  # only reachable with names=None on a model without adapters
         return
@@ -254,15 +244,43 @@ def train_adapter(model: nn.Module, names: str | Iterable[str] | Any) -> None:
     for p in base_model_of(model).parameters():
         p.requires_grad_(False)
     for n in wanted:
-        for p in _entry(model, n)[1].trainable_parameters():
+        for p in require_adapter(model, n)[1].trainable_parameters():
             p.requires_grad_(True)
+    model.train()
+
+
+def train_fusion(model: nn.Module, setup: Any, *, unfreeze_adapters: bool = False) -> None:
+    """Activate ``setup`` (e.g. ``"Fuse(a, b)"``) and train only its fusion layers: the base model
+    and every adapter are frozen (the fused adapters too, unless ``unfreeze_adapters``), as the
+    reference's ``train_adapter_fusion``; the model is put into training mode."""
+    set_active(model, setup)
+    state = peek_state(model)
+    assert state is not None
+    node = state.active_setup()
+    fuses = [b.name for b in node.walk() if b.kind == "Fuse"] if node is not None else []
+    if not fuses:
+        raise ConfigError.single(
+            f"the setup {node} has no Fuse block: there is no fusion to train",
+            expected="a setup with a Fuse block, e.g. 'Fuse(a, b)'",
+            found=str(node),
+            code="no_fusion",
+        )
+    for p in base_model_of(model).parameters():
+        p.requires_grad_(False)
+    for fname in fuses:
+        for p in state.fusions[fname].parameters():
+            p.requires_grad_(True)
+    if unfreeze_adapters:
+        for name in state.active:
+            for p in state.adapters[name].trainable_parameters():
+                p.requires_grad_(True)
     model.train()
 
 
 def delete_adapter(model: nn.Module, name: str) -> None:
     """Remove adapter ``name``: hooks, modules and wrappers go, the model is as before."""
     with failing_as(f"cannot delete adapter {name!r} from {type(model).__name__}"):
-        state, entry = _entry(model, name)
+        state, entry = require_adapter(model, name)
     if entry.merged:
         unmerge_adapter(model, name)
     from adapter_dsl.backend import setups
@@ -287,7 +305,7 @@ def merge_adapter(model: nn.Module, name: str) -> None:
 
 
 def _merge(model: nn.Module, name: str) -> None:
-    state, entry = _entry(model, name)
+    state, entry = require_adapter(model, name)
     if entry.merged:
         raise ConfigError.single(f"adapter '{name}' is already merged", code="already_merged")
     done: list[tuple[str, Any]] = []
@@ -306,7 +324,7 @@ def _merge(model: nn.Module, name: str) -> None:
 def unmerge_adapter(model: nn.Module, name: str) -> None:
     """Undo :func:`merge_adapter`: restore the base weights."""
     with failing_as(f"cannot unmerge adapter {name!r} from {type(model).__name__}"):
-        state, entry = _entry(model, name)
+        state, entry = require_adapter(model, name)
         if not entry.merged:
             raise ConfigError.single(f"adapter '{name}' is not merged", code="not_merged")
         for family, member, _ in reversed(entry.members):
@@ -362,3 +380,22 @@ def format_summary(model: nn.Module) -> str:
             f"{' (merged)' if r['merged'] else ''}"
         )
     return "\n".join(lines)
+
+
+@contextmanager
+def provisional_adapter(model: nn.Module, name: str, config: Any) -> Iterator[dict[str, Any]]:
+    """Add adapter ``name`` and yield its own state dict for filling; if anything in the block
+    fails, the adapter is deleted and the previous active setup restored. The RNG is forked so
+    that a failed load leaves even the random state untouched."""
+    state_before = peek_state(model)
+    active_before = state_before.active if state_before is not None else ()
+    with torch.random.fork_rng(devices=[]):
+        add_adapter(model, name, config)
+    try:
+        yield adapter_state_dict(model, require_adapter(model, name)[1])
+    except BaseException:
+        delete_adapter(model, name)
+        state_after = peek_state(model)
+        if state_after is not None:
+            state_after.active = active_before
+        raise

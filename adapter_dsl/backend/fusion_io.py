@@ -18,8 +18,8 @@ import torch
 from torch import Tensor, nn
 
 from adapter_dsl.backend.architectures import base_model_of, model_type_of
+from adapter_dsl.backend.io import read_tensor_file, write_directory_atomically
 from adapter_dsl.backend.methods.fusion import add_fusion, delete_fusion, fusion_of
-from adapter_dsl.backend.serialization import read_tensor_file, write_directory_atomically
 from adapter_dsl.backend.state import peek_state
 from adapter_dsl.errors import ConfigError
 

@@ -19,7 +19,8 @@ import torch
 from torch import Tensor, nn
 
 from adapter_dsl.backend import core
-from adapter_dsl.backend.serialization import _strip_base_prefix, provisional_adapter
+from adapter_dsl.backend.core import provisional_adapter
+from adapter_dsl.backend.serialization import _strip_base_prefix
 from adapter_dsl.backend.state import PRETRAINED_KEY
 from adapter_dsl.errors import ConfigError
 

@@ -19,11 +19,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from torch import nn
+from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
 from adapter_dsl.backend.architectures import ModelSpec
 from adapter_dsl.backend.composition import Node
+from adapter_dsl.errors import ConfigError, did_you_mean
 
 __all__ = [
     "PRETRAINED_KEY",
@@ -32,8 +33,10 @@ __all__ = [
     "AdapterState",
     "Ledger",
     "SavePretrained",
+    "adapter_state_dict",
     "get_state",
     "peek_state",
+    "require_adapter",
 ]
 
 STATE_ATTR = "_adapter_dsl_state"
@@ -323,3 +326,40 @@ def drop_state_if_empty(model: nn.Module) -> None:
         del model.__dict__[STATE_ATTR]
         if isinstance(model.__dict__.get("save_pretrained"), SavePretrained):
             del model.__dict__["save_pretrained"]
+
+
+def require_adapter(model: nn.Module, name: str) -> tuple[AdapterState, AdapterEntry]:
+    """The model's state and the entry of adapter ``name``; a ``ConfigError`` naming the
+    adapters the model has (and the closest one) when there is no such adapter."""
+    state = peek_state(model)
+    known = list(state.adapters) if state is not None else []
+    if state is None or name not in state.adapters:
+        raise ConfigError.single(
+            f"the model has no adapter named '{name}'",
+            expected="one of " + ", ".join(repr(k) for k in known) if known else "an added adapter",
+            found=repr(name),
+            suggestion=did_you_mean(name, known),
+            code="unknown_adapter",
+        )
+    return state, state.adapters[name]
+
+
+def _qualified_names(model: nn.Module) -> dict[int, str]:
+    names: dict[int, str] = {}
+    for qual, module in model.named_modules(remove_duplicate=False):
+        names.setdefault(id(module), qual)
+    return names
+
+
+def adapter_state_dict(model: nn.Module, entry: AdapterEntry) -> dict[str, Tensor]:
+    """The adapter's own tensors, keyed as in ``model.state_dict()``."""
+    names = _qualified_names(model)
+    out: dict[str, Tensor] = {}
+    for module in entry.owned_modules():
+        qual = names.get(id(module))
+        if qual is None:
+            continue
+        prefix = f"{qual}." if qual else ""
+        for key, tensor in module.state_dict(prefix=prefix, keep_vars=True).items():
+            out.setdefault(key, tensor)
+    return out

@@ -49,7 +49,7 @@ from adapter_dsl.backend.serialization import CONFIG_FILE, WEIGHTS_FILE, adapter
 from adapter_dsl.backend.serialization import load_adapter as _load_adapter
 from adapter_dsl.backend.serialization import save_adapter as _save_adapter
 from adapter_dsl.backend.sharding import copy_full_into, gathered, is_sharded, writes_here
-from adapter_dsl.backend.state import peek_state
+from adapter_dsl.backend.state import peek_state, require_adapter
 from adapter_dsl.errors import ConfigError
 from adapter_dsl.loading import read_config_file
 
@@ -148,9 +148,7 @@ def prepare_for_training(
     ``head``. The model is put into training mode.
     """
     if fusion is not None:
-        from adapter_dsl.backend.methods.fusion import train_fusion
-
-        train_fusion(model, fusion)
+        core.train_fusion(model, fusion)
         names: tuple[str, ...] = ()
         state = peek_state(model)
         assert state is not None
@@ -162,7 +160,7 @@ def prepare_for_training(
         core.train_adapter(model, names)
         # Exactly the adapters and the chosen head train (train_adapter leaves parameters
         # outside the base model as they were).
-        keep = {id(p) for n in names for p in core._entry(model, n)[1].trainable_parameters()}
+        keep = {id(p) for n in names for p in require_adapter(model, n)[1].trainable_parameters()}
     head_names = head_parameter_names(model, head)
     params = dict(model.named_parameters())
     keep.update(id(params[n]) for n in head_names)
@@ -189,7 +187,7 @@ def trainable_state_dict(
     model = _unwrap(model)
     out: dict[str, Tensor] = {}
     for name in adapters:
-        entry = core._entry(model, name)[1]
+        entry = require_adapter(model, name)[1]
         for key, tensor in adapter_state_dict(model, entry).items():
             out[key] = tensor.detach().to("cpu").clone()
     params = dict(model.named_parameters())

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from ..errors import ConfigError, Location, Problem, did_you_mean, quote
 from ..fieldtypes import Expect, RuleViolation, RuleViolations
+from ..lazy import resolve
 from .rules import Rule, violations
 
 if TYPE_CHECKING:
@@ -172,24 +173,21 @@ class AdapterConfig(BaseModel):
 
     def __or__(self, other: AdapterConfig) -> ConfigUnion:
         """``a | b`` builds a :class:`ConfigUnion`; unions are flattened (they cannot nest)."""
-        from .union import ConfigUnion
-
+        union = resolve("adapter_dsl.methods.union:ConfigUnion")
         if not isinstance(other, AdapterConfig):
             return NotImplemented
-        return ConfigUnion(*self.members(), *other.members())
+        return union(*self.members(), *other.members())
 
     def members(self) -> tuple[AdapterConfig, ...]:
         """The single-method configs inside: ``(self,)`` here, the children for unions."""
         return (self,)
 
     def __str__(self) -> str:
-        from ..canonical import dumps
-
+        dumps = resolve("adapter_dsl.canonical:dumps")
         return dumps(self)
 
     def __repr__(self) -> str:
-        from ..canonical import dumps
-
+        dumps = resolve("adapter_dsl.canonical:dumps")
         return f"{type(self).__name__}({dumps(self)!r})"
 
     def __repr_args__(self) -> Any:  # used by pydantic's rich repr helpers
@@ -213,8 +211,7 @@ class AdapterConfig(BaseModel):
     def model_validate_json(cls, json_data: str | bytes | bytearray, **kwargs: Any) -> Self:
         """Validate JSON text as this class, raising ConfigError (located by line and column)
         like ``from_dict``; pydantic's keyword options are not supported."""
-        from ..loading import load_json_text
-
+        load_json_text = resolve("adapter_dsl.loading:load_json_text")
         if isinstance(json_data, bytes | bytearray):
             try:
                 json_data = bytes(json_data).decode("utf-8-sig")
@@ -226,7 +223,7 @@ class AdapterConfig(BaseModel):
             raise ConfigError.single(
                 f"cannot validate {type(json_data).__name__} as JSON text", expected="str or bytes"
             )
-        return load_json_text(json_data, cls=cls)  # type: ignore[return-value]
+        return load_json_text(json_data, cls=cls)
 
     @classmethod
     def model_validate(cls, obj: Any, **kwargs: Any) -> Self:
@@ -258,8 +255,7 @@ class AdapterConfig(BaseModel):
         Unlike the reference, ``kwargs`` on a union string are applied (there they are dropped
         silently), following :func:`adapter_dsl.load`.
         """
-        from ..loading import load
-
+        load = resolve("adapter_dsl.loading:load")
         if config is None or (isinstance(config, str | Mapping) and not config):
             return None
         return load(config, **{k: v for k, v in kwargs.items() if v is not None})
@@ -267,8 +263,7 @@ class AdapterConfig(BaseModel):
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> AdapterConfig:
         """Rebuild a config from its ``to_dict()`` form (see :func:`adapter_dsl.from_dict`)."""
-        from ..loading import config_from_dict
-
+        config_from_dict = resolve("adapter_dsl.loading:config_from_dict")
         if isinstance(data, AdapterConfig):
             return data
         return config_from_dict(data, cls=None if cls is AdapterConfig else cls)

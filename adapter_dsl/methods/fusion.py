@@ -15,6 +15,7 @@ from pydantic import Field
 
 from ..errors import ConfigError
 from ..fieldtypes import Bool, Expect, Probability
+from ..lazy import resolve
 from .base import AdapterConfig
 
 __all__ = ["AdapterFusionConfig", "DynamicAdapterFusionConfig", "StaticAdapterFusionConfig"]
@@ -74,8 +75,7 @@ class AdapterFusionConfig(AdapterConfig):
     ) -> AdapterFusionConfig:
         """The reference's ``AdapterFusionConfig.load``: an identifier, a config string, a
         dict, a file or a config, with ``kwargs`` set on it (None values included)."""
-        from ..fusion import load_fusion_config
-
+        load_fusion_config = resolve("adapter_dsl.fusion:load_fusion_config")
         return load_fusion_config(config, **kwargs)
 
 

@@ -10,6 +10,7 @@ from pydantic import BeforeValidator, Field, model_validator
 
 from ..errors import ConfigError, Location, Problem, did_you_mean
 from ..fieldtypes import Expect, RuleViolation
+from ..lazy import resolve
 from .base import AdapterConfig, check_rules
 from .bottleneck import BnConfig, ParBnConfig, SeqBnConfig
 from .lora import LoRAConfig
@@ -32,8 +33,7 @@ def _members_from_input(value: Any) -> Any:
     out: list[AdapterConfig] = []
     for i, item in enumerate(value):
         if isinstance(item, Mapping):
-            from ..loading import config_from_dict
-
+            config_from_dict = resolve("adapter_dsl.loading:config_from_dict")
             try:
                 item = config_from_dict(item)
             except ConfigError as exc:
@@ -66,8 +66,7 @@ def _kind(cfg: AdapterConfig) -> str:
 
 
 def _label(cfg: AdapterConfig) -> str:
-    from ..canonical import dumps
-
+    dumps = resolve("adapter_dsl.canonical:dumps")
     return dumps(cfg)
 
 

@@ -56,11 +56,11 @@ def _dir(model: str, config: str) -> str:
 
 
 def _perturb(net: Any, seed: int) -> None:
-    from adapter_dsl.backend.core import _entry
+    from adapter_dsl.backend.state import require_adapter
 
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        for p in _entry(net, "a")[1].parameters():
+        for p in require_adapter(net, "a")[1].parameters():
             p.add_(torch.randn(p.shape, generator=gen) * 0.1)
 
 

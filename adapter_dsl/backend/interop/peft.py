@@ -45,16 +45,17 @@ from adapter_dsl.backend.architectures import (
     iter_layers,
     model_type_of,
 )
-from adapter_dsl.backend.serialization import provisional_adapter, read_tensor_file
+from adapter_dsl.backend.core import provisional_adapter
+from adapter_dsl.backend.interop.peft_files import (
+    CONFIG_FILE,
+    PEFT_PREFIX,
+    read_peft_weights,
+)
 from adapter_dsl.errors import ConfigError
 from adapter_dsl.loading import read_config_file
 
 __all__ = ["PEFT_PREFIX", "load_adapter", "load_peft_adapter", "read_peft_weights"]
 
-CONFIG_FILE = "adapter_config.json"
-WEIGHT_FILES = ("adapter_model.safetensors", "adapter_model.bin")
-#: What PEFT puts before a module path in saved tensor names.
-PEFT_PREFIX = "base_model.model."
 #: PEFT tensor-name suffix → the backend unit's tensor name.
 SUFFIXES = {
     "lora_A.weight": "lora_A",
@@ -70,21 +71,6 @@ def _fail(message: str, **kw: Any) -> ConfigError:
 
 def _short(problems: list[str]) -> str:
     return "; ".join(problems[:5]) + (f"; … {len(problems) - 5} more" if len(problems) > 5 else "")
-
-
-def read_peft_weights(directory: str | os.PathLike[str]) -> tuple[Path, dict[str, Tensor]]:
-    """The tensors of a PEFT directory's ``adapter_model.safetensors`` (or ``.bin``)."""
-    directory = Path(directory)
-    for name in WEIGHT_FILES:
-        path = directory / name
-        if not path.is_file():
-            continue
-        return path, read_tensor_file(path)
-    raise _fail(
-        f"'{directory}' holds no PEFT adapter weights",
-        expected=" or ".join(WEIGHT_FILES),
-        found=", ".join(sorted(p.name for p in directory.iterdir())) if directory.is_dir() else "",
-    )
 
 
 def _read_config(directory: Path) -> dict[str, Any]:

@@ -27,8 +27,8 @@ import torch
 from torch import nn
 
 from adapter_dsl.backend import core
-from adapter_dsl.backend.interop.peft import CONFIG_FILE, read_peft_weights
-from adapter_dsl.backend.serialization import provisional_adapter
+from adapter_dsl.backend.core import provisional_adapter
+from adapter_dsl.backend.interop.peft_files import CONFIG_FILE, read_peft_weights
 from adapter_dsl.errors import ConfigError
 
 __all__ = ["load_peft_prompts"]

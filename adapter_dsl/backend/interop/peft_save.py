@@ -28,16 +28,16 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from adapter_dsl.backend import core
 from adapter_dsl.backend.architectures import (
     base_model_of,
     get_model_spec,
     iter_layers,
     model_type_of,
 )
-from adapter_dsl.backend.interop.peft import CONFIG_FILE, PEFT_PREFIX
+from adapter_dsl.backend.interop.peft_files import CONFIG_FILE, PEFT_PREFIX
+from adapter_dsl.backend.io import write_directory_atomically
 from adapter_dsl.backend.methods.lora_layers import IA3Input, LoRAWrapper
-from adapter_dsl.backend.serialization import write_directory_atomically
+from adapter_dsl.backend.state import require_adapter
 from adapter_dsl.errors import ConfigError
 
 __all__ = ["WEIGHTS_FILE", "peft_state_dict", "save_peft_adapter"]
@@ -147,7 +147,7 @@ def save_peft_adapter(model: nn.Module, name: str, directory: str | os.PathLike[
     """Write adapter ``name`` as a PEFT directory (atomically); returns the directory."""
     from adapter_dsl.peft import to_peft
 
-    _, entry = core._entry(model, name)
+    _, entry = require_adapter(model, name)
     if entry.merged:
         raise ConfigError.single(
             f"adapter '{name}' is merged; unmerge_adapter() it before saving", code="merged"

@@ -62,14 +62,17 @@ from torch import Tensor, nn
 
 from adapter_dsl.backend import core
 from adapter_dsl.backend.architectures import base_model_of, get_model_spec, model_type_of
-from adapter_dsl.backend.serialization import (
+from adapter_dsl.backend.core import provisional_adapter
+from adapter_dsl.backend.io import (
     check_saved_for,
-    provisional_adapter,
+    read_envelope,
     read_tensor_file,
     rename_adapter_key,
+    saved_config,
     write_directory_atomically,
 )
 from adapter_dsl.backend.sharding import gathered, is_sharded, writes_here
+from adapter_dsl.backend.state import adapter_state_dict, require_adapter
 from adapter_dsl.errors import ConfigError
 
 __all__ = [
@@ -271,20 +274,18 @@ def load_reference_adapter(
     saves for bare base models (see the module docstring): ``"error"`` (default) or ``"init"``.
     On any error the model is left unchanged.
     """
-    from adapter_dsl.backend.serialization import _read_envelope, _saved_config
-
     if missing_shared not in ("error", "init"):
         raise ValueError(f"missing_shared must be 'error' or 'init', not {missing_shared!r}")
     directory = Path(directory)
     if envelope is None:
-        envelope = _read_envelope(directory)
+        envelope = read_envelope(directory)
     check_saved_for(model, directory, envelope)
     saved_name = envelope.get("name")
     name = load_as or saved_name
     if not isinstance(name, str):
         raise _fail("the saved adapter has no name; pass load_as=", found=repr(saved_name))
     weights = read_reference_weights(directory)
-    cfg = _saved_config(directory / CONFIG_FILE, dict(envelope))
+    cfg = saved_config(directory / CONFIG_FILE, dict(envelope))
     cfg = _legacy_inv_fixup(cfg, envelope, list(weights.tensors))
     mapping = translate_keys(model, list(weights.tensors), str(saved_name), name)
 
@@ -378,9 +379,7 @@ def reference_state_dict(
     ``share_copies`` stores those copies as the same tensor (``torch.save`` then writes the data
     once); safetensors needs separate copies.
     """
-    from adapter_dsl.backend.serialization import adapter_state_dict
-
-    _, entry = core._entry(model, name)
+    _, entry = require_adapter(model, name)
     tensors, _ = gathered(adapter_state_dict(model, entry))  # shards of fully_shard gathered
     base_path = _base_path(model)
     pool = f"{base_path}.{POOL}." if base_path else f"{POOL}."
@@ -407,7 +406,7 @@ def reference_state_dict(
 
 def reference_envelope(model: nn.Module, name: str) -> dict[str, Any]:
     """The ``adapter_config.json`` content the reference writes (§1.5 of its format)."""
-    _, entry = core._entry(model, name)
+    _, entry = require_adapter(model, name)
     cfg = model.config
     return {
         "config": entry.config.to_dict(),
@@ -432,7 +431,7 @@ def save_reference_adapter(
     The reference loads it with ``model.load_adapter(dir)`` (``use_safetensors=True`` for a
     safetensors file). The write is atomic (temporary sibling directory, then a rename).
     """
-    _, entry = core._entry(model, name)
+    _, entry = require_adapter(model, name)
     if entry.merged:
         raise ConfigError.single(
             f"adapter '{name}' is merged; unmerge_adapter() it before saving", code="merged"

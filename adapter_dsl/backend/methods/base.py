@@ -44,7 +44,6 @@ broken fails with a ``ConfigError`` naming it, and importing the backend stays c
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -53,6 +52,7 @@ from torch import nn
 from adapter_dsl.backend.architectures import ArchitectureSpec
 from adapter_dsl.backend.state import Ledger
 from adapter_dsl.errors import ConfigError
+from adapter_dsl.lazy import resolve
 
 __all__ = ["HANDLERS", "MethodHandler", "family_of", "get_handler", "members_of"]
 
@@ -143,9 +143,8 @@ def get_handler(family: str) -> MethodHandler:
             found=repr(family),
             code="unsupported_method",
         )
-    module_name, _, class_name = target.partition(":")
     try:
-        cls = getattr(importlib.import_module(module_name), class_name)
+        cls = resolve(target)
     except (ImportError, AttributeError) as exc:
         raise ConfigError.single(
             f"the backend implementation of '{family}' adapters is not available ({exc})",

@@ -29,7 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from adapter_dsl.backend.methods.common import match_device_dtype
-from adapter_dsl.backend.state import AdapterState, Ledger, peek_state
+from adapter_dsl.backend.state import AdapterState, Ledger, peek_state, require_adapter
 from adapter_dsl.errors import ConfigError
 
 __all__ = [
@@ -43,7 +43,6 @@ __all__ = [
     "fusion_parameters",
     "fusion_regularization_loss",
     "resolve_fusion_config",
-    "train_fusion",
 ]
 
 CONTAINER = "adapter_fusion_layer"
@@ -192,8 +191,6 @@ def add_fusion(
     Checks everything first (adapters exist and are bottleneck adapters at the same
     locations, the name is new); the model is unchanged when a check fails.
     """
-    from adapter_dsl.backend.core import _entry
-
     names = _fusion_adapters(adapters)
     fname = name or fusion_name(adapters)
     if len(names) < 2 or len(set(names)) != len(names):
@@ -204,7 +201,7 @@ def add_fusion(
             code="invalid_fusion",
         )
     for n in names:
-        _entry(model, n)
+        require_adapter(model, n)
     state = peek_state(model)
     assert state is not None
     if fname in state.fusions:
@@ -313,37 +310,6 @@ def fusion_regularization_loss(model: nn.Module) -> Tensor:
                     target = torch.eye(weight.shape[0], device=weight.device, dtype=weight.dtype)
                     total = total + 0.01 * (target - weight).pow(2).sum()
     return total
-
-
-def train_fusion(model: nn.Module, setup: Any, *, unfreeze_adapters: bool = False) -> None:
-    """Activate ``setup`` (e.g. ``"Fuse(a, b)"``) and train only its fusion layers: the base model
-    and every adapter are frozen (the fused adapters too, unless ``unfreeze_adapters``), as the
-    reference's ``train_adapter_fusion``; the model is put into training mode."""
-    from adapter_dsl.backend.architectures import base_model_of
-    from adapter_dsl.backend.core import set_active
-
-    set_active(model, setup)
-    state = peek_state(model)
-    assert state is not None
-    node = state.active_setup()
-    fuses = [b.name for b in node.walk() if b.kind == "Fuse"] if node is not None else []
-    if not fuses:
-        raise ConfigError.single(
-            f"the setup {node} has no Fuse block: there is no fusion to train",
-            expected="a setup with a Fuse block, e.g. 'Fuse(a, b)'",
-            found=str(node),
-            code="no_fusion",
-        )
-    for p in base_model_of(model).parameters():
-        p.requires_grad_(False)
-    for fname in fuses:
-        for p in state.fusions[fname].parameters():
-            p.requires_grad_(True)
-    if unfreeze_adapters:
-        for name in state.active:
-            for p in state.adapters[name].trainable_parameters():
-                p.requires_grad_(True)
-    model.train()
 
 
 def fusion_parameters(model: nn.Module, names: Sequence[str]) -> list[nn.Parameter]:
