@@ -301,3 +301,18 @@ def test_long_lists_of_full_module_names_match_as_in_peft() -> None:
     )
     with pytest.raises(ConfigError, match="too many module names"):
         from_peft({"peft_type": "LORA", "target_modules": ["q_proj"] * (MAX_NAMES + 1)}, "llama")
+
+
+def test_peft_conversion_is_declared_by_the_method_families() -> None:
+    from adapter_dsl.registry import method_families
+
+    readers = {t for f in method_families() for t, _ in f.peft.reads}
+    assert readers == {"LORA", "IA3", "PREFIX_TUNING", "PROMPT_TUNING"}
+    writers = {f.architecture for f in method_families() if f.peft.writes is not None}
+    assert writers == {"lora", "prefix_tuning", "prompt_tuning"}
+    with pytest.raises(ConfigError) as info:
+        to_peft("double_seq_bn", "bert")
+    text = str(info.value)
+    assert text.splitlines()[0] == "cannot write DoubleSeqBnConfig as a PEFT config"
+    assert "PEFT cannot express bottleneck adapters as the reference defines them" in text
+    assert "expected a config of a family PEFT can express: Prefix tuning" in text

@@ -28,7 +28,7 @@ from ..fieldtypes import (
     as_positive,
 )
 from .base import AdapterConfig
-from .family import MethodFamily, preset, register_family
+from .family import MethodFamily, PeftConversion, preset, register_family
 from .rules import Is, Rule
 
 __all__ = [
@@ -374,5 +374,6 @@ register_family(
         # "shared_parameters": Compacter's shared PHM rule matrices.
         state_containers=frozenset({"adapters", "invertible_adapters", "shared_parameters"}),
         untagged=True,
+        peft=PeftConversion(name="bottleneck adapters as the reference defines them"),
     )
 )

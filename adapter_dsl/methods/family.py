@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BUILTIN_MODULES",
     "MethodFamily",
+    "PeftConversion",
     "Preset",
     "families",
     "family_of_class",
@@ -80,6 +81,19 @@ def preset(
 
 
 @dataclass(frozen=True)
+class PeftConversion:
+    """How a family's configs convert to and from PEFT's ``adapter_config.json`` (late-bound
+    ``"module:function"`` references into :mod:`adapter_dsl.peft`, resolved on first use)."""
+
+    #: PEFT ``peft_type`` → reader ``(data, peft_type, model_type, num_layers) -> config``.
+    reads: tuple[tuple[str, str], ...] = ()
+    #: Writer ``(config, model_type, num_layers) -> dict``; None: PEFT cannot express the family.
+    writes: str | None = None
+    #: The family's configs in a "PEFT cannot express …" message (default: its tag).
+    name: str = ""
+
+
+@dataclass(frozen=True)
 class MethodFamily:
     """One method family's declaration (see the module docstring for what is derived from it)."""
 
@@ -104,6 +118,8 @@ class MethodFamily:
     #: Whether ``load()`` reads a dict without an ``architecture`` key as this family (the
     #: reference writes bottleneck configs that way).
     untagged: bool = False
+    #: Conversion to and from PEFT (:mod:`adapter_dsl.peft`); the default converts nothing.
+    peft: PeftConversion = PeftConversion()
 
     @property
     def capability(self) -> str:

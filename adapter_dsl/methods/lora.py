@@ -22,7 +22,7 @@ from ..fieldtypes import (
     Probability,
 )
 from .base import AdapterConfig
-from .family import MethodFamily, preset, register_family
+from .family import MethodFamily, PeftConversion, preset, register_family
 from .rules import Has, Is, Rule
 
 __all__ = [
@@ -310,6 +310,13 @@ register_family(
         handler="adapter_dsl.backend.methods.lora:LoRAHandler",
         # "shared_parameters": VeRA's frozen random matrices.
         state_containers=frozenset({"loras", "shared_parameters"}),
+        peft=PeftConversion(
+            reads=(
+                ("LORA", "adapter_dsl.peft.lora:lora_from_peft"),
+                ("IA3", "adapter_dsl.peft.lora:lora_from_peft"),
+            ),
+            writes="adapter_dsl.peft.lora:lora_to_peft",
+        ),
     )
 )
 register_family(
@@ -321,5 +328,6 @@ register_family(
         title="MTL-LoRA",
         handler="adapter_dsl.backend.methods.lora:MTLLoRAHandler",
         state_containers=frozenset({"loras"}),
+        peft=PeftConversion(name="MTL-LoRA (task-specific matrices and several up projections)"),
     )
 )

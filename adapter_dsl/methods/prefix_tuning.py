@@ -9,7 +9,7 @@ from pydantic import Field
 
 from ..fieldtypes import Bool, LayerList, NonLinearity, OptionalSeed, PositiveInt, Probability
 from .base import AdapterConfig
-from .family import MethodFamily, preset, register_family
+from .family import MethodFamily, PeftConversion, preset, register_family
 
 __all__ = ["PrefixTuningConfig"]
 
@@ -67,5 +67,9 @@ register_family(
         title="Prefix tuning",
         handler="adapter_dsl.backend.methods.prefix_tuning:PrefixTuningHandler",
         state_containers=frozenset({"prefix_tunings", "prefix_gates"}),
+        peft=PeftConversion(
+            reads=(("PREFIX_TUNING", "adapter_dsl.peft.prompts:prefix_from_peft"),),
+            writes="adapter_dsl.peft.prompts:prefix_to_peft",
+        ),
     )
 )

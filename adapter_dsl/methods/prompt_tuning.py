@@ -9,7 +9,7 @@ from pydantic import Field
 
 from ..fieldtypes import Bool, EnumDocs, Expect, OptionalSeed, PositiveInt, PositiveNumber
 from .base import AdapterConfig
-from .family import MethodFamily, preset, register_family
+from .family import MethodFamily, PeftConversion, preset, register_family
 from .rules import Is, Rule
 
 __all__ = ["PromptTuningConfig"]
@@ -98,5 +98,9 @@ register_family(
         title="Prompt tuning",
         handler="adapter_dsl.backend.methods.prompt_tuning:PromptTuningHandler",
         state_containers=frozenset({"prompt_tunings"}),
+        peft=PeftConversion(
+            reads=(("PROMPT_TUNING", "adapter_dsl.peft.prompts:prompt_from_peft"),),
+            writes="adapter_dsl.peft.prompts:prompt_to_peft",
+        ),
     )
 )

@@ -20,7 +20,7 @@ from ..fieldtypes import (
     Probability,
 )
 from .base import AdapterConfig
-from .family import MethodFamily, preset, register_family
+from .family import MethodFamily, PeftConversion, preset, register_family
 from .rules import Is, Rule
 
 __all__ = ["DiReftConfig", "LoReftConfig", "NoReftConfig", "ReftConfig"]
@@ -124,5 +124,6 @@ register_family(
         title="Representation fine-tuning (ReFT)",
         handler="adapter_dsl.backend.methods.reft:ReftHandler",
         state_containers=frozenset({"refts"}),
+        peft=PeftConversion(name="ReFT interventions as the reference defines them"),
     )
 )

@@ -13,7 +13,7 @@ from ..fieldtypes import Expect, RuleViolation
 from ..lazy import resolve
 from .base import AdapterConfig, check_rules
 from .bottleneck import BnConfig, ParBnConfig, SeqBnConfig
-from .family import MethodFamily, preset, register_family
+from .family import MethodFamily, PeftConversion, preset, register_family
 from .lora import LoRAConfig
 from .prefix_tuning import PrefixTuningConfig
 
@@ -415,6 +415,7 @@ register_family(
             preset("unipelt", UniPELTConfig, "UniPELT: gated prefix tuning + seq_bn + LoRA"),
         ),
         title="Union of methods",
+        peft=PeftConversion(name="combinations of methods (unions)"),
     )
 )
 

@@ -1,5 +1,6 @@
 """The two entry points, :func:`to_peft` and :func:`from_peft`: they read their argument and
-hand it to the converter of its method family (:mod:`.lora`, :mod:`.prompts`)."""
+hand it to the converter its method family declares (``MethodFamily.peft``: :mod:`.lora`,
+:mod:`.prompts`)."""
 
 from __future__ import annotations
 
@@ -7,16 +8,24 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import ConfigError, did_you_mean
+from ..lazy import resolve
 from ..methods.base import AdapterConfig
+from ..methods.family import MethodFamily, family_of_class
+from ..registry import method_families
 from .common import problem
-from .lora import lora_from_peft, lora_to_peft
-from .models import Counts, model_modules
-from .prompts import prefix_from_peft, prefix_to_peft, prompt_from_peft, prompt_to_peft
+from .models import Counts
 from .targets import shown
 
 __all__ = ["from_peft", "to_peft"]
 
-_PEFT_TYPES = ("LORA", "IA3", "PREFIX_TUNING", "PROMPT_TUNING")
+
+def _readers() -> dict[str, str]:
+    """PEFT ``peft_type`` → its reader, over the registered families (in their order)."""
+    return {t: ref for f in method_families() for t, ref in f.peft.reads}
+
+
+def _writers() -> list[MethodFamily]:
+    return [f for f in method_families() if f.peft.writes is not None]
 
 
 def to_peft(
@@ -30,45 +39,26 @@ def to_peft(
     when ``leave_out`` names decoder layers of an encoder-decoder model. Raises ``ConfigError``
     listing everything PEFT cannot express.
     """
-    from ..methods.bottleneck import BnConfig
-    from ..methods.lora import LoRAConfig, MTLLoRAConfig
-    from ..methods.prefix_tuning import PrefixTuningConfig
-    from ..methods.prompt_tuning import PromptTuningConfig
-
     cfg = _as_config(cfg)
-    if isinstance(cfg, MTLLoRAConfig):
-        raise ConfigError(
-            [
-                problem(
-                    "architecture",
-                    "PEFT cannot express MTL-LoRA (task-specific matrices and several up "
-                    "projections)",
-                    found="'mtl_lora'",
-                )
-            ]
-        )
-    if isinstance(cfg, LoRAConfig):
-        return lora_to_peft(cfg, model_modules(model_type), num_layers)
-    if isinstance(cfg, PrefixTuningConfig):
-        return prefix_to_peft(cfg)
-    if isinstance(cfg, PromptTuningConfig):
-        return prompt_to_peft(cfg)
-    bottleneck = isinstance(cfg, BnConfig)
-    architecture = "bottleneck" if bottleneck else cfg.architecture
-    what = {
-        "bottleneck": "bottleneck adapters",
-        "union": "combinations of methods (unions)",
-        "reft": "ReFT interventions",
-    }.get(architecture, f"'{architecture}' configs")
+    family = family_of_class(type(cfg))
+    if family is not None and family.peft.writes is not None:
+        result: dict[str, Any] = resolve(family.peft.writes)(cfg, model_type, num_layers)
+        return result
+    architecture = family.architecture if family is not None else type(cfg).__name__
+    what = (
+        family.peft.name if family is not None and family.peft.name else f"'{architecture}' configs"
+    )
     raise ConfigError(
         [
             problem(
                 "architecture",
-                f"PEFT cannot express {what} as the reference defines them",
-                expected="a LoRA, IA³, DoRA, prefix-tuning or prompt-tuning config",
-                found="a bottleneck config" if bottleneck else repr(architecture),
+                f"PEFT cannot express {what}",
+                expected="a config of a family PEFT can express: "
+                + ", ".join(f.title or f.architecture for f in _writers()),
+                found="a bottleneck config" if architecture == "bottleneck" else repr(architecture),
             )
-        ]
+        ],
+        heading=f"cannot write {type(cfg).__name__} as a PEFT config",
     )
 
 
@@ -113,23 +103,21 @@ def from_peft(
             code="type",
         )
     peft_type = data.get("peft_type")
-    if not isinstance(peft_type, str) or peft_type not in _PEFT_TYPES:
+    readers = _readers()
+    if not isinstance(peft_type, str) or peft_type not in readers:
         raise ConfigError(
             [
                 problem(
                     "peft_type",
                     f"PEFT method {shown(peft_type)} has no counterpart here",
-                    expected="one of " + ", ".join(repr(t) for t in _PEFT_TYPES),
+                    expected="one of " + ", ".join(repr(t) for t in readers),
                     found=shown(peft_type),
-                    suggestion=did_you_mean(peft_type, _PEFT_TYPES)
+                    suggestion=did_you_mean(peft_type, list(readers))
                     if isinstance(peft_type, str)
                     else None,
                     code="unknown_peft_type",
                 )
             ]
         )
-    if peft_type == "PREFIX_TUNING":
-        return prefix_from_peft(data)
-    if peft_type == "PROMPT_TUNING":
-        return prompt_from_peft(data)
-    return lora_from_peft(data, peft_type == "IA3", model_type, num_layers)
+    config: AdapterConfig = resolve(readers[peft_type])(data, peft_type, model_type, num_layers)
+    return config

@@ -42,8 +42,9 @@ _INPUT_LOCATIONS = {
 # -- to PEFT -----------------------------------------------------------------------------------
 
 
-def lora_to_peft(cfg: Any, model: ModelModules, num_layers: Counts) -> dict[str, Any]:
+def lora_to_peft(cfg: Any, model_type: str, num_layers: Counts) -> dict[str, Any]:
     """The PEFT ``LORA`` (or, for ``composition_mode='scale'``, ``IA3``) dict of a LoRA config."""
+    model = model_modules(model_type)
     scale = cfg.composition_mode == "scale"
     problems: list[Problem] = []
     if cfg.use_gating:
@@ -289,10 +290,11 @@ def _re(path: str) -> str:
 
 
 def lora_from_peft(
-    data: Mapping[str, Any], ia3: bool, model_type: str | None, num_layers: Counts
+    data: Mapping[str, Any], peft_type: str, model_type: str | None, num_layers: Counts
 ) -> AdapterConfig:
-    """The LoRA (or, with ``ia3``, IA³) config of a PEFT ``LORA``/``IA3`` dict (see
+    """The LoRA (or, for ``peft_type`` ``IA3``, IA³) config of a PEFT ``LORA``/``IA3`` dict (see
     :func:`adapter_dsl.peft.from_peft` for ``model_type`` and ``num_layers``)."""
+    ia3 = peft_type == "IA3"
     fields = _lora_fields(data, ia3)
     if model_type is not None:
         model = model_modules(model_type)

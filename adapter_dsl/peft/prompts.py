@@ -1,6 +1,8 @@
 """Prefix- and prompt-tuning configs to PEFT ``PREFIX_TUNING``/``PROMPT_TUNING`` dicts and back.
 
-See :mod:`adapter_dsl.peft` for what maps onto what.
+See :mod:`adapter_dsl.peft` for what maps onto what. The converters take the uniform
+arguments of :class:`~adapter_dsl.methods.family.PeftConversion`; prompts and prefixes do not
+depend on the model type or its layer counts.
 """
 
 from __future__ import annotations
@@ -11,12 +13,13 @@ from typing import Any
 from ..errors import ConfigError, Problem
 from ..methods.base import AdapterConfig
 from .common import at_peft_key, flag, number, problem, raise_problems, unknown_keys
+from .models import Counts
 from .targets import shown
 
 __all__ = ["prefix_from_peft", "prefix_to_peft", "prompt_from_peft", "prompt_to_peft"]
 
 
-def prefix_to_peft(cfg: Any) -> dict[str, Any]:
+def prefix_to_peft(cfg: Any, model_type: str, num_layers: Counts) -> dict[str, Any]:
     """The PEFT ``PREFIX_TUNING`` dict of a prefix-tuning config."""
     problems: list[Problem] = []
     for key, default, why in (
@@ -71,7 +74,7 @@ def prefix_to_peft(cfg: Any) -> dict[str, Any]:
     }
 
 
-def prompt_to_peft(cfg: Any) -> dict[str, Any]:
+def prompt_to_peft(cfg: Any, model_type: str, num_layers: Counts) -> dict[str, Any]:
     """The PEFT ``PROMPT_TUNING`` dict of a prompt-tuning config."""
     problems: list[Problem] = []
     if not cfg.before_embeddings:
@@ -125,7 +128,9 @@ def prompt_to_peft(cfg: Any) -> dict[str, Any]:
     }
 
 
-def prefix_from_peft(data: Mapping[str, Any]) -> AdapterConfig:
+def prefix_from_peft(
+    data: Mapping[str, Any], peft_type: str, model_type: str | None, num_layers: Counts
+) -> AdapterConfig:
     """The prefix-tuning config of a PEFT ``PREFIX_TUNING`` dict."""
     from ..methods.prefix_tuning import PrefixTuningConfig
 
@@ -161,7 +166,9 @@ def prefix_from_peft(data: Mapping[str, Any]) -> AdapterConfig:
         raise ConfigError([at_peft_key(p, _PREFIX_KEYS) for p in exc.problems]) from None
 
 
-def prompt_from_peft(data: Mapping[str, Any]) -> AdapterConfig:
+def prompt_from_peft(
+    data: Mapping[str, Any], peft_type: str, model_type: str | None, num_layers: Counts
+) -> AdapterConfig:
     """The prompt-tuning config of a PEFT ``PROMPT_TUNING`` dict."""
     from ..methods.prompt_tuning import PromptTuningConfig
 
