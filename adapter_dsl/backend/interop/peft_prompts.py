@@ -20,6 +20,7 @@ models with two stacks or without ``position_ids``.
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +38,8 @@ __all__ = ["load_peft_prompts"]
 PROMPT_TENSOR = "prompt_embeddings"
 
 
-def _fail(message: str, **kw: Any) -> ConfigError:
-    return ConfigError.single(message, code=kw.pop("code", "not_expressible"), **kw)
+# ConfigError.single with this module's default code (a call may pass another).
+_fail = partial(ConfigError.single, code="not_expressible")
 
 
 def load_peft_prompts(

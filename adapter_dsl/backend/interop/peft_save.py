@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -39,14 +40,15 @@ from adapter_dsl.backend.io import write_directory_atomically
 from adapter_dsl.backend.methods.lora_layers import IA3Input, LoRAWrapper
 from adapter_dsl.backend.state import require_adapter
 from adapter_dsl.errors import ConfigError
+from adapter_dsl.methods.base import AdapterConfig
 
 __all__ = ["WEIGHTS_FILE", "peft_state_dict", "save_peft_adapter"]
 
 WEIGHTS_FILE = "adapter_model.safetensors"
 
 
-def _fail(message: str, **kw: Any) -> ConfigError:
-    return ConfigError.single(message, code=kw.pop("code", "not_expressible"), **kw)
+# ConfigError.single with this module's default code (a call may pass another).
+_fail = partial(ConfigError.single, code="not_expressible")
 
 
 def _layer_counts(model: nn.Module) -> tuple[int, ...]:
@@ -76,7 +78,7 @@ def peft_state_dict(model: nn.Module, name: str) -> dict[str, Tensor]:
     return {k: v.clone().contiguous() for k, v in out.items()}
 
 
-def _check_dora(model: nn.Module, name: str, config: Any) -> None:
+def _check_dora(model: nn.Module, name: str, config: AdapterConfig) -> None:
     if not getattr(config, "use_dora", False):
         return
     biased = [
