@@ -31,6 +31,10 @@ CORPUS: dict[str, Any] = json.loads(
 # is added, and int ``vera_d``/``vera_b`` silently build a plain LoRA (README, "Where we differ").
 FLOAT_FIELDS = frozenset({"dropout", "stochastic_depth", "scaling", "vera_d", "vera_b"})
 FUSION_FLOAT_FIELDS = frozenset({"dropout_prob"})
+# Fields declared int: an integral float (``r=8.0``) is that int here, kept a float there (README).
+INT_FIELDS = frozenset(
+    {"r", "prefix_length", "prompt_length", "bottleneck_size", "init_weights_seed", "phm_dim"}
+)
 
 # Accepted by the reference, refused here: each fails later there, or adds nothing.
 REFUSED: dict[str, str] = {
@@ -50,19 +54,34 @@ REFUSED: dict[str, str] = {
     "both wrap the same linear layers": "lora|mtl_lora fails when the reference adds it",
     "the combination has no effect": "the reference adds an adapter that does nothing",
     "MTL-LoRA has no DoRA variant": "the reference fails adding it (KeyError 'w_o')",
-    "should be a valid boolean": "value_initialized='False' is truthy in the reference",
+    "should be a valid boolean": "1/0 or a string for a flag: the reference takes its truth "
+    "value (value_initialized='False' is true there)",
+    "should be a valid integer": "True for a count is 1 to the reference",
+    # Python literals and bounds: the reference passes them through, and they fail later or
+    # mean nothing (a tuple is refused with the hint to write the list in brackets).
+    "unexpected '('": "a Python tuple such as leave_out=(0, 1): write [0, 1]",
+    "must be in [0, 1)": "dropout=1.0 drops everything",
+    "must be greater than 0": "a negative reduction factor has no bottleneck",
+    "greater than or equal to 1": "r=0 or prompt_length=0 builds nothing usable",
+    "greater than or equal to 0": "a negative layer index in leave_out",
+    "is listed twice": "a layer listed twice in leave_out",
+    "is neither 'learned' nor 'channel'": "a number in quotes fails at add there",
+    "NoneType is not a number": "dropout=None fails building the dropout there",
 }
 
 
+def _number_as_here(key: str, value: Any, floats: frozenset[str]) -> Any:
+    if key in floats and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if key in INT_FIELDS and isinstance(value, float) and value.is_integer():
+        return int(value)
+    return _as_here(value, floats)
+
+
 def _as_here(value: Any, floats: frozenset[str]) -> Any:
-    """The reference's dict with the ints of float-declared fields as floats."""
+    """The reference's dict with its numbers in the type the field declares."""
     if isinstance(value, dict):
-        return {
-            k: float(v)
-            if k in floats and isinstance(v, int) and not isinstance(v, bool)
-            else _as_here(v, floats)
-            for k, v in value.items()
-        }
+        return {k: _number_as_here(k, v, floats) for k, v in value.items()}
     if isinstance(value, list):
         return [_as_here(v, floats) for v in value]
     return value
@@ -142,7 +161,7 @@ def test_setups_as_the_reference_builds_them(row: dict[str, Any]) -> None:
 
 def test_the_corpus_covers_every_kind() -> None:
     kinds = {c["kind"] for c in CORPUS["configs"]}
-    assert kinds == {"string", "dict", "partial", "kwargs", "union", "union_dict"}
+    assert kinds == {"string", "dict", "partial", "kwargs", "format", "union", "union_dict"}
     assert sum(c["ok"] for c in CORPUS["configs"]) > len(CORPUS["configs"]) // 2
     assert any(r["valid"] for r in CORPUS["setups"])
 
@@ -162,3 +181,12 @@ def test_ints_in_float_fields_are_floats_here() -> None:
     config = load("lora[vera_d=1, vera_b=0, dropout=0]")
     assert _typed([config.vera_d, config.vera_b, config.dropout]) == "[1.0, 0.0, 0.0]"
     assert load("seq_bn[scaling=2]").to_dict()["scaling"] == 2.0
+
+
+def test_a_python_tuple_is_refused_with_the_list_to_write() -> None:
+    # The reference's literal parser takes (0, 1) as the list [0, 1].
+    with pytest.raises(ConfigError) as info:
+        load("seq_bn[leave_out=(0, 1)]")
+    (problem,) = info.value.problems
+    assert problem.location.span == (17, 18)
+    assert "write the value as a literal, e.g. [0, 1, 2]" in str(problem.suggestion)

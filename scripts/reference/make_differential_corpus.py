@@ -12,7 +12,7 @@ differential_corpus.json`` with four parts, each what the reference returned or 
 * ``configs``: config strings ``name[k=v, ...]``, the preset's ``to_dict()`` with the same
   fields changed, partial dicts (``architecture`` plus the changed fields), two-member unions
   as strings and as ``{"architecture": "union", "configs": [...]}``, and ``AdapterConfig.load
-  (name, **kwargs)`` -> ``to_dict()`` or the error;
+  (name, **kwargs)`` -> ``to_dict()`` or the error, and ``FORMATS``, ways of writing a string;
 * ``fusion``: ``AdapterFusionConfig.load`` on strings, dicts and keyword arguments;
 * ``setups``: random composition blocks (``to_dict()``, ``first``/``last``/``flatten``,
   ``parallel_channels``, whether ``parse_composition`` accepts them);
@@ -134,6 +134,41 @@ FUSION_VALUES: dict[str, list[Any]] = {
     "dropout_prob": [None, 0.1, 0.0, 0, 0.5],
 }
 NAMES = ["a", "b", "c", "d"]
+# Ways of writing a string that a user might try: spacing, Python literals, numbers in the
+# other type, bounds.
+FORMATS = [
+    "lora[r=8,alpha=16]",
+    "lora[ r=8 ]",
+    "lora[r=8,]",
+    "lora[dropout=1e-2]",
+    "lora[dropout=.1]",
+    "lora[dropout=1.]",
+    "seq_bn[reduction_factor={1: 2, 'default': 16}]",
+    "seq_bn[leave_out=(0, 1)]",
+    "lora[attn_matrices=('q','v')]",
+    "loreft[layers=(0,)]",
+    'lora[attn_matrices=["q", "v"]]',
+    "seq_bn[init_weights_seed=+3]",
+    "seq_bn[reduction_factor=-2]",
+    "lora[r=0]",
+    "lora[r=8.0]",
+    "lora[alpha=16.0]",
+    "prefix_tuning[prefix_length=10.0]",
+    "seq_bn[leave_out=[1, 1]]",
+    "seq_bn[leave_out=[-1]]",
+    "lora | seq_bn",
+    "lora[use_gating=1]",
+    "lora[r=True]",
+    "seq_bn[scaling=1]",
+    "seq_bn[scaling='2.0']",
+    "seq_bn[dropout=None]",
+    "lora[vera_d=0, vera_b=0]",
+    "Lora[r=2]",
+    "lora[]",
+    "prompt_tuning[prompt_length=0]",
+    "ia3[r=1.0]",
+    "lora[init_weights_seed=1.0]",
+]
 
 
 def _json(value: Any) -> Any:
@@ -181,6 +216,8 @@ def config_cases(rng: random.Random) -> list[dict[str, Any]]:
                 _json(value),
                 lambda n=name, o=over: _outcome(lambda: AdapterConfig.load(n, **copy.deepcopy(o))),
             )
+    for text in FORMATS:
+        add("format", text, lambda t=text: _outcome(lambda: AdapterConfig.load(t)))
     for i in range(UNIONS):
         a, b = rng.sample(single, 2)
         parts = [
