@@ -293,6 +293,18 @@ class MTLLoRAConfig(LoRAConfig):
         0.05, description="Temperature of the softmax over up-projection weights."
     )
 
+    cross_field_rules = (
+        *LoRAConfig.cross_field_rules,
+        # The reference accepts the flag, then fails adding every such adapter (KeyError 'w_o').
+        Rule(
+            require=Is("use_dora", False),
+            field="use_dora",
+            message="MTL-LoRA has no DoRA variant (use_dora=True)",
+            expected="use_dora=False with mtl_lora",
+            suggestion="drop use_dora, or use dora[...]",
+        ),
+    )
+
 
 register_family(
     MethodFamily(
