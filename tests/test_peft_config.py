@@ -316,3 +316,7 @@ def test_peft_conversion_is_declared_by_the_method_families() -> None:
     assert text.splitlines()[0] == "cannot write DoubleSeqBnConfig as a PEFT config"
     assert "PEFT cannot express bottleneck adapters as the reference defines them" in text
     assert "expected a config of a family PEFT can express: Prefix tuning" in text
+    with pytest.raises(ConfigError) as info:  # a writer's refusal is headed the same way
+        to_peft("lora[init_weights_seed=3]", "bert")
+    assert str(info.value).splitlines()[0] == "cannot write LoRAConfig as a PEFT config"
+    assert "seed torch before creating the PEFT model" in str(info.value)

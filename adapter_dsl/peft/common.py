@@ -4,7 +4,7 @@ the keys that carry no meaning, and PEFT key names in problems raised by config 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..errors import ConfigError, Location, Problem
 from .targets import shown
@@ -40,6 +40,43 @@ def problem(path: str | tuple[str | int, ...], message: str, **kw: Any) -> Probl
     ``not_expressible``."""
     loc = (path,) if isinstance(path, str) else path
     return Problem(message, Location(path=loc), code=kw.pop("code", "not_expressible"), **kw)
+
+
+class Unsupported(NamedTuple):
+    """A config field PEFT has no counterpart for: the only value PEFT can mean, and why."""
+
+    key: str
+    default: Any
+    why: str
+    suggestion: str | None = None
+
+
+#: Every method's ``init_weights_seed``: PEFT's initialisation follows torch's global RNG.
+SEED = Unsupported(
+    "init_weights_seed",
+    None,
+    "PEFT configs carry no initialisation seed",
+    "seed torch before creating the PEFT model",
+)
+
+
+def unsupported_values(cfg: Any, fields: tuple[tuple[Any, ...], ...]) -> list[Problem]:
+    """A problem for each field (an :class:`Unsupported` or its first three values) whose value
+    in ``cfg`` differs from the one PEFT can mean."""
+    problems = []
+    for row in (Unsupported(*f) for f in fields):
+        value = getattr(cfg, row.key)
+        if value != row.default:
+            problems.append(
+                problem(
+                    row.key,
+                    row.why,
+                    expected=repr(row.default),
+                    found=repr(value),
+                    suggestion=row.suggestion,
+                )
+            )
+    return problems
 
 
 def raise_problems(problems: list[Problem]) -> None:

@@ -40,9 +40,13 @@ def to_peft(
     listing everything PEFT cannot express.
     """
     cfg = _as_config(cfg)
+    heading = f"cannot write {type(cfg).__name__} as a PEFT config"
     family = family_of_class(type(cfg))
     if family is not None and family.peft.writes is not None:
-        result: dict[str, Any] = resolve(family.peft.writes)(cfg, model_type, num_layers)
+        try:
+            result: dict[str, Any] = resolve(family.peft.writes)(cfg, model_type, num_layers)
+        except ConfigError as exc:  # the config is valid: say what could not be done with it
+            raise exc.headed(heading) from None
         return result
     architecture = family.architecture if family is not None else type(cfg).__name__
     what = (
@@ -58,7 +62,7 @@ def to_peft(
                 found="a bottleneck config" if architecture == "bottleneck" else repr(architecture),
             )
         ],
-        heading=f"cannot write {type(cfg).__name__} as a PEFT config",
+        heading=heading,
     )
 
 

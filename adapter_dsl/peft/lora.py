@@ -7,12 +7,21 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..errors import ConfigError, Problem
 from ..methods.base import AdapterConfig
-from .common import at_peft_key, flag, number, problem, raise_problems, unknown_keys
+from .common import (
+    SEED,
+    at_peft_key,
+    flag,
+    number,
+    problem,
+    raise_problems,
+    unknown_keys,
+    unsupported_values,
+)
 from .defaults import DEFAULT_IA3_FEEDFORWARD, DEFAULT_IA3_TARGETS, DEFAULT_LORA_TARGETS
 from .models import (
     ADAPTABLE,
@@ -58,16 +67,7 @@ def lora_to_peft(cfg: Any, model_type: str, num_layers: Counts) -> dict[str, Any
                 found=f"vera_d={cfg.vera_d!r}, vera_b={cfg.vera_b!r}",
             )
         )
-    if cfg.init_weights_seed is not None:
-        problems.append(
-            problem(
-                "init_weights_seed",
-                "PEFT configs carry no initialisation seed",
-                expected="None",
-                found=repr(cfg.init_weights_seed),
-                suggestion="seed torch before creating the PEFT model",
-            )
-        )
+    problems += unsupported_values(cfg, (SEED,))
     if cfg.dtype is not None:
         problems.append(
             problem(
@@ -181,20 +181,10 @@ def _feedforward_modules(model: ModelModules, roles: set[str]) -> list[str] | st
     """PEFT's ``feedforward_modules`` for the modules of ``roles``: names that PEFT's plain
     ``key.endswith(name)`` test finds only on them, or an anchored regex."""
     intended = {p for s in model.stacks for r in roles for p in s.roles.get(r, ())}
-    if not intended:
-        return []
-    every = _all_paths(model)
-    chosen: set[str] = set()
-    for path in sorted(intended):
-        parts = path.split(".")
-        for n in range(1, len(parts) + 1):
-            suffix = ".".join(parts[-n:])
-            if {p for p in every if p.endswith(suffix)} <= intended:
-                chosen.add(suffix)
-                break
-        else:
-            return _target_modules(model, roles, (), None, as_list=False)
-    return sorted(chosen)
+    chosen = _shortest_suffixes(model, intended, lambda path, suffix: path.endswith(suffix))
+    if chosen is None:
+        return _target_modules(model, roles, (), None, as_list=False)
+    return chosen
 
 
 def _stack_paths(model: ModelModules, stack: StackModules, roles: set[str]) -> list[str]:
@@ -257,18 +247,26 @@ def _offsets(
 
 
 def _suffixes(model: ModelModules, per_stack: list[list[str]]) -> list[str] | None:
-    """The shortest PEFT list entries that hit exactly the intended modules, or ``None``."""
+    """The shortest PEFT list entries that hit exactly the intended modules, or ``None``
+    (PEFT matches a ``target_modules`` entry as the whole name or a dotted suffix)."""
     intended = {p for paths in per_stack for p in paths}
-    if not intended:
-        return []
+    return _shortest_suffixes(
+        model, intended, lambda path, suffix: path == suffix or path.endswith("." + suffix)
+    )
+
+
+def _shortest_suffixes(
+    model: ModelModules, intended: set[str], matches: Callable[[str, str], bool]
+) -> list[str] | None:
+    """For each intended path its shortest dotted suffix that ``matches`` no other module of
+    the model; ``None`` when some path has none."""
     every = _all_paths(model)
     chosen: set[str] = set()
     for path in sorted(intended):
         parts = path.split(".")
         for n in range(1, len(parts) + 1):
             suffix = ".".join(parts[-n:])
-            hits = {p for p in every if p == suffix or p.endswith("." + suffix)}
-            if hits <= intended:
+            if {p for p in every if matches(p, suffix)} <= intended:
                 chosen.add(suffix)
                 break
         else:

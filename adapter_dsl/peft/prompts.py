@@ -12,7 +12,16 @@ from typing import Any
 
 from ..errors import ConfigError, Problem
 from ..methods.base import AdapterConfig
-from .common import at_peft_key, flag, number, problem, raise_problems, unknown_keys
+from .common import (
+    SEED,
+    at_peft_key,
+    flag,
+    number,
+    problem,
+    raise_problems,
+    unknown_keys,
+    unsupported_values,
+)
 from .models import Counts
 from .targets import shown
 
@@ -21,18 +30,17 @@ __all__ = ["prefix_from_peft", "prefix_to_peft", "prompt_from_peft", "prompt_to_
 
 def prefix_to_peft(cfg: Any, model_type: str, num_layers: Counts) -> dict[str, Any]:
     """The PEFT ``PREFIX_TUNING`` dict of a prefix-tuning config."""
-    problems: list[Problem] = []
-    for key, default, why in (
-        ("encoder_prefix", True, "PEFT puts prefixes on every attention layer"),
-        ("cross_prefix", True, "PEFT puts prefixes on every attention layer"),
-        ("use_gating", False, "PEFT has no gated prefixes (UniPELT)"),
-        ("shared_gating", True, "PEFT has no gated prefixes"),
-        ("dropout", 0.0, "PEFT applies no dropout to the prefixes"),
-        ("init_weights_seed", None, "PEFT configs carry no initialisation seed"),
-    ):
-        value = getattr(cfg, key)
-        if value != default:
-            problems.append(problem(key, why, expected=repr(default), found=repr(value)))
+    problems = unsupported_values(
+        cfg,
+        (
+            ("encoder_prefix", True, "PEFT puts prefixes on every attention layer"),
+            ("cross_prefix", True, "PEFT puts prefixes on every attention layer"),
+            ("use_gating", False, "PEFT has no gated prefixes (UniPELT)"),
+            ("shared_gating", True, "PEFT has no gated prefixes"),
+            ("dropout", 0.0, "PEFT applies no dropout to the prefixes"),
+            SEED,
+        ),
+    )
     if cfg.leave_out:
         problems.append(
             problem(
@@ -98,24 +106,17 @@ def prompt_to_peft(cfg: Any, model_type: str, num_layers: Counts) -> dict[str, A
                 found=repr(cfg.combine),
             )
         )
-    if cfg.init_weights_seed is not None:
-        problems.append(
-            problem(
-                "init_weights_seed",
-                "PEFT configs carry no initialisation seed",
-                expected="None",
-                found=repr(cfg.init_weights_seed),
-            )
-        )
-    if cfg.random_uniform_scale != 0.5:
-        problems.append(
-            problem(
+    problems += unsupported_values(
+        cfg,
+        (
+            SEED,
+            (
                 "random_uniform_scale",
+                0.5,
                 "PEFT has no setting for the random initialisation's scale",
-                expected="0.5",
-                found=repr(cfg.random_uniform_scale),
-            )
-        )
+            ),
+        ),
+    )
     raise_problems(problems)
     text = cfg.prompt_init == "from_string"
     return {
