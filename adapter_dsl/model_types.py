@@ -269,15 +269,7 @@ def _t5_group(name: Literal["encoder", "decoder"]) -> LayerGroup:
     ffn = "layer.2" if decoder else "layer.1"
 
     def attention(sub: str, module: str, location: str) -> AttentionSpec:
-        path = f"{sub}.{module}"
-        return AttentionSpec(
-            module=path,
-            q=f"{path}.q",
-            k=f"{path}.k",
-            v=f"{path}.v",
-            o=f"{path}.o",
-            prefix_location=location,
-        )
+        return _attention(f"{sub}.{module}", location, names=("q", "k", "v", "o"))
 
     def site(sub: str) -> ResidualSite:
         return _site(f"{sub}.layer_norm", f"{sub}.dropout", sub)

@@ -143,10 +143,7 @@ def check_supported(model: nn.Module, arch: ModelSpec, config: AdapterConfig) ->
         # rules (written once, in the config class) run again, so no handler repeats them.
         member.replace()
         family = family_of(member)
-        # Prompts before the embeddings need no row support (the handler checks the model).
-        if not arch.supports(capability_of(member)) and not getattr(
-            member, "before_embeddings", False
-        ):
+        if get_handler(member).needs_row(member) and not arch.supports(capability_of(member)):
             raise ConfigError.single(
                 f"'{family}' adapters are not supported on '{arch.model_type}' models",
                 expected=f"a method supported by '{arch.model_type}': "

@@ -94,6 +94,11 @@ class MethodHandler(Generic[C]):
         """Raise ``ConfigError`` when the active setup (a ``composition.Node`` or ``None``)
         cannot run on this family's modules; never mutate."""
 
+    def needs_row(self, config: C) -> bool:
+        """Whether building ``config`` needs the model-type row to offer the family's
+        capability (``ModelSpec.supports``); a handler that checks the model itself says no."""
+        return True
+
     def shares_parameters(self, config: C) -> bool:
         """Whether this member keeps parameters under ``shared_parameters.<adapter name>``
         (the reference's layout has room for one such member per adapter)."""

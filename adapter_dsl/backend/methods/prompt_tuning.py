@@ -137,6 +137,10 @@ class PromptTuningHandler(MethodHandler[PromptTuningConfig]):
 
     family = "prompt_tuning"
 
+    def needs_row(self, config: PromptTuningConfig) -> bool:
+        # Prompts before the embeddings need only inputs_embeds, which check() looks for.
+        return not config.before_embeddings
+
     def check(self, model: nn.Module, arch: ModelSpec, config: PromptTuningConfig) -> None:
         if config.before_embeddings:
             _check_inputs_embeds(model, arch)
